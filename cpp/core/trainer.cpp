@@ -1,0 +1,482 @@
+#include "trainer.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "../alloc/alloc_count.h"
+#include "build_info.hpp"
+#include "datasets.hpp"
+#include "idx.hpp"
+#include "mlp_torch.hpp"
+
+namespace cladbench {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct TrainOptions {
+  std::string images, labels, dataset = "mnist";
+  long train_begin = 0, train_end = 8000, test_begin = 8000, test_end = 10000;
+  std::vector<int> hidden{128};
+  int batch = 32, epochs = 3, threads = 1, warmup = 10, repetition = 0;
+  double lr = 0.1;
+  std::string optimizer = "sgd";
+  uint64_t seed = 1;
+  std::string out;
+};
+
+const char* kUsage =
+    "usage: cladbench-train --images FILE --labels FILE [--out record.json]\n"
+    "  [--train-range 0:8000] [--test-range 8000:10000] [--hidden 128[,64...]] [--batch 32]\n"
+    "  [--epochs 3] [--lr 0.1] [--optimizer sgd|adam] [--seed 1] [--threads 1] [--warmup 10]\n"
+    "  [--dataset mnist] [--repetition 0]\n";
+
+std::pair<long, long> parse_range(const std::string& s) {
+  const size_t colon = s.find(':');
+  if (colon == std::string::npos) throw std::invalid_argument("range '" + s + "' must be BEGIN:END");
+  return {std::stol(s.substr(0, colon)), std::stol(s.substr(colon + 1))};
+}
+
+std::vector<int> parse_widths(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) {
+      out.push_back(std::stoi(item));
+      if (out.back() <= 0) throw std::invalid_argument("hidden widths must be positive");
+    }
+  return out;
+}
+
+TrainOptions parse_args(int argc, char** argv) {
+  TrainOptions o;
+  std::map<std::string, std::string> kv;
+  for (int i = 1; i < argc; ++i) {
+    const std::string key = argv[i];
+    if (key == "-h" || key == "--help") { std::cout << kUsage; std::exit(0); }
+    if (key.rfind("--", 0) != 0 || i + 1 >= argc) throw std::invalid_argument("bad argument '" + key + "'");
+    kv[key.substr(2)] = argv[++i];
+  }
+  auto take = [&](const char* key, auto& field, auto convert) {
+    auto it = kv.find(key);
+    if (it == kv.end()) return;
+    try { field = convert(it->second); }
+    catch (const std::logic_error&) { throw std::invalid_argument(std::string("bad value for --") + key + ": '" + it->second + "'"); }
+    kv.erase(it);
+  };
+  auto str = [](const std::string& s) { return s; };
+  auto to_int = [](const std::string& s) { return std::stoi(s); };
+  take("images", o.images, str);
+  take("labels", o.labels, str);
+  take("out", o.out, str);
+  take("dataset", o.dataset, str);
+  take("optimizer", o.optimizer, str);
+  take("hidden", o.hidden, parse_widths);
+  take("batch", o.batch, to_int);
+  take("epochs", o.epochs, to_int);
+  take("threads", o.threads, to_int);
+  take("warmup", o.warmup, to_int);
+  take("repetition", o.repetition, to_int);
+  take("lr", o.lr, [](const std::string& s) { return std::stod(s); });
+  take("seed", o.seed, [](const std::string& s) { return uint64_t(std::stoull(s)); });
+  std::pair<long, long> r;
+  r = {o.train_begin, o.train_end};
+  take("train-range", r, parse_range);
+  std::tie(o.train_begin, o.train_end) = r;
+  r = {o.test_begin, o.test_end};
+  take("test-range", r, parse_range);
+  std::tie(o.test_begin, o.test_end) = r;
+  if (!kv.empty()) throw std::invalid_argument("unknown option --" + kv.begin()->first + "\n" + kUsage);
+  if (o.images.empty() || o.labels.empty()) throw std::invalid_argument(std::string("--images and --labels are required\n") + kUsage);
+  if (o.optimizer != "sgd" && o.optimizer != "adam") throw std::invalid_argument("--optimizer must be sgd or adam");
+  if (o.batch < 1 || o.epochs < 1 || o.threads < 1 || o.warmup < 0) throw std::invalid_argument("--batch, --epochs and --threads must be positive");
+  return o;
+}
+
+struct NonFiniteLoss : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The optimizer update of the arena engines, on flat arrays: the arithmetic of torch.optim's
+// single-tensor SGD and Adam (default betas and eps), so every engine follows the same curve.
+class FlatOptimizer {
+ public:
+  FlatOptimizer(const std::string& kind, double lr, long n)
+      : adam_(kind == "adam"), lr_(lr), m_(adam_ ? n : 0, 0.f), v_(adam_ ? n : 0, 0.f) {}
+
+  void step(float* p, const float* g, long n) {
+    if (!adam_) {
+      const float lr = float(lr_);
+      for (long i = 0; i < n; ++i) p[i] -= lr * g[i];
+      return;
+    }
+    ++t_;
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const float step_size = float(lr_ / (1 - std::pow(b1, t_)));
+    const float bc2_sqrt = float(std::sqrt(1 - std::pow(b2, t_)));
+    for (long i = 0; i < n; ++i) {
+      m_[i] += float(1 - b1) * (g[i] - m_[i]);
+      v_[i] = float(b2) * v_[i] + float(1 - b2) * g[i] * g[i];
+      p[i] -= step_size * m_[i] / (std::sqrt(v_[i]) / bc2_sqrt + float(eps));
+    }
+  }
+
+ private:
+  bool adam_;
+  double lr_;
+  std::vector<float> m_, v_;
+  long t_ = 0;
+};
+
+std::unique_ptr<torch::optim::Optimizer> torch_optimizer(const std::string& kind, double lr,
+                                                         std::vector<torch::Tensor> params) {
+  if (kind == "adam") return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr));
+  return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(lr));
+}
+
+// One gradient engine being trained. Batches arrive as contiguous tensors gathered beforehand.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // One training step (gradient and update); returns the batch loss.
+  virtual double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor& y64) = 0;
+  // The loss gradient as a flat vector in the engine's layout, parameters unchanged.
+  virtual torch::Tensor gradient(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor& y64) = 0;
+  // Current parameters as a flat vector in the engine's layout.
+  virtual torch::Tensor flat_params() = 0;
+  virtual Layout layout() const = 0;
+};
+
+// Kernel engine, arena: every buffer allocated once, a step is raw kernel calls (no heap).
+class ArenaEngine : public Engine {
+ public:
+  ArenaEngine(const MlpKernels& k, const MlpShape& shape, const torch::Tensor& init, int batch, const TrainOptions& o)
+      : k_(k), shape_(shape), params_(init.clone()), grads_(torch::zeros_like(params_)),
+        ws_(mlp_workspace_size(shape.dims.data(), shape.n_layers(), batch)), d_ws_(ws_.size()),
+        opt_(o.optimizer, o.lr, params_.numel()) {}
+
+  double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
+    const float loss = gradient_into(x, y32);
+    opt_.step(params_.data_ptr<float>(), grads_.data_ptr<float>(), params_.numel());
+    return loss;
+  }
+
+  torch::Tensor gradient(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
+    gradient_into(x, y32);
+    return grads_.clone();
+  }
+  torch::Tensor flat_params() override { return params_; }
+  Layout layout() const override { return k_.layout; }
+
+ private:
+  float gradient_into(const torch::Tensor& x, const torch::Tensor& y32) {
+    std::memset(grads_.data_ptr<float>(), 0, sizeof(float) * grads_.numel());
+    std::fill(d_ws_.begin(), d_ws_.end(), 0.f);
+    float loss = 0, seed = 1;
+    k_.f32.pullback(params_.data_ptr<float>(), x.data_ptr<float>(), y32.data_ptr<int>(), shape_.dims.data(),
+                    shape_.n_layers(), int(x.size(0)), ws_.data(), &loss, grads_.data_ptr<float>(), nullptr,
+                    d_ws_.data(), &seed);
+    return loss;
+  }
+
+  const MlpKernels& k_;
+  MlpShape shape_;
+  torch::Tensor params_, grads_;
+  std::vector<float> ws_, d_ws_;
+  FlatOptimizer opt_;
+};
+
+// Kernel engine, dynamic: the generic autograd::Function and torch.optim, allocating as autograd does.
+class DynamicEngine : public Engine {
+ public:
+  DynamicEngine(const MlpKernels& k, const MlpShape& shape, const torch::Tensor& init, const TrainOptions& o)
+      : k_(k), shape_(shape), params_(init.clone().requires_grad_()), opt_(torch_optimizer(o.optimizer, o.lr, {params_})) {}
+
+  double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
+    opt_->zero_grad();
+    torch::Tensor loss = mlp_loss(k_, params_, x, y32, shape_);
+    loss.backward();
+    opt_->step();
+    return loss.item<double>();
+  }
+  torch::Tensor gradient(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
+    return torch::autograd::grad({mlp_loss(k_, params_, x, y32, shape_)}, {params_})[0];
+  }
+  torch::Tensor flat_params() override { return params_.detach(); }
+  Layout layout() const override { return k_.layout; }
+
+ private:
+  const MlpKernels& k_;
+  MlpShape shape_;
+  torch::Tensor params_;
+  std::unique_ptr<torch::optim::Optimizer> opt_;
+};
+
+// The libtorch engine: torch::nn layers, cross_entropy and autograd, as a LibTorch user writes it.
+class LibtorchEngine : public Engine {
+ public:
+  LibtorchEngine(const MlpShape& shape, const std::vector<torch::Tensor>& init, const TrainOptions& o) {
+    torch::NoGradGuard no_grad;
+    for (int l = 0; l < shape.n_layers(); ++l) {
+      torch::nn::Linear linear(shape.dims[l], shape.dims[l + 1]);
+      linear->weight.copy_(init[2 * l]);
+      linear->bias.copy_(init[2 * l + 1]);
+      model_->push_back(linear);
+      if (l + 1 < shape.n_layers()) model_->push_back(torch::nn::ReLU());
+    }
+    opt_ = torch_optimizer(o.optimizer, o.lr, model_->parameters());
+  }
+
+  double step(const torch::Tensor& x, const torch::Tensor&, const torch::Tensor& y64) override {
+    opt_->zero_grad();
+    torch::Tensor loss = torch::nn::functional::cross_entropy(model_->forward(x), y64);
+    loss.backward();
+    opt_->step();
+    return loss.item<double>();
+  }
+  torch::Tensor gradient(const torch::Tensor& x, const torch::Tensor&, const torch::Tensor& y64) override {
+    const auto params = model_->parameters();  // W0, b0, W1, b1, ... as in init_mlp_params
+    const auto grads = torch::autograd::grad({torch::nn::functional::cross_entropy(model_->forward(x), y64)}, params);
+    return pack_params(grads, Layout::RowMajor);
+  }
+  torch::Tensor flat_params() override {
+    torch::NoGradGuard no_grad;
+    return pack_params(model_->parameters(), Layout::RowMajor);
+  }
+  Layout layout() const override { return Layout::RowMajor; }
+
+ private:
+  torch::nn::Sequential model_;
+  std::unique_ptr<torch::optim::Optimizer> opt_;
+};
+
+double quantile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return std::nan("");
+  const double pos = q * double(sorted.size() - 1);
+  const size_t lo = size_t(pos), hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (pos - double(lo)) * (sorted[hi] - sorted[lo]);
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+std::string utc_now() {
+  char buf[32];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+std::string hostname() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+// Test loss and accuracy, from the reference forward (the same function every engine computes).
+std::pair<double, double> evaluate(Engine& engine, const Dataset& test, const MlpShape& shape) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = reference_mlp_logits(engine.flat_params(), test.x, shape, engine.layout());
+  const double loss = torch::nn::functional::cross_entropy(logits, test.labels.to(torch::kLong)).item<double>();
+  const double accuracy = logits.argmax(1).eq(test.labels.to(torch::kLong)).to(torch::kDouble).mean().item<double>();
+  return {loss, accuracy};
+}
+
+json train(const TrainOptions& o, const Variant& v, json& record) {
+  torch::set_num_threads(o.threads);
+  const Dataset all = load_mnist(o.images, o.labels);
+  const Dataset train_set = slice(all, o.train_begin, o.train_end, "--train-range");
+  const Dataset test_set = slice(all, o.test_begin, o.test_end, "--test-range");
+  MlpShape shape{{int(all.x.size(1))}};
+  shape.dims.insert(shape.dims.end(), o.hidden.begin(), o.hidden.end());
+  shape.dims.push_back(all.classes);
+  record["model"] = shape.name();
+
+  const long n_train = train_set.x.size(0);
+  const int steps_per_epoch = int(n_train / o.batch);
+  if (steps_per_epoch < 1) throw std::invalid_argument("--batch is larger than the training set");
+
+  const std::vector<torch::Tensor> init = init_mlp_params(shape, o.seed);
+  std::unique_ptr<Engine> engine;
+  if (v.engine == "libtorch") {
+    engine = std::make_unique<LibtorchEngine>(shape, init, o);
+  } else {
+    const Layout layout = parse_layout(v.layout);
+    const MlpKernels& k = require_mlp_kernels(v.engine, layout);
+    record["gradient_generator"] = k.generator;
+    const torch::Tensor flat = pack_params(init, layout);
+    if (v.alloc == "arena") engine = std::make_unique<ArenaEngine>(k, shape, flat, o.batch, o);
+    else engine = std::make_unique<DynamicEngine>(k, shape, flat, o);
+  }
+
+  // Batches are gathered into these before the clock starts: a step is gradient + update.
+  torch::Tensor xb = torch::empty({o.batch, shape.dims[0]}, torch::kFloat);
+  torch::Tensor yb32 = torch::empty({o.batch}, torch::kInt);
+  torch::Tensor yb64 = torch::empty({o.batch}, torch::kLong);
+  const torch::Tensor orders = epoch_orders(n_train, o.epochs, o.seed);
+  auto gather = [&](int epoch, int s) {
+    const torch::Tensor idx = orders[epoch].slice(0, long(s) * o.batch, long(s + 1) * o.batch);
+    torch::index_select_out(xb, train_set.x, 0, idx);
+    torch::index_select_out(yb32, train_set.labels, 0, idx);
+    yb64.copy_(yb32);
+  };
+
+  // Gradient agreement at the first step: the engine's float gradient against LibTorch autograd
+  // in double on the same parameters and batch.
+  gather(0, 0);
+  {
+    const torch::Tensor g = engine->gradient(xb, yb32, yb64);
+    torch::Tensor p = engine->flat_params().detach().to(torch::kDouble).requires_grad_();
+    torch::Tensor ref_loss = reference_mlp_loss(p, xb.to(torch::kDouble), yb32, shape, engine->layout());
+    record["grad_max_rel_err"] = max_rel_err(g, torch::autograd::grad({ref_loss}, {p})[0]);
+  }
+
+  const bool counting = cladbench_alloc_count_active();
+  std::vector<double> step_times;
+  uint64_t allocations = 0;
+  json train_loss = json::array(), test_loss = json::array(), test_acc = json::array();
+  long global_step = 0;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    double loss_sum = 0;
+    for (int s = 0; s < steps_per_epoch; ++s, ++global_step) {
+      gather(epoch, s);
+      const uint64_t a0 = cladbench_alloc_count();
+      const auto t0 = std::chrono::steady_clock::now();
+      const double loss = engine->step(xb, yb32, yb64);
+      const auto t1 = std::chrono::steady_clock::now();
+      const uint64_t a1 = cladbench_alloc_count();
+      if (!std::isfinite(loss))
+        throw NonFiniteLoss("non-finite loss (" + std::to_string(loss) + ") at step " + std::to_string(global_step) +
+                            " (epoch " + std::to_string(epoch + 1) + "); try a smaller --lr");
+      if (global_step >= o.warmup) {
+        step_times.push_back(std::chrono::duration<double>(t1 - t0).count());
+        allocations += a1 - a0;
+      }
+      loss_sum += loss;
+    }
+    const auto [tl, ta] = evaluate(*engine, test_set, shape);
+    train_loss.push_back(loss_sum / steps_per_epoch);
+    test_loss.push_back(tl);
+    test_acc.push_back(ta);
+    std::cerr << "[" << v.engine << "-" << v.layout << "-" << v.alloc << "] epoch " << epoch + 1 << "/" << o.epochs
+              << ": train loss " << loss_sum / steps_per_epoch << ", test accuracy " << ta << std::endl;
+  }
+  std::vector<double> sorted = step_times;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = quantile(sorted, 0.5);
+  record["steps_per_epoch"] = steps_per_epoch;
+  record["steps_timed"] = sorted.size();
+  record["step_time_median_s"] = median;
+  record["step_time_q1_s"] = quantile(sorted, 0.25);
+  record["step_time_q3_s"] = quantile(sorted, 0.75);
+  record["samples_per_s"] = o.batch / median;
+  record["allocs_per_step"] = counting && !sorted.empty() ? json(double(allocations) / double(sorted.size())) : json();
+  record["epoch_train_loss"] = train_loss;
+  record["epoch_test_loss"] = test_loss;
+  record["epoch_test_accuracy"] = test_acc;
+  record["final_loss"] = train_loss.back();
+  record["test_accuracy"] = test_acc.back();
+  return record;
+}
+
+json base_record(const TrainOptions& o, const Variant& v) {
+  return {
+      {"status", "running"},
+      {"error", nullptr},
+      {"engine", v.engine},
+      {"device", v.device},
+      {"layout", v.layout},
+      {"alloc", v.alloc},
+      {"dataset", o.dataset},
+      {"model", nullptr},
+      {"batch", o.batch},
+      {"threads", o.threads},
+      {"seed", o.seed},
+      {"repetition", o.repetition},
+      {"optimizer", o.optimizer},
+      {"lr", o.lr},
+      {"epochs", o.epochs},
+      {"warmup_steps", o.warmup},
+      {"train_range", {o.train_begin, o.train_end}},
+      {"test_range", {o.test_begin, o.test_end}},
+      {"gradient_generator", v.engine == "libtorch" ? "LibTorch " TORCH_VERSION " autograd" : ""},
+      {"versions",
+       {{"torch", TORCH_VERSION}, {"clad", CLADBENCH_CLAD_VERSION}, {"compiler", CLADBENCH_CXX_COMPILER},
+        {"cuda", nullptr}, {"python", nullptr}}},
+      {"compile_flags", std::string(CLADBENCH_CXX_FLAGS) + " " + v.kernel_flags},
+      {"git_commit", CLADBENCH_GIT_COMMIT},
+      {"cpu_model", cpu_model()},
+      {"hostname", hostname()},
+      {"started_utc", utc_now()},
+  };
+}
+
+void write_record(const std::string& path, const json& record) {
+  if (path.empty()) {
+    std::cout << record.dump(2) << std::endl;
+    return;
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << record.dump(2) << '\n';
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  std::rename(tmp.c_str(), path.c_str());  // a record is whole or absent
+}
+
+}  // namespace
+
+int train_main(int argc, char** argv, const Variant& variant) {
+  TrainOptions o;
+  try {
+    o = parse_args(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "cladbench-train: " << e.what() << std::endl;
+    return 2;
+  }
+  json record = base_record(o, variant);
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  try {
+    train(o, variant, record);
+    record["status"] = "ok";
+  } catch (const NonFiniteLoss& e) {
+    record["status"] = "failed";
+    record["error"] = e.what();
+    status = 3;
+  } catch (const std::exception& e) {  // IdxError, invalid_argument, c10::Error
+    std::cerr << "cladbench-train: " << e.what() << std::endl;
+    return 2;
+  }
+  record["wall_time_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  record["peak_rss_mb"] = peak_rss_mb();
+  if (status) std::cerr << "cladbench-train: training failed: " << record["error"].get<std::string>() << std::endl;
+  write_record(o.out, record);
+  return status;
+}
+
+}  // namespace cladbench

@@ -1,0 +1,8 @@
+// cladbench-train for one variant of the matrix (DESIGN §4). CMake compiles this file once per
+// variant with CLADBENCH_ENGINE/LAYOUT/ALLOC defined and links that engine's kernels.
+#include "../core/trainer.hpp"
+
+int main(int argc, char** argv) {
+  const cladbench::Variant variant{"cpu", CLADBENCH_ENGINE, CLADBENCH_LAYOUT, CLADBENCH_ALLOC, CLADBENCH_KERNEL_FLAGS};
+  return cladbench::train_main(argc, argv, variant);
+}
