@@ -1,0 +1,76 @@
+"""The `cladbench` command: doctor, train, run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from .options import ENGINES, add_train_arguments, train_argv
+from .paths import NotBuiltError, alloc_counter_library, trainer
+
+
+def variant_name(engine: str, layout: str, alloc: str) -> str:
+    """build/<device>-<engine>-<layout>-<alloc>; torch::nn and PyTorch own their layout and memory."""
+    if engine in ("libtorch", "pytorch"):
+        layout, alloc = "rowmajor", "dynamic"
+    return f"cpu-{engine}-{layout}-{alloc}"
+
+
+def train_command(engine: str, layout: str, alloc: str, argv: list[str]) -> tuple[list[str], dict]:
+    """The command line (and environment) that trains one variant."""
+    env = dict(os.environ)
+    if engine == "pytorch":
+        library = alloc_counter_library()
+        if library.exists():  # count PyTorch's heap allocations too
+            env["LD_PRELOAD"] = f"{library} {env.get('LD_PRELOAD', '')}".strip()
+        return [sys.executable, "-m", "cladbench.pytorch_engine", *argv], env
+    return [str(trainer(variant_name(engine, layout, alloc))), *argv], env
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    print("\n".join(report()))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    command, env = train_command(args.engine, args.layout, args.alloc, train_argv(args))
+    return subprocess.run(command, env=env).returncode
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import run
+
+    return run(args.config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cladbench", description="Clad as a LibTorch gradient engine, measured.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("doctor", help="what this machine has and which variants it can build").set_defaults(func=cmd_doctor)
+
+    train = sub.add_parser("train", help="train the MLP with one engine and write its run record")
+    train.add_argument("--engine", choices=ENGINES, required=True)
+    train.add_argument("--layout", choices=("rowmajor", "colmajor"), default="rowmajor")
+    train.add_argument("--alloc", choices=("arena", "dynamic"), default="arena")
+    add_train_arguments(train)
+    train.set_defaults(func=cmd_train)
+
+    run = sub.add_parser("run", help="the main job: train every available engine as the config says")
+    run.add_argument("--config", default="config/config.yaml")
+    run.set_defaults(func=cmd_run)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NotBuiltError as error:
+        print(f"cladbench: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

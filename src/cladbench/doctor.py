@@ -1,0 +1,90 @@
+"""`cladbench doctor`: what this machine has and which variants it can build, with reasons."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from .paths import REPO, build_dir, build_manifest, NotBuiltError
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"error: {error}"
+    return (out.stdout + out.stderr).strip()
+
+
+def cxx_compiler() -> str:
+    """The compiler the build uses: $CXX, else clang++-19 (the clang Clad is built against here)."""
+    return os.environ.get("CXX") or shutil.which("clang++-19") or shutil.which("clang++") or "c++"
+
+
+def find_clad(cxx: str) -> dict:
+    """Asks cpp/cmake/clad.cmake, the one place that finds Clad, what it finds for this compiler."""
+    out = _run(["cmake", f"-DCXX={cxx}", "-P", str(REPO / "cpp" / "cmake" / "clad.cmake")])
+    info = {}
+    for line in out.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.startswith("CLAD_"):
+            info[key] = value
+    if "CLAD_FOUND" not in info:
+        info = {"CLAD_FOUND": "FALSE", "CLAD_REASON": f"cmake could not run the Clad finder: {out[:200]}"}
+    return info
+
+
+def report() -> list[str]:
+    lines = []
+    say = lines.append
+    import torch
+
+    torch_dir = Path(torch.__file__).parent
+    say(f"torch        {torch.__version__} at {torch_dir}")
+    say(f"LibTorch     {torch_dir / 'share' / 'cmake' / 'Torch'} "
+        f"({'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU-only build'})")
+    cxx = cxx_compiler()
+    say(f"C++ compiler {cxx}: {_run([cxx, '--version']).splitlines()[0] if shutil.which(cxx) else 'not found'}")
+
+    clad = find_clad(cxx)
+    clad_ok = clad.get("CLAD_FOUND") == "TRUE"
+    if clad_ok:
+        say(f"Clad         {clad['CLAD_VERSION']} at {clad['CLAD_PREFIX']}; the plugin loads into {cxx}")
+    else:
+        say(f"Clad         not usable: {clad.get('CLAD_REASON')}")
+
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
+    say(f"nvcc         {_run([nvcc, '--version']).splitlines()[-1] if nvcc else 'not found'}")
+    gpus = _run(["nvidia-smi", "-L"]) if shutil.which("nvidia-smi") else ""
+    gpu_lines = [g for g in gpus.splitlines() if g.startswith("GPU")]
+    say(f"GPUs         {'; '.join(gpu_lines) if gpu_lines else 'none'}")
+    say(f"CUDA LibTorch {'yes' if torch.version.cuda else 'no'}; torch.cuda.is_available(): {torch.cuda.is_available()}")
+
+    try:
+        manifest = build_manifest()
+        say(f"built        {len(manifest['variants'])} variants in {build_dir()}: {', '.join(manifest['variants'])}")
+    except NotBuiltError as error:
+        say(f"built        nothing yet ({error})")
+
+    say("variants this machine can build:")
+    for layout in ("rowmajor", "colmajor"):
+        for alloc in ("arena", "dynamic"):
+            say(f"  yes  cpu-manual-{layout}-{alloc}")
+            if clad_ok:
+                say(f"  yes  cpu-clad-{layout}-{alloc}")
+            else:
+                say(f"  no   cpu-clad-{layout}-{alloc}: Clad not usable (see above)")
+    say("  yes  cpu-libtorch-rowmajor-dynamic")
+    say("  yes  cpu-pytorch-rowmajor-dynamic (Python, nothing to build)")
+    cuda_missing = []
+    if not nvcc:
+        cuda_missing.append("no nvcc")
+    if not torch.version.cuda:
+        cuda_missing.append(f"torch {torch.__version__} is a CPU-only LibTorch")
+    if not gpu_lines:
+        cuda_missing.append("no GPU")
+    cuda_missing.append("the CUDA variants are not part of this version of cladbench yet")
+    say(f"  no   cuda-*: {'; '.join(cuda_missing)}")
+    return lines

@@ -1,0 +1,44 @@
+"""The training options, defined once for `cladbench train`, the pytorch engine and the C++
+trainers (which parse the same flags)."""
+
+from __future__ import annotations
+
+import argparse
+
+ENGINES = ("clad", "manual", "libtorch", "pytorch")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", required=True, help="MNIST IDX images (.gz or plain)")
+    parser.add_argument("--labels", required=True, help="MNIST IDX labels (.gz or plain)")
+    parser.add_argument("--out", default="", help="where to write the JSON run record (stdout if empty)")
+    parser.add_argument("--train-range", default="0:8000", help="training rows BEGIN:END")
+    parser.add_argument("--test-range", default="8000:10000", help="held-out rows BEGIN:END")
+    parser.add_argument("--hidden", default="128", help="hidden widths, comma-separated")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=10, help="steps left out of the timing")
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--repetition", type=int, default=0)
+
+
+def train_argv(args: argparse.Namespace) -> list[str]:
+    """The same options as command-line flags, for a C++ trainer or the pytorch engine."""
+    names = ["images", "labels", "out", "train_range", "test_range", "hidden", "batch", "epochs", "lr",
+             "optimizer", "seed", "threads", "warmup", "dataset", "repetition"]
+    argv = []
+    for name in names:
+        value = getattr(args, name)
+        if name == "out" and not value:
+            continue
+        argv += ["--" + name.replace("_", "-"), str(value)]
+    return argv
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    begin, _, end = text.partition(":")
+    return int(begin), int(end)

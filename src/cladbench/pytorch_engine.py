@@ -1,0 +1,210 @@
+"""The pytorch engine: the MLP in plain torch.nn, eager autograd and torch.optim, as a PyTorch user
+writes it. It starts from the same parameters, sees the same batches in the same order and makes
+the same updates as the C++ engines (the shared helpers come from the C++ core), and writes the
+same run record. Run as `python -m cladbench.pytorch_engine`, or through `cladbench train`, which
+preloads the allocation counter."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .core import core
+from .options import add_train_arguments, parse_range
+from .paths import REPO
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def _alloc_counter():
+    """The preloaded malloc counter, if this process runs under it; else None."""
+    try:
+        lib = ctypes.CDLL(None)
+        lib.cladbench_alloc_count_active.restype = ctypes.c_int
+        lib.cladbench_alloc_count.restype = ctypes.c_uint64
+    except AttributeError:
+        return None
+    return lib.cladbench_alloc_count if lib.cladbench_alloc_count_active() else None
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    pos = q * (len(sorted_values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (pos - lo) * (sorted_values[hi] - sorted_values[lo])
+
+
+def _train(args: argparse.Namespace, record: dict) -> None:
+    torch.set_num_threads(args.threads)
+    x_all, y_all = core.load_mnist(args.images, args.labels)
+    tb, te = parse_range(args.train_range)
+    vb, ve = parse_range(args.test_range)
+    for what, (b, e) in (("--train-range", (tb, te)), ("--test-range", (vb, ve))):
+        if not 0 <= b < e <= len(x_all):
+            raise ValueError(f"{what} range {b}:{e} does not fit a dataset of {len(x_all)} samples")
+    x_train, y_train = x_all[tb:te], y_all[tb:te].long()
+    x_test, y_test = x_all[vb:ve], y_all[vb:ve].long()
+    dims = [x_all.shape[1], *[int(w) for w in args.hidden.split(",") if w], 10]
+    record["model"] = "mlp-" + "-".join(map(str, dims))
+
+    init = core.init_mlp_params(dims, args.seed)
+    layers: list[nn.Module] = []
+    for i in range(len(dims) - 1):
+        linear = nn.Linear(dims[i], dims[i + 1])
+        with torch.no_grad():
+            linear.weight.copy_(init[2 * i])
+            linear.bias.copy_(init[2 * i + 1])
+        layers += [linear, nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])
+    optimizer = (torch.optim.Adam(model.parameters(), lr=args.lr) if args.optimizer == "adam"
+                 else torch.optim.SGD(model.parameters(), lr=args.lr))
+    loss_fn = nn.CrossEntropyLoss()
+
+    n_train = len(x_train)
+    steps_per_epoch = n_train // args.batch
+    if steps_per_epoch < 1:
+        raise ValueError("--batch is larger than the training set")
+    orders = core.epoch_orders(n_train, args.epochs, args.seed)
+    xb = torch.empty(args.batch, dims[0])
+    yb = torch.empty(args.batch, dtype=torch.long)
+
+    def gather(epoch: int, step: int) -> None:
+        idx = orders[epoch, step * args.batch:(step + 1) * args.batch]
+        torch.index_select(x_train, 0, idx, out=xb)
+        torch.index_select(y_train, 0, idx, out=yb)
+
+    # Gradient agreement at the first step, against LibTorch autograd in double.
+    gather(0, 0)
+    model.zero_grad()
+    loss_fn(model(xb), yb).backward()
+    grad = core.pack_params([p.grad for p in model.parameters()], "rowmajor")
+    params = core.pack_params([p.detach() for p in model.parameters()], "rowmajor").double().requires_grad_()
+    reference = core.reference_mlp_loss(params, xb.double(), yb.int(), dims, "rowmajor")
+    (ref_grad,) = torch.autograd.grad(reference, params)
+    record["grad_max_rel_err"] = core.max_rel_err(grad, ref_grad)
+
+    count = _alloc_counter()
+    times, allocations = [], 0
+    train_loss, test_loss, test_acc = [], [], []
+    global_step = 0
+    for epoch in range(args.epochs):
+        loss_sum = 0.0
+        for step in range(steps_per_epoch):
+            gather(epoch, step)
+            a0 = count() if count else 0
+            t0 = time.perf_counter()
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            value = loss.item()
+            t1 = time.perf_counter()
+            a1 = count() if count else 0
+            if not math.isfinite(value):
+                raise NonFiniteLoss(f"non-finite loss ({value}) at step {global_step} (epoch {epoch + 1}); "
+                                    "try a smaller --lr")
+            if global_step >= args.warmup:
+                times.append(t1 - t0)
+                allocations += a1 - a0
+            loss_sum += value
+            global_step += 1
+        with torch.no_grad():
+            logits = model(x_test)
+            test_loss.append(loss_fn(logits, y_test).item())
+            test_acc.append((logits.argmax(1) == y_test).double().mean().item())
+        train_loss.append(loss_sum / steps_per_epoch)
+        print(f"[pytorch] epoch {epoch + 1}/{args.epochs}: train loss {train_loss[-1]:.6g}, "
+              f"test accuracy {test_acc[-1]:.4g}", file=sys.stderr, flush=True)
+
+    times.sort()
+    median = _quantile(times, 0.5)
+    record.update({
+        "steps_per_epoch": steps_per_epoch, "steps_timed": len(times),
+        "step_time_median_s": median, "step_time_q1_s": _quantile(times, 0.25),
+        "step_time_q3_s": _quantile(times, 0.75), "samples_per_s": args.batch / median,
+        "allocs_per_step": allocations / len(times) if count and times else None,
+        "epoch_train_loss": train_loss, "epoch_test_loss": test_loss, "epoch_test_accuracy": test_acc,
+        "final_loss": train_loss[-1], "test_accuracy": test_acc[-1],
+    })
+
+
+def train(args: argparse.Namespace) -> tuple[dict, int]:
+    """Trains; returns (record, exit status) with the statuses of cladbench-train (0, 3)."""
+    record = {
+        "status": "running", "error": None, "engine": "pytorch", "device": "cpu", "layout": "rowmajor",
+        "alloc": "dynamic", "dataset": args.dataset, "model": None, "batch": args.batch, "threads": args.threads,
+        "seed": args.seed, "repetition": args.repetition, "optimizer": args.optimizer, "lr": args.lr,
+        "epochs": args.epochs, "warmup_steps": args.warmup, "train_range": list(parse_range(args.train_range)),
+        "test_range": list(parse_range(args.test_range)),
+        "gradient_generator": f"PyTorch {torch.__version__} eager autograd",
+        "versions": {"torch": torch.__version__, "clad": "", "compiler": "", "cuda": torch.version.cuda,
+                     "python": platform.python_version()},
+        "compile_flags": "", "git_commit": _git_commit(), "cpu_model": _cpu_model(),
+        "hostname": socket.gethostname(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    start = time.perf_counter()
+    status = 0
+    try:
+        _train(args, record)
+        record["status"] = "ok"
+    except NonFiniteLoss as error:
+        record.update(status="failed", error=str(error))
+        status = 3
+    record["wall_time_s"] = time.perf_counter() - start
+    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return record, status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cladbench.pytorch_engine", description=__doc__)
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        record, status = train(args)
+    except (ValueError, RuntimeError) as error:  # bad data file (IdxError is a ValueError), bad range
+        print(f"cladbench pytorch engine: {error}", file=sys.stderr)
+        return 2
+    text = json.dumps(record, indent=2)
+    if args.out:
+        tmp = Path(args.out + ".tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, args.out)
+    else:
+        print(text)
+    if status:
+        print(f"cladbench pytorch engine: training failed: {record['error']}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
