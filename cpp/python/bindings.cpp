@@ -32,6 +32,7 @@ py::tuple run_pullback(const std::string& engine, const std::string& layout, con
                                d_params.data_ptr<scalar_t>(), d_x.data_ptr<scalar_t>(), d_ws.data_ptr<scalar_t>(),
                                seed.data_ptr<scalar_t>());
   });
+  py::gil_scoped_acquire gil;  // building Python objects
   return py::make_tuple(loss, d_params, d_x);
 }
 
@@ -63,9 +64,11 @@ PYBIND11_MODULE(_core, m) {
     return out;
   }, "The kernel engines linked into this module, with who wrote each pullback.");
   m.def("mlp_pullback", &run_pullback, py::arg("engine"), py::arg("layout"), py::arg("params"), py::arg("x"),
-        py::arg("labels"), py::arg("dims"), "(loss, d_params, d_x) from the engine's pullback, seeded with 1.");
+        py::arg("labels"), py::arg("dims"), py::call_guard<py::gil_scoped_release>(),
+        "(loss, d_params, d_x) from the engine's pullback, seeded with 1.");
   m.def("mlp_forward", &run_forward, py::arg("engine"), py::arg("layout"), py::arg("params"), py::arg("x"),
-        py::arg("labels"), py::arg("dims"), "The loss from the engine's forward kernel.");
+        py::arg("labels"), py::arg("dims"), py::call_guard<py::gil_scoped_release>(),
+        "The loss from the engine's forward kernel.");
   m.def("reference_mlp_loss", [](const torch::Tensor& params, const torch::Tensor& x, const torch::Tensor& labels,
                                  const std::vector<int>& dims, const std::string& layout) {
     return reference_mlp_loss(params, x, labels, shape_of(dims), parse_layout(layout));

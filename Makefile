@@ -1,0 +1,48 @@
+# The two commands (README): `make run` runs the main job, `make test` runs every test.
+# Each sets itself up on a fresh Debian machine: system packages, .venv, the C++ build.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUILD ?= build
+# Clad plugins work only with the clang they were built against: clang 19 here.
+CXX_COMPILER ?= clang++-19
+C_COMPILER ?= clang-19
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PACKAGES := $(shell grep -v '^\#' envs/debian-packages.txt)
+
+.PHONY: run test build setup system-packages doctor clean
+
+run: build
+	$(VENV)/bin/cladbench run --config config/config.yaml
+
+test: build
+	$(PY) -m pytest
+
+doctor: setup
+	$(VENV)/bin/cladbench doctor
+
+build: setup
+	cmake -S cpp -B $(BUILD) -G Ninja -DCMAKE_CXX_COMPILER=$(CXX_COMPILER) -DCMAKE_C_COMPILER=$(C_COMPILER) \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -Dpybind11_DIR="$$($(PY) -m pybind11 --cmakedir)" -DPython_EXECUTABLE=$(abspath $(PY))
+	cmake --build $(BUILD) -j$$(nproc)
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@if ! command -v dpkg >/dev/null; then echo "not Debian: install $(DEBIAN_PACKAGES) yourself"; exit 0; fi; \
+	missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+clean:
+	rm -rf $(BUILD) src/cladbench/_core*.so

@@ -1,0 +1,73 @@
+"""The command line around the core: doctor, the main job's config validation, data staging, and
+the C++ tests (ctest)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from cladbench.data import DataError, FILES, stage
+from cladbench.paths import build_dir, build_manifest
+from cladbench.run import ConfigError, load_config
+from conftest import CLAD_BUILT
+
+
+def test_doctor_reports_the_machine():
+    done = subprocess.run([sys.executable, "-m", "cladbench", "doctor"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "torch        2.13.0" in out and "share/cmake/Torch" in out
+    assert "C++ compiler" in out and "nvcc" in out and "GPUs" in out
+    assert "yes  cpu-manual-rowmajor-arena" in out and "cuda-*:" in out
+    if CLAD_BUILT:
+        assert f"Clad         {build_manifest()['clad_version']} at {build_manifest()['clad_prefix']}" in out
+        assert "yes  cpu-clad-rowmajor-arena" in out
+    else:
+        assert "Clad         not usable:" in out and "no   cpu-clad-rowmajor-arena" in out
+
+
+def test_cpp_tests_pass():
+    done = subprocess.run(["ctest", "--output-on-failure"], cwd=build_dir(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "100% tests passed" in done.stdout
+
+
+def test_default_config_is_valid():
+    config = load_config("config/config.yaml")
+    assert config["train"]["batch"] == [32, 256]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["train"].update(optimiser="sgd"), "Additional properties are not allowed ('optimiser'"),
+    (lambda c: c["train"].update(batch=[0]), "train/batch/0"),
+    (lambda c: c.update(engines=["clad", "tensorflow"]), "engines/1"),
+])
+def test_invalid_config_names_itself(tmp_path, change, message):
+    config = yaml.safe_load(open("config/config.yaml"))
+    change(config)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_config(path)
+
+
+def test_staging_rejects_a_wrong_file_and_leaves_nothing(tmp_path):
+    name = "mnist/t10k-labels-idx1-ubyte.gz"
+    mirror = tmp_path / "mirror"
+    (mirror / "mnist").mkdir(parents=True)
+    (mirror / name).write_bytes(b"\x1f\x8b not the MNIST labels")
+    resources = tmp_path / "resources"
+    with pytest.raises(DataError, match=f"expected {FILES[name].sha256}"):
+        stage(name, resources, mirror)
+    assert not any(p.is_file() for p in resources.rglob("*"))
+
+
+def test_staging_offline_without_mirror_says_how_to_prestage(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_MIRROR", str(tmp_path / "nowhere"))
+    monkeypatch.setattr("cladbench.data.REPO", tmp_path)  # no ../shared/data beside it
+    name = "mnist/train-images-idx3-ubyte.gz"
+    with pytest.raises(DataError, match="Pre-stage it: download .*train-images-idx3-ubyte.gz .*DATA_MIRROR"):
+        stage(name, tmp_path / "resources", None)
