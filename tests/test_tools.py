@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from cladbench.data import DataError, FILES, stage
-from cladbench.paths import build_dir, build_manifest
+from cladbench.paths import REPO, build_dir, build_manifest
 from cladbench.run import ConfigError, load_config
 from conftest import CLAD_BUILT
 
@@ -71,3 +71,22 @@ def test_staging_offline_without_mirror_says_how_to_prestage(tmp_path, monkeypat
     name = "mnist/train-images-idx3-ubyte.gz"
     with pytest.raises(DataError, match="Pre-stage it: download .*train-images-idx3-ubyte.gz .*DATA_MIRROR"):
         stage(name, tmp_path / "resources", None)
+
+
+def test_snakefile_dry_runs_and_rejects_an_invalid_config(tmp_path):
+    snakemake = [sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--directory", str(tmp_path),
+                 "--snakefile", str(REPO / "Snakefile")]
+    (tmp_path / "config").mkdir()
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for name in ("config.yaml", "schema.yaml"):
+        (tmp_path / "config" / name).write_text((REPO / "config" / name).read_text())
+    done = subprocess.run(snakemake, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "train_mnist" in done.stdout + done.stderr
+
+    config["train"]["epochs"] = 0
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run(snakemake, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    message = done.stdout + done.stderr
+    assert "Error validating config file" in message and "['epochs']" in message and "minimum of 1" in message
