@@ -125,6 +125,34 @@ def test_corrupt_idx_gives_the_named_error(mnist, tmp_path, variant):
     assert done.returncode == 2 and "expected labels of rank 1" in done.stderr
 
 
+def test_adam_curves_agree_across_engines(mnist, tmp_path):
+    """The arena engines' own Adam update against torch.optim.Adam (libtorch, pytorch, dynamic)."""
+    images, labels, _ = mnist
+    variants = [v for v in VARIANTS if "-rowmajor-" in v]
+    losses = {}
+    for variant in variants:
+        out = tmp_path / f"{variant}.json"
+        done = train(variant, images, labels, out, "--optimizer", "adam", "--lr", "0.001", "--epochs", "2")
+        assert done.returncode == 0, done.stderr
+        losses[variant] = json.loads(out.read_text())["epoch_train_loss"]
+    reference = losses["cpu-libtorch-rowmajor-dynamic"]
+    for variant, curve in losses.items():
+        assert all(abs(a - b) <= 1e-3 * b for a, b in zip(curve, reference)), f"{variant}: {curve} vs {reference}"
+
+
+def test_trainer_runs_in_process_from_python(mnist, tmp_path):
+    from cladbench.core import core
+
+    images, labels, _ = mnist
+    out = tmp_path / "record.json"
+    status = core.train("manual", "colmajor", "arena", ["--images", str(images), "--labels", str(labels),
+                                                         "--epochs", "1", "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert status == 0 and record["status"] == "ok" and record["layout"] == "colmajor"
+    assert record["epoch_test_accuracy"][0] > 0.85
+    assert core.train("manual", "rowmajor", "arena", ["--images", str(tmp_path / "none")]) == 2
+
+
 def test_a_variant_not_built_says_so_and_why():
     done = subprocess.run([sys.executable, "-m", "cladbench", "train", "--engine", "clad", "--layout", "colmajor",
                            "--images", "x", "--labels", "y"], capture_output=True, text=True)

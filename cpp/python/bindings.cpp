@@ -5,6 +5,7 @@
 #include "../core/datasets.hpp"
 #include "../core/idx.hpp"
 #include "../core/mlp_torch.hpp"
+#include "../core/trainer.hpp"
 
 namespace py = pybind11;
 using namespace cladbench;
@@ -88,5 +89,16 @@ PYBIND11_MODULE(_core, m) {
     return torch::from_blob(a.data.data(), a.shape, torch::kUInt8).clone();
   }, py::arg("path"));
   m.def("max_rel_err", &max_rel_err);
+  m.def("train", [](const std::string& engine, const std::string& layout, const std::string& alloc,
+                    std::vector<std::string> args) {
+    // The C++ trainer in this process, with any engine linked into the module. Heap allocations
+    // are counted only when the allocation counter is preloaded (`cladbench train` does that).
+    const Variant variant{"cpu", engine, layout, alloc, "(in cladbench._core)"};
+    args.insert(args.begin(), "cladbench._core.train");
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    return train_main(int(argv.size()), argv.data(), variant);
+  }, py::arg("engine"), py::arg("layout"), py::arg("alloc"), py::arg("args"), py::call_guard<py::gil_scoped_release>(),
+     "Runs cladbench-train's trainer in-process with the given flags; returns its exit status (0, 2, 3).");
   py::register_exception<IdxError>(m, "IdxError", PyExc_ValueError);
 }

@@ -26,10 +26,11 @@ def build_manifest() -> dict:
 
 
 def trainer(variant: str) -> Path:
-    """The cladbench-train binary of a variant such as cpu-clad-rowmajor-arena."""
+    """The cladbench-train binary of a variant such as cpu-clad-rowmajor-arena, if the last build
+    made it (a binary left over from an earlier build, say with Clad, does not count)."""
+    manifest = build_manifest()
     path = build_dir() / variant / "cladbench-train"
-    if not path.exists():
-        manifest = build_manifest()
+    if variant not in manifest["variants"] or not path.exists():
         why = ""
         if "-clad-" in variant and not manifest["clad_found"]:
             why = f" (the clad engine was not built: {manifest['clad_reason']})"
