@@ -8,6 +8,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 validate(config, "config/schema.yaml")
 
+include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 
 

@@ -9,7 +9,6 @@ import sys
 import pytest
 import yaml
 
-from cladbench.data import DataError, FILES, stage
 from cladbench.paths import REPO, build_dir, build_manifest
 from cladbench.run import ConfigError, load_config
 from conftest import CLAD_BUILT
@@ -52,25 +51,6 @@ def test_invalid_config_names_itself(tmp_path, change, message):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         load_config(path)
-
-
-def test_staging_rejects_a_wrong_file_and_leaves_nothing(tmp_path):
-    name = "mnist/t10k-labels-idx1-ubyte.gz"
-    mirror = tmp_path / "mirror"
-    (mirror / "mnist").mkdir(parents=True)
-    (mirror / name).write_bytes(b"\x1f\x8b not the MNIST labels")
-    resources = tmp_path / "resources"
-    with pytest.raises(DataError, match=f"expected {FILES[name].sha256}"):
-        stage(name, resources, mirror)
-    assert not any(p.is_file() for p in resources.rglob("*"))
-
-
-def test_staging_offline_without_mirror_says_how_to_prestage(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATA_MIRROR", str(tmp_path / "nowhere"))
-    monkeypatch.setattr("cladbench.data.REPO", tmp_path)  # no ../shared/data beside it
-    name = "mnist/train-images-idx3-ubyte.gz"
-    with pytest.raises(DataError, match="Pre-stage it: download .*train-images-idx3-ubyte.gz .*DATA_MIRROR"):
-        stage(name, tmp_path / "resources", None)
 
 
 def test_snakefile_dry_runs_and_rejects_an_invalid_config(tmp_path):

@@ -36,6 +36,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .data import GROUPS, DataError, stage_all
+
+    names = [name for group in args.group for name in GROUPS[group]]
+    try:
+        for path in stage_all(names, args.resources, args.mirror):
+            print(path)
+    except DataError as error:
+        print(f"cladbench fetch: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     command, env = train_command(args.engine, args.layout, args.alloc, train_argv(args))
     return subprocess.run(command, env=env).returncode
@@ -52,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("doctor", help="what this machine has and which variants it can build").set_defaults(func=cmd_doctor)
+
+    fetch = sub.add_parser("fetch", help="stage verified data files into resources/ (mirror first, then publishers)")
+    fetch.add_argument("group", nargs="+", choices=("mnist-t10k", "mnist-train", "gw150914"))
+    fetch.add_argument("--mirror", default=None, help="mirror directory (default: $DATA_MIRROR, else ../shared/data)")
+    fetch.add_argument("--resources", default="resources", help="where verified files go")
+    fetch.set_defaults(func=cmd_fetch)
 
     train = sub.add_parser("train", help="train the MLP with one engine and write its run record")
     train.add_argument("--engine", choices=ENGINES, required=True)
