@@ -1,6 +1,6 @@
-"""Every kernel engine's gradients against LibTorch autograd (float64, max rel err < 1e-10) and
-central finite differences, forward agreement across engines, float32 agreement, and the
-registered torch op through autograd.gradcheck."""
+"""Every kernel engine's gradients, for the MNIST MLP and the GW CNN, against LibTorch autograd
+(float64, max rel err < 1e-10) and central finite differences; forward agreement across engines,
+float32 agreement, and the registered torch op through autograd.gradcheck."""
 
 from __future__ import annotations
 
@@ -11,36 +11,44 @@ from torch import nn
 from cladbench.core import core
 from conftest import engine_param
 
-SHAPES = [[37, 19, 7], [784, 128, 10], [20, 16, 12, 8, 5]]  # odd widths, MNIST's, three hidden layers
+SHAPES = [("mlp", [37, 19, 7]), ("mlp", [784, 128, 10]), ("mlp", [20, 16, 12, 8, 5]),  # odd, MNIST's, 3 hidden
+          ("cnn", [2, 61, 3, 5, 2, 4, 3, 3, 6, 2]),  # two conv blocks, odd lengths, two detectors
+          ("cnn", [2, 256, 8, 16, 4, 16, 8, 4, 32, 2])]  # the GW CNN's shape on 1/8 s of strain
+SMALL = [SHAPES[0], SHAPES[2], SHAPES[3]]
 BATCHES = [1, 5, 64]
+
+
+def shape_id(shape):
+    return shape[0] + "-" + "-".join(map(str, shape[1]))
 ENGINES = [engine_param("clad"), engine_param("manual")]
 LAYOUTS = ["rowmajor", "colmajor"]
 
 
-def problem(dims, batch, layout, dtype=torch.float64, seed=0):
+def problem(shape, batch, layout, dtype=torch.float64, seed=0):
+    model, dims = shape
     torch.manual_seed(seed)
-    params = core.pack_params(core.init_mlp_params(dims, seed + 1), layout).to(dtype)
-    x = torch.randn(batch, dims[0], dtype=dtype)
+    params = core.pack_params(core.init_params(model, dims, seed + 1), layout).to(dtype)
+    x = torch.randn(batch, dims[0] * dims[1] if model == "cnn" else dims[0], dtype=dtype)
     labels = torch.randint(dims[-1], (batch,), dtype=torch.int32)
     return params, x, labels
 
 
-def autograd_reference(params, x, labels, dims, layout):
+def autograd_reference(params, x, labels, shape, layout):
     p = params.clone().requires_grad_()
     xr = x.clone().requires_grad_()
-    loss = core.reference_mlp_loss(p, xr, labels, dims, layout)
+    loss = core.reference_loss(shape[0], p, xr, labels, shape[1], layout)
     loss.backward()
     return loss.detach(), p.grad, xr.grad
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dims", SHAPES, ids=lambda d: "-".join(map(str, d)))
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
 @pytest.mark.parametrize("batch", BATCHES)
-def test_double_gradients_match_autograd(engine, layout, dims, batch):
-    params, x, labels = problem(dims, batch, layout)
-    loss, d_params, d_x = core.mlp_pullback(engine, layout, params, x, labels, dims)
-    ref_loss, ref_params, ref_x = autograd_reference(params, x, labels, dims, layout)
+def test_double_gradients_match_autograd(engine, layout, shape, batch):
+    params, x, labels = problem(shape, batch, layout)
+    loss, d_params, d_x = core.pullback(shape[0], engine, layout, params, x, labels, shape[1])
+    ref_loss, ref_params, ref_x = autograd_reference(params, x, labels, shape, layout)
     assert abs(loss.item() - ref_loss.item()) <= 1e-12 * abs(ref_loss.item())
     assert core.max_rel_err(d_params, ref_params) < 1e-10
     assert core.max_rel_err(d_x, ref_x) < 1e-10
@@ -48,13 +56,13 @@ def test_double_gradients_match_autograd(engine, layout, dims, batch):
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dims", [[37, 19, 7], [20, 16, 12, 8, 5]], ids=lambda d: "-".join(map(str, d)))
-def test_gradients_match_central_differences(engine, layout, dims):
-    params, x, labels = problem(dims, 5, layout, seed=3)
-    _, d_params, d_x = core.mlp_pullback(engine, layout, params, x, labels, dims)
+@pytest.mark.parametrize("shape", SMALL, ids=shape_id)
+def test_gradients_match_central_differences(engine, layout, shape):
+    params, x, labels = problem(shape, 5, layout, seed=3)
+    _, d_params, d_x = core.pullback(shape[0], engine, layout, params, x, labels, shape[1])
 
     def loss(p, xx):
-        return core.mlp_forward(engine, layout, p, xx, labels, dims).item()
+        return core.forward(shape[0], engine, layout, p, xx, labels, shape[1]).item()
 
     h = 1e-6
     gen = torch.Generator().manual_seed(5)
@@ -72,36 +80,65 @@ def test_gradients_match_central_differences(engine, layout, dims):
         assert fd == pytest.approx(d_params[i].item(), rel=1e-5, abs=1e-9)
 
 
-@pytest.mark.parametrize("dims", SHAPES, ids=lambda d: "-".join(map(str, d)))
-def test_forward_agrees_across_engines(dims):
-    params, x, labels = problem(dims, 64, "rowmajor")
-    layers = core.init_mlp_params(dims, 1)
-    # pytorch: plain torch.nn with the same parameters
-    modules = []
-    for i in range(len(dims) - 1):
-        linear = nn.Linear(dims[i], dims[i + 1]).double()
+def torch_nn_model(shape, layers):
+    """The model in plain torch.nn (what the pytorch engine and a PyTorch user write), in double."""
+    model, dims = shape
+    modules, i = [], 0
+    if model == "cnn":
+        modules.append(nn.Unflatten(1, (dims[0], dims[1])))
+        c_in, n_conv = dims[0], (len(dims) - 4) // 3
+        for i in range(n_conv):
+            c_out, k, pool = dims[2 + 3 * i: 5 + 3 * i]
+            conv = nn.Conv1d(c_in, c_out, k).double()
+            with torch.no_grad():
+                conv.weight.copy_(layers[2 * i].reshape(c_out, c_in, k))
+                conv.bias.copy_(layers[2 * i + 1])
+            modules += [conv, nn.MaxPool1d(pool), nn.ReLU()]
+            c_in = c_out
+        modules.append(_TimeMajorFlatten())
+        i = n_conv
+    for j in range(i, len(layers) // 2):
+        linear = nn.Linear(layers[2 * j].shape[1], layers[2 * j].shape[0]).double()
         with torch.no_grad():
-            linear.weight.copy_(layers[2 * i])
-            linear.bias.copy_(layers[2 * i + 1])
+            linear.weight.copy_(layers[2 * j])
+            linear.bias.copy_(layers[2 * j + 1])
         modules += [linear, nn.ReLU()]
+    return nn.Sequential(*modules[:-1])
+
+
+class _TimeMajorFlatten(nn.Module):
+    """The kernels flatten [batch][time][channels]; torch's conv output is [batch][channels][time]."""
+
+    def forward(self, h):
+        return h.permute(0, 2, 1).reshape(h.shape[0], -1)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_forward_agrees_across_engines(shape):
+    model, dims = shape
+    params, x, labels = problem(shape, 64, "rowmajor")
+    layers = core.init_params(model, dims, 1)
     with torch.no_grad():
-        pytorch_loss = nn.CrossEntropyLoss()(nn.Sequential(*modules[:-1])(x), labels.long()).item()
-    losses = {"pytorch": pytorch_loss, "libtorch": core.reference_mlp_loss(params, x, labels, dims, "rowmajor").item()}
+        pytorch_loss = nn.CrossEntropyLoss()(torch_nn_model(shape, [l.double() for l in layers])(x), labels.long()).item()
+    losses = {"pytorch": pytorch_loss, "libtorch": core.reference_loss(model, params, x, labels, dims, "rowmajor").item()}
     for entry in core.engines():
-        colmajor = core.pack_params(layers, "colmajor").double()
-        p = params if entry["layout"] == "rowmajor" else colmajor
-        losses[f"{entry['engine']}-{entry['layout']}"] = core.mlp_forward(entry["engine"], entry["layout"], p, x, labels, dims).item()
+        if entry["model"] != model:
+            continue
+        p = core.pack_params(layers, entry["layout"]).double()
+        losses[f"{entry['engine']}-{entry['layout']}"] = core.forward(model, entry["engine"], entry["layout"], p, x,
+                                                                     labels, dims).item()
     reference = losses["libtorch"]
+    assert len(losses) >= 6  # pytorch, libtorch, autograd x2, manual x2 (+ clad x2)
     assert all(abs(v - reference) <= 1e-12 * abs(reference) for v in losses.values()), losses
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dims", SHAPES, ids=lambda d: "-".join(map(str, d)))
-def test_float_gradients_within_1e4(engine, layout, dims):
-    params, x, labels = problem(dims, 64, layout, dtype=torch.float32)
-    _, d_params, d_x = core.mlp_pullback(engine, layout, params, x, labels, dims)
-    _, ref_params, ref_x = autograd_reference(params.double(), x.double(), labels, dims, layout)
+@pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
+def test_float_gradients_within_1e4(engine, layout, shape):
+    params, x, labels = problem(shape, 64, layout, dtype=torch.float32)
+    _, d_params, d_x = core.pullback(shape[0], engine, layout, params, x, labels, shape[1])
+    _, ref_params, ref_x = autograd_reference(params.double(), x.double(), labels, shape, layout)
     assert d_params.dtype == torch.float32
     assert core.max_rel_err(d_params, ref_params) < 1e-4
     assert core.max_rel_err(d_x, ref_x) < 1e-4
@@ -109,24 +146,24 @@ def test_float_gradients_within_1e4(engine, layout, dims):
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_torch_op_gradcheck(engine, layout):
-    dims = [9, 7, 5, 3]
-    params, x, labels = problem(dims, 4, layout)
+@pytest.mark.parametrize("shape", [("mlp", [9, 7, 5, 3]), ("cnn", [2, 20, 3, 4, 2, 5, 2])], ids=shape_id)
+def test_torch_op_gradcheck(engine, layout, shape):
+    params, x, labels = problem(shape, 4, layout)
     params.requires_grad_()
     x.requires_grad_()
 
     def op(p, xx):
-        return torch.ops.cladbench.mlp_loss(p, xx, labels, dims, engine, layout)
+        return torch.ops.cladbench.loss(p, xx, labels, shape[0], shape[1], engine, layout)
 
     assert torch.autograd.gradcheck(op, (params, x), eps=1e-6, atol=1e-8, rtol=1e-6)
     loss = op(params, x)
     loss.backward()
-    _, ref_params, ref_x = autograd_reference(params.detach(), x.detach(), labels, dims, layout)
+    _, ref_params, ref_x = autograd_reference(params.detach(), x.detach(), labels, shape, layout)
     assert core.max_rel_err(params.grad, ref_params) < 1e-10
     assert core.max_rel_err(x.grad, ref_x) < 1e-10
 
 
 def test_torch_op_names_a_missing_engine():
-    params, x, labels = problem([4, 3], 2, "rowmajor")
-    with pytest.raises(ValueError, match="engine .nonesuch. with rowmajor weights is not built"):
-        torch.ops.cladbench.mlp_loss(params, x, labels, [4, 3], "nonesuch", "rowmajor")
+    params, x, labels = problem(("mlp", [4, 3]), 2, "rowmajor")
+    with pytest.raises(ValueError, match="mlp engine .nonesuch. with rowmajor weights is not built"):
+        torch.ops.cladbench.loss(params, x, labels, "mlp", [4, 3], "nonesuch", "rowmajor")

@@ -19,7 +19,7 @@
 #include "build_info.hpp"
 #include "datasets.hpp"
 #include "idx.hpp"
-#include "mlp_torch.hpp"
+#include "model_torch.hpp"
 
 namespace cladbench {
 
@@ -163,9 +163,9 @@ class Engine {
 // Kernel engine, arena: every buffer allocated once, a step is raw kernel calls (no heap).
 class ArenaEngine : public Engine {
  public:
-  ArenaEngine(const MlpKernels& k, const MlpShape& shape, const torch::Tensor& init, int batch, const TrainOptions& o)
+  ArenaEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, int batch, const TrainOptions& o)
       : k_(k), shape_(shape), params_(init.clone()), grads_(torch::zeros_like(params_)),
-        ws_(mlp_workspace_size(shape.dims.data(), shape.n_layers(), batch)), d_ws_(ws_.size()),
+        ws_(shape.workspace_size(batch)), d_ws_(ws_.size()),
         opt_(o.optimizer, o.lr, params_.numel()) {}
 
   double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
@@ -187,13 +187,13 @@ class ArenaEngine : public Engine {
     std::fill(d_ws_.begin(), d_ws_.end(), 0.f);
     float loss = 0, seed = 1;
     k_.f32.pullback(params_.data_ptr<float>(), x.data_ptr<float>(), y32.data_ptr<int>(), shape_.dims.data(),
-                    shape_.n_layers(), int(x.size(0)), ws_.data(), &loss, grads_.data_ptr<float>(), nullptr,
+                    shape_.count(), int(x.size(0)), ws_.data(), &loss, grads_.data_ptr<float>(), nullptr,
                     d_ws_.data(), &seed);
     return loss;
   }
 
-  const MlpKernels& k_;
-  MlpShape shape_;
+  const ModelKernels& k_;
+  ModelShape shape_;
   torch::Tensor params_, grads_;
   std::vector<float> ws_, d_ws_;
   FlatOptimizer opt_;
@@ -202,25 +202,25 @@ class ArenaEngine : public Engine {
 // Kernel engine, dynamic: the generic autograd::Function and torch.optim, allocating as autograd does.
 class DynamicEngine : public Engine {
  public:
-  DynamicEngine(const MlpKernels& k, const MlpShape& shape, const torch::Tensor& init, const TrainOptions& o)
+  DynamicEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, const TrainOptions& o)
       : k_(k), shape_(shape), params_(init.clone().requires_grad_()), opt_(torch_optimizer(o.optimizer, o.lr, {params_})) {}
 
   double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
     opt_->zero_grad();
-    torch::Tensor loss = mlp_loss(k_, params_, x, y32, shape_);
+    torch::Tensor loss = kernel_loss(k_, params_, x, y32, shape_);
     loss.backward();
     opt_->step();
     return loss.item<double>();
   }
   torch::Tensor gradient(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
-    return torch::autograd::grad({mlp_loss(k_, params_, x, y32, shape_)}, {params_})[0];
+    return torch::autograd::grad({kernel_loss(k_, params_, x, y32, shape_)}, {params_})[0];
   }
   torch::Tensor flat_params() override { return params_.detach(); }
   Layout layout() const override { return k_.layout; }
 
  private:
-  const MlpKernels& k_;
-  MlpShape shape_;
+  const ModelKernels& k_;
+  ModelShape shape_;
   torch::Tensor params_;
   std::unique_ptr<torch::optim::Optimizer> opt_;
 };
@@ -228,14 +228,14 @@ class DynamicEngine : public Engine {
 // The libtorch engine: torch::nn layers, cross_entropy and autograd, as a LibTorch user writes it.
 class LibtorchEngine : public Engine {
  public:
-  LibtorchEngine(const MlpShape& shape, const std::vector<torch::Tensor>& init, const TrainOptions& o) {
+  LibtorchEngine(const ModelShape& shape, const std::vector<torch::Tensor>& init, const TrainOptions& o) {
     torch::NoGradGuard no_grad;
-    for (int l = 0; l < shape.n_layers(); ++l) {
+    for (int l = 0; l < shape.count(); ++l) {
       torch::nn::Linear linear(shape.dims[l], shape.dims[l + 1]);
       linear->weight.copy_(init[2 * l]);
       linear->bias.copy_(init[2 * l + 1]);
       model_->push_back(linear);
-      if (l + 1 < shape.n_layers()) model_->push_back(torch::nn::ReLU());
+      if (l + 1 < shape.count()) model_->push_back(torch::nn::ReLU());
     }
     opt_ = torch_optimizer(o.optimizer, o.lr, model_->parameters());
   }
@@ -248,7 +248,7 @@ class LibtorchEngine : public Engine {
     return loss.item<double>();
   }
   torch::Tensor gradient(const torch::Tensor& x, const torch::Tensor&, const torch::Tensor& y64) override {
-    const auto params = model_->parameters();  // W0, b0, W1, b1, ... as in init_mlp_params
+    const auto params = model_->parameters();  // W0, b0, W1, b1, ... as in init_params
     const auto grads = torch::autograd::grad({torch::nn::functional::cross_entropy(model_->forward(x), y64)}, params);
     return pack_params(grads, Layout::RowMajor);
   }
@@ -297,9 +297,9 @@ std::string hostname() {
 }
 
 // Test loss and accuracy, from the reference forward (the same function every engine computes).
-std::pair<double, double> evaluate(Engine& engine, const Dataset& test, const MlpShape& shape) {
+std::pair<double, double> evaluate(Engine& engine, const Dataset& test, const ModelShape& shape) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor logits = reference_mlp_logits(engine.flat_params(), test.x, shape, engine.layout());
+  const torch::Tensor logits = reference_logits(engine.flat_params(), test.x, shape, engine.layout());
   const double loss = torch::nn::functional::cross_entropy(logits, test.labels.to(torch::kLong)).item<double>();
   const double accuracy = logits.argmax(1).eq(test.labels.to(torch::kLong)).to(torch::kDouble).mean().item<double>();
   return {loss, accuracy};
@@ -310,7 +310,7 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
   const Dataset all = load_mnist(o.images, o.labels);
   const Dataset train_set = slice(all, o.train_begin, o.train_end, "--train-range");
   const Dataset test_set = slice(all, o.test_begin, o.test_end, "--test-range");
-  MlpShape shape{{int(all.x.size(1))}};
+  ModelShape shape{"mlp", {int(all.x.size(1))}};
   shape.dims.insert(shape.dims.end(), o.hidden.begin(), o.hidden.end());
   shape.dims.push_back(all.classes);
   record["model"] = shape.name();
@@ -319,13 +319,13 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
   const int steps_per_epoch = int(n_train / o.batch);
   if (steps_per_epoch < 1) throw std::invalid_argument("--batch is larger than the training set");
 
-  const std::vector<torch::Tensor> init = init_mlp_params(shape, o.seed);
+  const std::vector<torch::Tensor> init = init_params(shape, o.seed);
   std::unique_ptr<Engine> engine;
   if (v.engine == "libtorch") {
     engine = std::make_unique<LibtorchEngine>(shape, init, o);
   } else {
     const Layout layout = parse_layout(v.layout);
-    const MlpKernels& k = require_mlp_kernels(v.engine, layout);
+    const ModelKernels& k = require_kernels(shape.model, v.engine, layout);
     record["gradient_generator"] = k.generator;
     const torch::Tensor flat = pack_params(init, layout);
     if (v.alloc == "arena") engine = std::make_unique<ArenaEngine>(k, shape, flat, o.batch, o);
@@ -350,7 +350,7 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
   {
     const torch::Tensor g = engine->gradient(xb, yb32, yb64);
     torch::Tensor p = engine->flat_params().detach().to(torch::kDouble).requires_grad_();
-    torch::Tensor ref_loss = reference_mlp_loss(p, xb.to(torch::kDouble), yb32, shape, engine->layout());
+    torch::Tensor ref_loss = reference_loss(p, xb.to(torch::kDouble), yb32, shape, engine->layout());
     record["grad_max_rel_err"] = max_rel_err(g, torch::autograd::grad({ref_loss}, {p})[0]);
   }
 

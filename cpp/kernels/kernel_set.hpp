@@ -1,5 +1,5 @@
-// A set of MLP kernels as the rest of the project sees them: the forward function and one
-// pullback per precision, for one engine and one weight layout. Engines register their sets
+// A set of model kernels as the rest of the project sees them: the forward function and one
+// pullback per precision, for one model (mlp, cnn), one engine and one weight layout. Engines register their sets
 // at load time; callers look them up by name. Plain C++: no LibTorch, no Clad.
 #pragma once
 
@@ -7,30 +7,33 @@
 #include <string_view>
 #include <vector>
 
+#include "cnn.hpp"
 #include "mlp.hpp"
 
 namespace cladbench {
 
 template <class T>
-struct MlpFns {
+struct KernelFns {
+  // `count` is the model's number of layers (mlp) or conv blocks (cnn); see mlp.hpp, cnn.hpp.
   using Forward = void (*)(const T* params, const T* x, const int* labels, const int* dims,
-                           int n_layers, int batch, T* ws, T* loss);
+                           int count, int batch, T* ws, T* loss);
   using Pullback = void (*)(const T* params, const T* x, const int* labels, const int* dims,
-                            int n_layers, int batch, T* ws, T* loss, T* d_params, T* d_x, T* d_ws,
+                            int count, int batch, T* ws, T* loss, T* d_params, T* d_x, T* d_ws,
                             T* d_loss);
   Forward forward = nullptr;
   Pullback pullback = nullptr;
 };
 
-struct MlpKernels {
+struct ModelKernels {
+  std::string model;      // "mlp", "cnn"
   std::string engine;     // "clad", "manual", "autograd" (the LibTorch reference)
   Layout layout = Layout::RowMajor;
   std::string generator;  // who wrote the pullback, e.g. "clad 2.4.0 (clang 19.1.7)"
-  MlpFns<float> f32;
-  MlpFns<double> f64;
+  KernelFns<float> f32;
+  KernelFns<double> f64;
 
   template <class T>
-  const MlpFns<T>& fns() const {
+  const KernelFns<T>& fns() const {
     if constexpr (std::is_same_v<T, float>) return f32; else return f64;
   }
 };
@@ -39,9 +42,9 @@ const char* layout_name(Layout layout);
 Layout parse_layout(std::string_view name);  // throws std::invalid_argument
 
 // Adds a set; returns true so that a TU can register from a static initializer.
-bool register_mlp_kernels(const MlpKernels& kernels);
-// nullptr when no such engine/layout was linked in.
-const MlpKernels* find_mlp_kernels(std::string_view engine, Layout layout);
-std::vector<const MlpKernels*> registered_mlp_kernels();
+bool register_kernels(const ModelKernels& kernels);
+// nullptr when no such model/engine/layout was linked in.
+const ModelKernels* find_kernels(std::string_view model, std::string_view engine, Layout layout);
+std::vector<const ModelKernels*> registered_kernels();
 
 }  // namespace cladbench

@@ -6,9 +6,9 @@
 namespace cladbench {
 
 namespace {
-// A deque keeps pointers handed out by find_mlp_kernels valid as sets are added.
-std::deque<MlpKernels>& registry() {
-  static std::deque<MlpKernels> sets;
+// A deque keeps pointers handed out by find_kernels valid as sets are added.
+std::deque<ModelKernels>& registry() {
+  static std::deque<ModelKernels> sets;
   return sets;
 }
 }  // namespace
@@ -24,20 +24,20 @@ Layout parse_layout(std::string_view name) {
                               "' (expected rowmajor or colmajor)");
 }
 
-bool register_mlp_kernels(const MlpKernels& kernels) {
+bool register_kernels(const ModelKernels& kernels) {
   registry().push_back(kernels);
   return true;
 }
 
-const MlpKernels* find_mlp_kernels(std::string_view engine, Layout layout) {
-  for (const MlpKernels& k : registry())
-    if (k.engine == engine && k.layout == layout) return &k;
+const ModelKernels* find_kernels(std::string_view model, std::string_view engine, Layout layout) {
+  for (const ModelKernels& k : registry())
+    if (k.model == model && k.engine == engine && k.layout == layout) return &k;
   return nullptr;
 }
 
-std::vector<const MlpKernels*> registered_mlp_kernels() {
-  std::vector<const MlpKernels*> out;
-  for (const MlpKernels& k : registry()) out.push_back(&k);
+std::vector<const ModelKernels*> registered_kernels() {
+  std::vector<const ModelKernels*> out;
+  for (const ModelKernels& k : registry()) out.push_back(&k);
   return out;
 }
 

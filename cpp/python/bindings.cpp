@@ -1,10 +1,10 @@
 // cladbench._core: the C++ core for Python (tests, the pytorch engine's shared helpers, notebooks).
-// Importing it also registers torch.ops.cladbench.mlp_loss.
+// Importing it also registers torch.ops.cladbench.loss.
 #include <torch/extension.h>
 
 #include "../core/datasets.hpp"
 #include "../core/idx.hpp"
-#include "../core/mlp_torch.hpp"
+#include "../core/model_torch.hpp"
 #include "../core/trainer.hpp"
 
 namespace py = pybind11;
@@ -12,24 +12,25 @@ using namespace cladbench;
 
 namespace {
 
-MlpShape shape_of(const std::vector<int>& dims) { return MlpShape{dims}; }
+ModelShape shape_of(const std::string& model, const std::vector<int>& dims) { return ModelShape{model, dims}; }
 
 // Runs an engine's kernels directly: (loss, d_params, d_x), with d_* None when grad is false.
-py::tuple run_pullback(const std::string& engine, const std::string& layout, const torch::Tensor& params,
+py::tuple run_pullback(const std::string& model, const std::string& engine, const std::string& layout, const torch::Tensor& params,
                        const torch::Tensor& x, const torch::Tensor& labels, const std::vector<int>& dims) {
-  const MlpKernels& k = require_mlp_kernels(engine, parse_layout(layout));
+  const ModelKernels& k = require_kernels(model, engine, parse_layout(layout));
   torch::Tensor p = params.detach().contiguous().clone(), xs = x.detach().contiguous().clone(),
                 y = labels.to(torch::kInt).contiguous();
   torch::Tensor d_params = torch::zeros_like(p), d_x = torch::zeros_like(xs);
-  const MlpShape shape = shape_of(dims);
-  TORCH_CHECK(p.numel() == shape.param_count() && xs.dim() == 2 && xs.size(1) == dims[0], "shapes do not match dims");
+  const ModelShape shape = shape_of(model, dims);
+  TORCH_CHECK(p.numel() == shape.param_count() && xs.dim() == 2 && xs.size(1) == shape.input_size(),
+              "params and x do not match the ", shape.name());
   const int batch = int(xs.size(0));
-  const long ws_size = mlp_workspace_size(dims.data(), shape.n_layers(), batch);
+  const long ws_size = shape.workspace_size(batch);
   torch::Tensor ws = torch::zeros({ws_size}, p.options()), d_ws = torch::zeros({ws_size}, p.options());
   torch::Tensor loss = torch::zeros({}, p.options()), seed = torch::ones({}, p.options());
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "run_pullback", [&] {
     k.fns<scalar_t>().pullback(p.data_ptr<scalar_t>(), xs.data_ptr<scalar_t>(), y.data_ptr<int>(), dims.data(),
-                               shape.n_layers(), batch, ws.data_ptr<scalar_t>(), loss.data_ptr<scalar_t>(),
+                               shape.count(), batch, ws.data_ptr<scalar_t>(), loss.data_ptr<scalar_t>(),
                                d_params.data_ptr<scalar_t>(), d_x.data_ptr<scalar_t>(), d_ws.data_ptr<scalar_t>(),
                                seed.data_ptr<scalar_t>());
   });
@@ -37,17 +38,17 @@ py::tuple run_pullback(const std::string& engine, const std::string& layout, con
   return py::make_tuple(loss, d_params, d_x);
 }
 
-torch::Tensor run_forward(const std::string& engine, const std::string& layout, const torch::Tensor& params,
+torch::Tensor run_forward(const std::string& model, const std::string& engine, const std::string& layout, const torch::Tensor& params,
                           const torch::Tensor& x, const torch::Tensor& labels, const std::vector<int>& dims) {
-  const MlpKernels& k = require_mlp_kernels(engine, parse_layout(layout));
+  const ModelKernels& k = require_kernels(model, engine, parse_layout(layout));
   torch::Tensor p = params.detach().contiguous(), xs = x.detach().contiguous(), y = labels.to(torch::kInt).contiguous();
-  const MlpShape shape = shape_of(dims);
+  const ModelShape shape = shape_of(model, dims);
   const int batch = int(xs.size(0));
-  torch::Tensor ws = torch::zeros({mlp_workspace_size(dims.data(), shape.n_layers(), batch)}, p.options());
+  torch::Tensor ws = torch::zeros({shape.workspace_size(batch)}, p.options());
   torch::Tensor loss = torch::zeros({}, p.options());
   AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "run_forward", [&] {
     k.fns<scalar_t>().forward(p.data_ptr<scalar_t>(), xs.data_ptr<scalar_t>(), y.data_ptr<int>(), dims.data(),
-                              shape.n_layers(), batch, ws.data_ptr<scalar_t>(), loss.data_ptr<scalar_t>());
+                              shape.count(), batch, ws.data_ptr<scalar_t>(), loss.data_ptr<scalar_t>());
   });
   return loss;
 }
@@ -59,23 +60,27 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("engines", [] {
     py::list out;
-    for (const MlpKernels* k : registered_mlp_kernels())
-      out.append(py::dict(py::arg("engine") = k->engine, py::arg("layout") = layout_name(k->layout),
+    for (const ModelKernels* k : registered_kernels())
+      out.append(py::dict(py::arg("model") = k->model, py::arg("engine") = k->engine, py::arg("layout") = layout_name(k->layout),
                           py::arg("generator") = k->generator));
     return out;
   }, "The kernel engines linked into this module, with who wrote each pullback.");
-  m.def("mlp_pullback", &run_pullback, py::arg("engine"), py::arg("layout"), py::arg("params"), py::arg("x"),
+  m.def("pullback", &run_pullback, py::arg("model"), py::arg("engine"), py::arg("layout"), py::arg("params"), py::arg("x"),
         py::arg("labels"), py::arg("dims"), py::call_guard<py::gil_scoped_release>(),
         "(loss, d_params, d_x) from the engine's pullback, seeded with 1.");
-  m.def("mlp_forward", &run_forward, py::arg("engine"), py::arg("layout"), py::arg("params"), py::arg("x"),
+  m.def("forward", &run_forward, py::arg("model"), py::arg("engine"), py::arg("layout"), py::arg("params"), py::arg("x"),
         py::arg("labels"), py::arg("dims"), py::call_guard<py::gil_scoped_release>(),
         "The loss from the engine's forward kernel.");
-  m.def("reference_mlp_loss", [](const torch::Tensor& params, const torch::Tensor& x, const torch::Tensor& labels,
-                                 const std::vector<int>& dims, const std::string& layout) {
-    return reference_mlp_loss(params, x, labels, shape_of(dims), parse_layout(layout));
-  }, py::arg("params"), py::arg("x"), py::arg("labels"), py::arg("dims"), py::arg("layout") = "rowmajor");
-  m.def("init_mlp_params", [](const std::vector<int>& dims, uint64_t seed) { return init_mlp_params(shape_of(dims), seed); },
-        py::arg("dims"), py::arg("seed"), "Initial [W0, b0, W1, b1, ...] every engine starts from.");
+  m.def("reference_loss", [](const std::string& model, const torch::Tensor& params, const torch::Tensor& x,
+                             const torch::Tensor& labels, const std::vector<int>& dims, const std::string& layout) {
+    return reference_loss(params, x, labels, shape_of(model, dims), parse_layout(layout));
+  }, py::arg("model"), py::arg("params"), py::arg("x"), py::arg("labels"), py::arg("dims"), py::arg("layout") = "rowmajor");
+  m.def("init_params", [](const std::string& model, const std::vector<int>& dims, uint64_t seed) {
+    return init_params(shape_of(model, dims), seed);
+  }, py::arg("model"), py::arg("dims"), py::arg("seed"), "Initial [W0, b0, W1, b1, ...] every engine starts from.");
+  m.def("param_count", [](const std::string& model, const std::vector<int>& dims) {
+    return shape_of(model, dims).param_count();
+  }, py::arg("model"), py::arg("dims"));
   m.def("pack_params", [](const std::vector<torch::Tensor>& layers, const std::string& layout) {
     return pack_params(layers, parse_layout(layout));
   }, py::arg("layers"), py::arg("layout") = "rowmajor");

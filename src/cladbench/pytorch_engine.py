@@ -77,7 +77,7 @@ def _train(args: argparse.Namespace, record: dict) -> None:
     dims = [x_all.shape[1], *[int(w) for w in args.hidden.split(",") if w], 10]
     record["model"] = "mlp-" + "-".join(map(str, dims))
 
-    init = core.init_mlp_params(dims, args.seed)
+    init = core.init_params("mlp", dims, args.seed)
     layers: list[nn.Module] = []
     for i in range(len(dims) - 1):
         linear = nn.Linear(dims[i], dims[i + 1])
@@ -109,7 +109,7 @@ def _train(args: argparse.Namespace, record: dict) -> None:
     loss_fn(model(xb), yb).backward()
     grad = core.pack_params([p.grad for p in model.parameters()], "rowmajor")
     params = core.pack_params([p.detach() for p in model.parameters()], "rowmajor").double().requires_grad_()
-    reference = core.reference_mlp_loss(params, xb.double(), yb.int(), dims, "rowmajor")
+    reference = core.reference_loss("mlp", params, xb.double(), yb.int(), dims, "rowmajor")
     (ref_grad,) = torch.autograd.grad(reference, params)
     record["grad_max_rel_err"] = core.max_rel_err(grad, ref_grad)
 
