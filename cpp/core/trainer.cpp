@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -28,7 +29,10 @@ namespace {
 using json = nlohmann::json;
 
 struct TrainOptions {
-  std::string images, labels, dataset = "mnist";
+  std::string dataset = "mnist";  // mnist (IDX --images/--labels) or gw-sim (HDF5 --data, --real)
+  std::string images, labels, data, real;
+  std::string model = "mlp";      // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
+  std::string conv = "8k16p4,16k8p4,16k8p4";
   long train_begin = 0, train_end = 8000, test_begin = 8000, test_end = 10000;
   std::vector<int> hidden{128};
   int batch = 32, epochs = 3, threads = 1, warmup = 10, repetition = 0;
@@ -39,7 +43,8 @@ struct TrainOptions {
 };
 
 const char* kUsage =
-    "usage: cladbench-train --images FILE --labels FILE [--out record.json]\n"
+    "usage: cladbench-train --images FILE --labels FILE [--out record.json]   (MNIST)\n"
+    "       cladbench-train --dataset gw-sim --data FILE [--real FILE] [--model mlp|cnn] [--conv 8k16p4,...]\n"
     "  [--train-range 0:8000] [--test-range 8000:10000] [--hidden 128[,64...]] [--batch 32]\n"
     "  [--epochs 3] [--lr 0.1] [--optimizer sgd|adam] [--seed 1] [--threads 1] [--warmup 10]\n"
     "  [--dataset mnist] [--repetition 0]\n";
@@ -83,6 +88,10 @@ TrainOptions parse_args(int argc, char** argv) {
   take("labels", o.labels, str);
   take("out", o.out, str);
   take("dataset", o.dataset, str);
+  take("data", o.data, str);
+  take("real", o.real, str);
+  take("model", o.model, str);
+  take("conv", o.conv, str);
   take("optimizer", o.optimizer, str);
   take("hidden", o.hidden, parse_widths);
   take("batch", o.batch, to_int);
@@ -100,7 +109,14 @@ TrainOptions parse_args(int argc, char** argv) {
   take("test-range", r, parse_range);
   std::tie(o.test_begin, o.test_end) = r;
   if (!kv.empty()) throw std::invalid_argument("unknown option --" + kv.begin()->first + "\n" + kUsage);
-  if (o.images.empty() || o.labels.empty()) throw std::invalid_argument(std::string("--images and --labels are required\n") + kUsage);
+  if (o.dataset == "gw-sim") {
+    if (o.data.empty()) throw std::invalid_argument(std::string("--dataset gw-sim needs --data FILE\n") + kUsage);
+  } else if (o.images.empty() || o.labels.empty()) {
+    throw std::invalid_argument(std::string("--images and --labels are required\n") + kUsage);
+  }
+  if (o.model != "mlp" && o.model != "cnn") throw std::invalid_argument("--model must be mlp or cnn");
+  if (o.model == "cnn" && o.dataset != "gw-sim") throw std::invalid_argument("--model cnn trains on --dataset gw-sim");
+  if (o.model == "cnn" && o.hidden.size() != 1) throw std::invalid_argument("--model cnn takes one --hidden width");
   if (o.optimizer != "sgd" && o.optimizer != "adam") throw std::invalid_argument("--optimizer must be sgd or adam");
   if (o.batch < 1 || o.epochs < 1 || o.threads < 1 || o.warmup < 0) throw std::invalid_argument("--batch, --epochs and --threads must be positive");
   return o;
@@ -230,12 +246,30 @@ class LibtorchEngine : public Engine {
  public:
   LibtorchEngine(const ModelShape& shape, const std::vector<torch::Tensor>& init, const TrainOptions& o) {
     torch::NoGradGuard no_grad;
-    for (int l = 0; l < shape.count(); ++l) {
-      torch::nn::Linear linear(shape.dims[l], shape.dims[l + 1]);
-      linear->weight.copy_(init[2 * l]);
-      linear->bias.copy_(init[2 * l + 1]);
+    size_t next = 0;  // the next layer of `init`
+    if (shape.model == "cnn") {
+      model_->push_back(torch::nn::Unflatten(torch::nn::UnflattenOptions(1, {shape.dims[0], shape.dims[1]})));
+      int c_in = shape.dims[0];
+      for (int l = 0; l < shape.count(); ++l, ++next) {
+        const int c_out = shape.dims[2 + 3 * l], k = shape.dims[3 + 3 * l], pool = shape.dims[4 + 3 * l];
+        torch::nn::Conv1d conv(torch::nn::Conv1dOptions(c_in, c_out, k));
+        conv->weight.copy_(init[2 * next].view({c_out, c_in, k}));
+        conv->bias.copy_(init[2 * next + 1]);
+        model_->push_back(conv);
+        model_->push_back(torch::nn::MaxPool1d(pool));
+        model_->push_back(torch::nn::ReLU());
+        c_in = c_out;
+      }
+      // cnn.hpp flattens time-major; torch's conv output is [batch][channels][time].
+      model_->push_back(torch::nn::Functional([](const torch::Tensor& h) { return h.permute({0, 2, 1}).flatten(1); }));
+    }
+    const size_t n_layers = init.size() / 2;
+    for (; next < n_layers; ++next) {
+      torch::nn::Linear linear(init[2 * next].size(1), init[2 * next].size(0));
+      linear->weight.copy_(init[2 * next]);
+      linear->bias.copy_(init[2 * next + 1]);
       model_->push_back(linear);
-      if (l + 1 < shape.count()) model_->push_back(torch::nn::ReLU());
+      if (next + 1 < n_layers) model_->push_back(torch::nn::ReLU());
     }
     opt_ = torch_optimizer(o.optimizer, o.lr, model_->parameters());
   }
@@ -248,9 +282,9 @@ class LibtorchEngine : public Engine {
     return loss.item<double>();
   }
   torch::Tensor gradient(const torch::Tensor& x, const torch::Tensor&, const torch::Tensor& y64) override {
-    const auto params = model_->parameters();  // W0, b0, W1, b1, ... as in init_params
+    const auto params = model_->parameters();  // W0, b0, W1, b1, ... as in init_params (conv W as [c_out][c_in][k])
     const auto grads = torch::autograd::grad({torch::nn::functional::cross_entropy(model_->forward(x), y64)}, params);
-    return pack_params(grads, Layout::RowMajor);
+    return pack_params(grads, Layout::RowMajor);  // row-major flattening is the same for [c_out][c_in*k]
   }
   torch::Tensor flat_params() override {
     torch::NoGradGuard no_grad;
@@ -296,23 +330,90 @@ std::string hostname() {
   return buf;
 }
 
-// Test loss and accuracy, from the reference forward (the same function every engine computes).
-std::pair<double, double> evaluate(Engine& engine, const Dataset& test, const ModelShape& shape) {
+// Logits of a whole dataset, from the reference forward (the function every engine computes),
+// in chunks so that a CNN's activations stay small.
+torch::Tensor logits_of(Engine& engine, const Dataset& data, const ModelShape& shape) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor logits = reference_logits(engine.flat_params(), test.x, shape, engine.layout());
-  const double loss = torch::nn::functional::cross_entropy(logits, test.labels.to(torch::kLong)).item<double>();
-  const double accuracy = logits.argmax(1).eq(test.labels.to(torch::kLong)).to(torch::kDouble).mean().item<double>();
+  const torch::Tensor params = engine.flat_params();
+  std::vector<torch::Tensor> chunks;
+  for (long i = 0; i < data.x.size(0); i += 512)
+    chunks.push_back(reference_logits(params, data.x.slice(0, i, i + 512), shape, engine.layout()));
+  return torch::cat(chunks);
+}
+
+// Test loss and accuracy.
+std::pair<double, double> evaluate(const torch::Tensor& logits, const Dataset& test) {
+  const torch::Tensor y = test.labels.to(torch::kLong);
+  const double loss = torch::nn::functional::cross_entropy(logits, y).item<double>();
+  const double accuracy = logits.argmax(1).eq(y).to(torch::kDouble).mean().item<double>();
   return {loss, accuracy};
+}
+
+// Area under the ROC curve: the probability that a positive scores above a negative (ties half).
+double roc_auc(const torch::Tensor& positive, const torch::Tensor& negative) {
+  if (positive.numel() == 0 || negative.numel() == 0) return std::nan("");
+  const torch::Tensor p = positive.to(torch::kDouble).unsqueeze(1), n = negative.to(torch::kDouble).unsqueeze(0);
+  return (p.gt(n).to(torch::kDouble) + 0.5 * p.eq(n).to(torch::kDouble)).mean().item<double>();
+}
+
+constexpr double kGW150914MergerGps = 1126259462.4;
+
+// GW metrics: ROC AUC on held-out windows (signals with SNR >= 10 against all noise), and where
+// the classifier's output over the real GW150914 windows peaks relative to the merger.
+void gw_metrics(Engine& engine, const Dataset& test, const torch::Tensor& test_logits, const std::string& real_path,
+                const ModelShape& shape, json& record) {
+  const torch::Tensor score = torch::softmax(test_logits, 1).select(1, 1);
+  const torch::Tensor signal = test.labels.eq(1), noise = test.labels.eq(0);
+  record["roc_auc"] = roc_auc(score.masked_select(signal & test.snr.ge(10)), score.masked_select(noise));
+  record["roc_auc_all_snr"] = roc_auc(score.masked_select(signal), score.masked_select(noise));
+  record["n_test_signal_snr_ge_10"] = signal.logical_and(test.snr.ge(10)).sum().item<long>();
+  record["gw150914_peak_offset_s"] = nullptr;
+  if (real_path.empty()) return;
+  const Dataset real = load_gw_windows(real_path);
+  if (!real.t_start.defined()) throw std::runtime_error("GW windows file " + real_path + ": no windows/t_start_gps");
+  const torch::Tensor real_score = torch::softmax(logits_of(engine, real, shape), 1).select(1, 1);
+  const long peak = real_score.argmax().item<long>();
+  // A window's score is highest when a merger sits where training put them (test.merger_offset).
+  const double peak_gps = real.t_start[peak].item<double>() + test.merger_offset;
+  record["gw150914_peak_offset_s"] = peak_gps - kGW150914MergerGps;
+  record["gw150914_peak_score"] = real_score[peak].item<double>();
+  auto as_vector = [](const torch::Tensor& t) {
+    const torch::Tensor d = t.to(torch::kDouble).contiguous();
+    return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+  };
+  record["gw150914_scores"] = as_vector(real_score);
+  record["gw150914_t_start_gps"] = as_vector(real.t_start);
+}
+
+// "8k16p4,16k8p4" -> {8, 16, 4, 16, 8, 4}: channels, kernel and pool of each conv block.
+std::vector<int> parse_conv(const std::string& spec) {
+  std::vector<int> out;
+  std::stringstream ss(spec);
+  for (std::string block; std::getline(ss, block, ',');) {
+    int c = 0, k = 0, p = 0;
+    if (std::sscanf(block.c_str(), "%dk%dp%d", &c, &k, &p) != 3 || c < 1 || k < 1 || p < 1)
+      throw std::invalid_argument("--conv block '" + block + "' is not CkKpP, e.g. 8k16p4");
+    out.insert(out.end(), {c, k, p});
+  }
+  return out;
 }
 
 json train(const TrainOptions& o, const Variant& v, json& record) {
   torch::set_num_threads(o.threads);
-  const Dataset all = load_mnist(o.images, o.labels);
+  const Dataset all = o.dataset == "gw-sim" ? load_gw_windows(o.data) : load_mnist(o.images, o.labels);
   const Dataset train_set = slice(all, o.train_begin, o.train_end, "--train-range");
   const Dataset test_set = slice(all, o.test_begin, o.test_end, "--test-range");
-  ModelShape shape{"mlp", {int(all.x.size(1))}};
+  ModelShape shape{o.model, {}};
+  if (o.model == "cnn") {
+    shape.dims = {all.channels, all.length};
+    for (int d : parse_conv(o.conv)) shape.dims.push_back(d);
+  } else {
+    shape.dims = {int(all.x.size(1))};
+  }
   shape.dims.insert(shape.dims.end(), o.hidden.begin(), o.hidden.end());
   shape.dims.push_back(all.classes);
+  if (o.model == "cnn" && shape.param_count() <= 0)
+    throw std::invalid_argument("--conv " + o.conv + " shrinks a window of " + std::to_string(all.length) + " samples to nothing");
   record["model"] = shape.name();
 
   const long n_train = train_set.x.size(0);
@@ -333,7 +434,7 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
   }
 
   // Batches are gathered into these before the clock starts: a step is gradient + update.
-  torch::Tensor xb = torch::empty({o.batch, shape.dims[0]}, torch::kFloat);
+  torch::Tensor xb = torch::empty({o.batch, shape.input_size()}, torch::kFloat);
   torch::Tensor yb32 = torch::empty({o.batch}, torch::kInt);
   torch::Tensor yb64 = torch::empty({o.batch}, torch::kLong);
   const torch::Tensor orders = epoch_orders(n_train, o.epochs, o.seed);
@@ -358,6 +459,7 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
   std::vector<double> step_times;
   uint64_t allocations = 0;
   json train_loss = json::array(), test_loss = json::array(), test_acc = json::array();
+  torch::Tensor test_logits;
   long global_step = 0;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     double loss_sum = 0;
@@ -377,7 +479,8 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
       }
       loss_sum += loss;
     }
-    const auto [tl, ta] = evaluate(*engine, test_set, shape);
+    test_logits = logits_of(*engine, test_set, shape);
+    const auto [tl, ta] = evaluate(test_logits, test_set);
     train_loss.push_back(loss_sum / steps_per_epoch);
     test_loss.push_back(tl);
     test_acc.push_back(ta);
@@ -399,6 +502,7 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
   record["epoch_test_accuracy"] = test_acc;
   record["final_loss"] = train_loss.back();
   record["test_accuracy"] = test_acc.back();
+  if (o.dataset == "gw-sim") gw_metrics(*engine, test_set, test_logits, o.real, shape, record);
   return record;
 }
 
@@ -420,6 +524,7 @@ json base_record(const TrainOptions& o, const Variant& v) {
       {"lr", o.lr},
       {"epochs", o.epochs},
       {"warmup_steps", o.warmup},
+      {"data_files", o.dataset == "gw-sim" ? json{o.data, o.real} : json{o.images, o.labels}},
       {"train_range", {o.train_begin, o.train_end}},
       {"test_range", {o.test_begin, o.test_end}},
       {"gradient_generator", v.engine == "libtorch" ? "LibTorch " TORCH_VERSION " autograd" : ""},

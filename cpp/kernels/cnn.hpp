@@ -67,9 +67,11 @@ void im2col(const T* in, T* col, int batch, int length, int channels, int kernel
 }
 
 // Custom derivative (a gather's pullback is a scatter-add; Clad would tape every col element).
+// d_in may be nullptr (x's gradient not wanted, as in training): nothing to scatter then.
 template <class T>
 void im2col_pullback(const T*, T*, int batch, int length, int channels, int kernel, int sb, int st, int sc,
                      T* d_in, T* d_col, int*, int*, int*, int*, int*, int*, int*) {
+  if (!d_in) return;
   const int t_out = cnn_conv_out(length, kernel), width = channels * kernel;
   for (int b = 0; b < batch; ++b)
     for (int t = 0; t < t_out; ++t)

@@ -108,7 +108,7 @@ void cnn_loss_pullback(const T* params, const T* x, const int* labels, const int
     if (l > 0)
       im2col_pullback(ws + B.input, ws + B.col, batch, B.len, B.c_in, B.kernel, B.len * B.c_in, B.c_in, 1,
                       d_ws + B.input, d_ws + B.col, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
-    else if (d_x)
+    else
       im2col_pullback(x, ws + B.col, batch, B.len, B.c_in, B.kernel, B.c_in * B.len, 1, B.len, d_x, d_ws + B.col,
                       nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
   }
