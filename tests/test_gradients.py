@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from cladbench.core import core
+from cladbench.models import torch_nn_model
 from conftest import engine_param
 
 SHAPES = [("mlp", [37, 19, 7]), ("mlp", [784, 128, 10]), ("mlp", [20, 16, 12, 8, 5]),  # odd, MNIST's, 3 hidden
@@ -80,46 +81,13 @@ def test_gradients_match_central_differences(engine, layout, shape):
         assert fd == pytest.approx(d_params[i].item(), rel=1e-5, abs=1e-9)
 
 
-def torch_nn_model(shape, layers):
-    """The model in plain torch.nn (what the pytorch engine and a PyTorch user write), in double."""
-    model, dims = shape
-    modules, i = [], 0
-    if model == "cnn":
-        modules.append(nn.Unflatten(1, (dims[0], dims[1])))
-        c_in, n_conv = dims[0], (len(dims) - 4) // 3
-        for i in range(n_conv):
-            c_out, k, pool = dims[2 + 3 * i: 5 + 3 * i]
-            conv = nn.Conv1d(c_in, c_out, k).double()
-            with torch.no_grad():
-                conv.weight.copy_(layers[2 * i].reshape(c_out, c_in, k))
-                conv.bias.copy_(layers[2 * i + 1])
-            modules += [conv, nn.MaxPool1d(pool), nn.ReLU()]
-            c_in = c_out
-        modules.append(_TimeMajorFlatten())
-        i = n_conv
-    for j in range(i, len(layers) // 2):
-        linear = nn.Linear(layers[2 * j].shape[1], layers[2 * j].shape[0]).double()
-        with torch.no_grad():
-            linear.weight.copy_(layers[2 * j])
-            linear.bias.copy_(layers[2 * j + 1])
-        modules += [linear, nn.ReLU()]
-    return nn.Sequential(*modules[:-1])
-
-
-class _TimeMajorFlatten(nn.Module):
-    """The kernels flatten [batch][time][channels]; torch's conv output is [batch][channels][time]."""
-
-    def forward(self, h):
-        return h.permute(0, 2, 1).reshape(h.shape[0], -1)
-
-
 @pytest.mark.parametrize("shape", SHAPES, ids=shape_id)
 def test_forward_agrees_across_engines(shape):
     model, dims = shape
     params, x, labels = problem(shape, 64, "rowmajor")
     layers = core.init_params(model, dims, 1)
     with torch.no_grad():
-        pytorch_loss = nn.CrossEntropyLoss()(torch_nn_model(shape, [l.double() for l in layers])(x), labels.long()).item()
+        pytorch_loss = nn.CrossEntropyLoss()(torch_nn_model(model, dims, [l.double() for l in layers])(x), labels.long()).item()
     losses = {"pytorch": pytorch_loss, "libtorch": core.reference_loss(model, params, x, labels, dims, "rowmajor").item()}
     for entry in core.engines():
         if entry["model"] != model:

@@ -20,6 +20,7 @@
 #include "build_info.hpp"
 #include "datasets.hpp"
 #include "idx.hpp"
+#include "gw_metrics.hpp"
 #include "model_torch.hpp"
 
 namespace cladbench {
@@ -114,6 +115,7 @@ TrainOptions parse_args(int argc, char** argv) {
   } else if (o.images.empty() || o.labels.empty()) {
     throw std::invalid_argument(std::string("--images and --labels are required\n") + kUsage);
   }
+  if (o.dataset != "mnist" && o.dataset != "gw-sim") throw std::invalid_argument("--dataset must be mnist or gw-sim");
   if (o.model != "mlp" && o.model != "cnn") throw std::invalid_argument("--model must be mlp or cnn");
   if (o.model == "cnn" && o.dataset != "gw-sim") throw std::invalid_argument("--model cnn trains on --dataset gw-sim");
   if (o.model == "cnn" && o.hidden.size() != 1) throw std::invalid_argument("--model cnn takes one --hidden width");
@@ -349,40 +351,17 @@ std::pair<double, double> evaluate(const torch::Tensor& logits, const Dataset& t
   return {loss, accuracy};
 }
 
-// Area under the ROC curve: the probability that a positive scores above a negative (ties half).
-double roc_auc(const torch::Tensor& positive, const torch::Tensor& negative) {
-  if (positive.numel() == 0 || negative.numel() == 0) return std::nan("");
-  const torch::Tensor p = positive.to(torch::kDouble).unsqueeze(1), n = negative.to(torch::kDouble).unsqueeze(0);
-  return (p.gt(n).to(torch::kDouble) + 0.5 * p.eq(n).to(torch::kDouble)).mean().item<double>();
-}
-
-constexpr double kGW150914MergerGps = 1126259462.4;
-
-// GW metrics: ROC AUC on held-out windows (signals with SNR >= 10 against all noise), and where
-// the classifier's output over the real GW150914 windows peaks relative to the merger.
 void gw_metrics(Engine& engine, const Dataset& test, const torch::Tensor& test_logits, const std::string& real_path,
                 const ModelShape& shape, json& record) {
   const torch::Tensor score = torch::softmax(test_logits, 1).select(1, 1);
-  const torch::Tensor signal = test.labels.eq(1), noise = test.labels.eq(0);
-  record["roc_auc"] = roc_auc(score.masked_select(signal & test.snr.ge(10)), score.masked_select(noise));
-  record["roc_auc_all_snr"] = roc_auc(score.masked_select(signal), score.masked_select(noise));
-  record["n_test_signal_snr_ge_10"] = signal.logical_and(test.snr.ge(10)).sum().item<long>();
-  record["gw150914_peak_offset_s"] = nullptr;
-  if (real_path.empty()) return;
-  const Dataset real = load_gw_windows(real_path);
-  if (!real.t_start.defined()) throw std::runtime_error("GW windows file " + real_path + ": no windows/t_start_gps");
-  const torch::Tensor real_score = torch::softmax(logits_of(engine, real, shape), 1).select(1, 1);
-  const long peak = real_score.argmax().item<long>();
-  // A window's score is highest when a merger sits where training put them (test.merger_offset).
-  const double peak_gps = real.t_start[peak].item<double>() + test.merger_offset;
-  record["gw150914_peak_offset_s"] = peak_gps - kGW150914MergerGps;
-  record["gw150914_peak_score"] = real_score[peak].item<double>();
-  auto as_vector = [](const torch::Tensor& t) {
-    const torch::Tensor d = t.to(torch::kDouble).contiguous();
-    return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
-  };
-  record["gw150914_scores"] = as_vector(real_score);
-  record["gw150914_t_start_gps"] = as_vector(real.t_start);
+  torch::Tensor real_score, real_t_start;
+  if (!real_path.empty()) {
+    const Dataset real = load_gw_windows(real_path);
+    if (!real.t_start.defined()) throw std::runtime_error("GW windows file " + real_path + ": no windows/t_start_gps");
+    real_score = torch::softmax(logits_of(engine, real, shape), 1).select(1, 1);
+    real_t_start = real.t_start;
+  }
+  record.update(gw_scores_metrics(score, test.labels, test.snr, test.merger_offset, real_score, real_t_start));
 }
 
 // "8k16p4,16k8p4" -> {8, 16, 4, 16, 8, 4}: channels, kernel and pool of each conv block.

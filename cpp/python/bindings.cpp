@@ -3,6 +3,7 @@
 #include <torch/extension.h>
 
 #include "../core/datasets.hpp"
+#include "../core/gw_metrics.hpp"
 #include "../core/idx.hpp"
 #include "../core/model_torch.hpp"
 #include "../core/trainer.hpp"
@@ -78,6 +79,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("init_params", [](const std::string& model, const std::vector<int>& dims, uint64_t seed) {
     return init_params(shape_of(model, dims), seed);
   }, py::arg("model"), py::arg("dims"), py::arg("seed"), "Initial [W0, b0, W1, b1, ...] every engine starts from.");
+  m.def("model_name", [](const std::string& model, const std::vector<int>& dims) {
+    return shape_of(model, dims).name();
+  }, py::arg("model"), py::arg("dims"), "e.g. mlp-784-128-10, the name every run record uses");
   m.def("param_count", [](const std::string& model, const std::vector<int>& dims) {
     return shape_of(model, dims).param_count();
   }, py::arg("model"), py::arg("dims"));
@@ -89,6 +93,25 @@ PYBIND11_MODULE(_core, m) {
     Dataset d = load_mnist(images, labels);
     return py::make_tuple(d.x, d.labels);
   }, py::arg("images"), py::arg("labels"), "MNIST IDX files as (x float32 [n, 784] standardised, labels int32 [n]).");
+  m.def("load_gw_windows", [](const std::string& path) {
+    Dataset d = load_gw_windows(path);
+    py::dict out;
+    out["x"] = d.x;
+    out["labels"] = d.labels;
+    out["snr"] = d.snr.defined() ? py::cast(d.snr) : py::none();
+    out["t_start"] = d.t_start.defined() ? py::cast(d.t_start) : py::none();
+    out["channels"] = d.channels;
+    out["length"] = d.length;
+    out["merger_offset"] = d.merger_offset;
+    return out;
+  }, py::arg("path"), "GW windows (cladbench.gw's HDF5) as the trainers see them: x [n, channels*length], ...");
+  m.def("gw_metrics", [](const torch::Tensor& score, const torch::Tensor& labels, const torch::Tensor& snr,
+                         double merger_offset, std::optional<torch::Tensor> real_score,
+                         std::optional<torch::Tensor> real_t_start) {
+    return gw_scores_metrics(score, labels, snr, merger_offset, real_score.value_or(torch::Tensor()),
+                             real_t_start.value_or(torch::Tensor())).dump();
+  }, py::arg("score"), py::arg("labels"), py::arg("snr"), py::arg("merger_offset"), py::arg("real_score") = py::none(),
+     py::arg("real_t_start") = py::none(), "The record's GW metrics, as JSON text.");
   m.def("read_idx", [](const std::string& path) {
     IdxArray a = read_idx(path);
     return torch::from_blob(a.data.data(), a.shape, torch::kUInt8).clone();

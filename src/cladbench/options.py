@@ -9,8 +9,13 @@ ENGINES = ("clad", "manual", "libtorch", "pytorch")
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", required=True, help="MNIST IDX images (.gz or plain)")
-    parser.add_argument("--labels", required=True, help="MNIST IDX labels (.gz or plain)")
+    parser.add_argument("--dataset", default="mnist", choices=("mnist", "gw-sim"))
+    parser.add_argument("--images", default="", help="MNIST IDX images (.gz or plain)")
+    parser.add_argument("--labels", default="", help="MNIST IDX labels (.gz or plain)")
+    parser.add_argument("--data", default="", help="gw-sim: simulated GW windows (HDF5 from cladbench.gw)")
+    parser.add_argument("--real", default="", help="gw-sim: real GW150914 windows to locate the event in")
+    parser.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
+    parser.add_argument("--conv", default="8k16p4,16k8p4,16k8p4", help="cnn: conv blocks CkKpP (channels, kernel, pool)")
     parser.add_argument("--out", default="", help="where to write the JSON run record (stdout if empty)")
     parser.add_argument("--train-range", default="0:8000", help="training rows BEGIN:END")
     parser.add_argument("--test-range", default="8000:10000", help="held-out rows BEGIN:END")
@@ -22,18 +27,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10, help="steps left out of the timing")
-    parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--repetition", type=int, default=0)
 
 
 def train_argv(args: argparse.Namespace) -> list[str]:
     """The same options as command-line flags, for a C++ trainer or the pytorch engine."""
-    names = ["images", "labels", "out", "train_range", "test_range", "hidden", "batch", "epochs", "lr",
-             "optimizer", "seed", "threads", "warmup", "dataset", "repetition"]
+    names = ["dataset", "images", "labels", "data", "real", "model", "conv", "out", "train_range", "test_range",
+             "hidden", "batch", "epochs", "lr", "optimizer", "seed", "threads", "warmup", "repetition"]
     argv = []
     for name in names:
         value = getattr(args, name)
-        if name == "out" and not value:
+        if name in ("images", "labels", "data", "real", "out") and not value:
             continue
         argv += ["--" + name.replace("_", "-"), str(value)]
     return argv

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .core import core
+from .models import parse_conv, torch_nn_model
 from .options import add_train_arguments, parse_range
 from .paths import REPO
 
@@ -64,9 +65,23 @@ def _quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (pos - lo) * (sorted_values[hi] - sorted_values[lo])
 
 
+def _load(args: argparse.Namespace) -> tuple[dict, str, list[int]]:
+    """The dataset (as the C++ trainer loads it), the model and its dims."""
+    if args.dataset == "gw-sim":
+        data = core.load_gw_windows(args.data)
+        classes, head = 2, [data["channels"], data["length"], *parse_conv(args.conv)] if args.model == "cnn" else None
+    else:
+        x, labels = core.load_mnist(args.images, args.labels)
+        data, classes, head = {"x": x, "labels": labels, "snr": None}, 10, None
+    hidden = [int(w) for w in args.hidden.split(",") if w]
+    dims = [*head, *hidden, classes] if head else [data["x"].shape[1], *hidden, classes]
+    return data, args.model, dims
+
+
 def _train(args: argparse.Namespace, record: dict) -> None:
     torch.set_num_threads(args.threads)
-    x_all, y_all = core.load_mnist(args.images, args.labels)
+    data, model_kind, dims = _load(args)
+    x_all, y_all = data["x"], data["labels"]
     tb, te = parse_range(args.train_range)
     vb, ve = parse_range(args.test_range)
     for what, (b, e) in (("--train-range", (tb, te)), ("--test-range", (vb, ve))):
@@ -74,18 +89,9 @@ def _train(args: argparse.Namespace, record: dict) -> None:
             raise ValueError(f"{what} range {b}:{e} does not fit a dataset of {len(x_all)} samples")
     x_train, y_train = x_all[tb:te], y_all[tb:te].long()
     x_test, y_test = x_all[vb:ve], y_all[vb:ve].long()
-    dims = [x_all.shape[1], *[int(w) for w in args.hidden.split(",") if w], 10]
-    record["model"] = "mlp-" + "-".join(map(str, dims))
+    record["model"] = core.model_name(model_kind, dims)
 
-    init = core.init_params("mlp", dims, args.seed)
-    layers: list[nn.Module] = []
-    for i in range(len(dims) - 1):
-        linear = nn.Linear(dims[i], dims[i + 1])
-        with torch.no_grad():
-            linear.weight.copy_(init[2 * i])
-            linear.bias.copy_(init[2 * i + 1])
-        layers += [linear, nn.ReLU()]
-    model = nn.Sequential(*layers[:-1])
+    model = torch_nn_model(model_kind, dims, core.init_params(model_kind, dims, args.seed))
     optimizer = (torch.optim.Adam(model.parameters(), lr=args.lr) if args.optimizer == "adam"
                  else torch.optim.SGD(model.parameters(), lr=args.lr))
     loss_fn = nn.CrossEntropyLoss()
@@ -95,7 +101,7 @@ def _train(args: argparse.Namespace, record: dict) -> None:
     if steps_per_epoch < 1:
         raise ValueError("--batch is larger than the training set")
     orders = core.epoch_orders(n_train, args.epochs, args.seed)
-    xb = torch.empty(args.batch, dims[0])
+    xb = torch.empty(args.batch, x_all.shape[1])
     yb = torch.empty(args.batch, dtype=torch.long)
 
     def gather(epoch: int, step: int) -> None:
@@ -107,9 +113,11 @@ def _train(args: argparse.Namespace, record: dict) -> None:
     gather(0, 0)
     model.zero_grad()
     loss_fn(model(xb), yb).backward()
-    grad = core.pack_params([p.grad for p in model.parameters()], "rowmajor")
-    params = core.pack_params([p.detach() for p in model.parameters()], "rowmajor").double().requires_grad_()
-    reference = core.reference_loss("mlp", params, xb.double(), yb.int(), dims, "rowmajor")
+    # conv weights [c_out][c_in][k] flatten row-major exactly as the kernels' [c_out][c_in*k]
+    flat = lambda tensors: torch.cat([t.reshape(-1) for t in tensors])  # noqa: E731
+    grad = flat([p.grad for p in model.parameters()])
+    params = flat([p.detach() for p in model.parameters()]).double().requires_grad_()
+    reference = core.reference_loss(model_kind, params, xb.double(), yb.int(), dims, "rowmajor")
     (ref_grad,) = torch.autograd.grad(reference, params)
     record["grad_max_rel_err"] = core.max_rel_err(grad, ref_grad)
 
@@ -139,7 +147,7 @@ def _train(args: argparse.Namespace, record: dict) -> None:
             loss_sum += value
             global_step += 1
         with torch.no_grad():
-            logits = model(x_test)
+            logits = torch.cat([model(chunk) for chunk in x_test.split(512)])
             test_loss.append(loss_fn(logits, y_test).item())
             test_acc.append((logits.argmax(1) == y_test).double().mean().item())
         train_loss.append(loss_sum / steps_per_epoch)
@@ -156,6 +164,13 @@ def _train(args: argparse.Namespace, record: dict) -> None:
         "epoch_train_loss": train_loss, "epoch_test_loss": test_loss, "epoch_test_accuracy": test_acc,
         "final_loss": train_loss[-1], "test_accuracy": test_acc[-1],
     })
+    if args.dataset == "gw-sim":
+        with torch.no_grad():
+            score = torch.softmax(logits, 1)[:, 1]
+            real = core.load_gw_windows(args.real) if args.real else None
+            real_score = torch.cat([torch.softmax(model(c), 1)[:, 1] for c in real["x"].split(512)]) if real else None
+        record.update(json.loads(core.gw_metrics(score, y_test.int(), data["snr"][vb:ve], data["merger_offset"],
+                                                 real_score, real["t_start"] if real else None)))
 
 
 def train(args: argparse.Namespace) -> tuple[dict, int]:
@@ -166,6 +181,7 @@ def train(args: argparse.Namespace) -> tuple[dict, int]:
         "seed": args.seed, "repetition": args.repetition, "optimizer": args.optimizer, "lr": args.lr,
         "epochs": args.epochs, "warmup_steps": args.warmup, "train_range": list(parse_range(args.train_range)),
         "test_range": list(parse_range(args.test_range)),
+        "data_files": [args.data, args.real] if args.dataset == "gw-sim" else [args.images, args.labels],
         "gradient_generator": f"PyTorch {torch.__version__} eager autograd",
         "versions": {"torch": torch.__version__, "clad": "", "compiler": "", "cuda": torch.version.cuda,
                      "python": platform.python_version()},

@@ -75,7 +75,7 @@ def run(config_path: str) -> int:
                 "--test-range", "{}:{}".format(*config["mnist"]["test_range"]),
                 "--hidden", ",".join(map(str, t["hidden"])), "--batch", str(batch), "--epochs", str(t["epochs"]),
                 "--lr", str(t["lr"]), "--optimizer", t["optimizer"], "--seed", str(t["seed"]),
-                "--threads", str(t["threads"]), "--warmup", str(t.get("warmup", 10)), "--dataset", "mnist-t10k"]
+                "--threads", str(t["threads"]), "--warmup", str(t.get("warmup", 10)), "--dataset", "mnist"]
         command, env = train_command(engine, layout, alloc, argv)
         start = time.perf_counter()
         done = subprocess.run(command, env=env, stderr=subprocess.PIPE, text=True)
