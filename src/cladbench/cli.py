@@ -49,6 +49,23 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gw(args: argparse.Namespace) -> int:
+    from . import gw
+    from .data import GW150914, DataError, stage_all
+
+    if args.what == "simulate":
+        gw.simulate(args.out, n_windows=args.n, seed=args.seed, snr_range=(args.snr_low, args.snr_high))
+    else:
+        try:
+            h1, l1 = stage_all(GW150914, args.resources, args.mirror)
+        except DataError as error:
+            print(f"cladbench gw: {error}", file=sys.stderr)
+            return 2
+        gw.real_windows(h1, l1, args.out)
+    print(args.out)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     command, env = train_command(args.engine, args.layout, args.alloc, train_argv(args))
     return subprocess.run(command, env=env).returncode
@@ -71,6 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--mirror", default=None, help="mirror directory (default: $DATA_MIRROR, else ../shared/data)")
     fetch.add_argument("--resources", default="resources", help="where verified files go")
     fetch.set_defaults(func=cmd_fetch)
+
+    gw_cmd = sub.add_parser("gw", help="build GW datasets: simulated windows, or the real GW150914 windows")
+    gw_cmd.add_argument("what", choices=("simulate", "real"))
+    gw_cmd.add_argument("--out", required=True, help="HDF5 file to write")
+    gw_cmd.add_argument("--n", type=int, default=4000, help="simulate: number of windows (half with a signal)")
+    gw_cmd.add_argument("--seed", type=int, default=1)
+    gw_cmd.add_argument("--snr-low", type=float, default=8.0)
+    gw_cmd.add_argument("--snr-high", type=float, default=20.0)
+    gw_cmd.add_argument("--mirror", default=None, help="real: data mirror with gwosc/ (default: $DATA_MIRROR, ../shared/data)")
+    gw_cmd.add_argument("--resources", default="resources", help="real: where verified GWOSC files go")
+    gw_cmd.set_defaults(func=cmd_gw)
 
     train = sub.add_parser("train", help="train the MLP with one engine and write its run record")
     train.add_argument("--engine", choices=ENGINES, required=True)

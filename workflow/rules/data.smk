@@ -21,3 +21,30 @@ for group, names in GROUPS.items():
             f"results/logs/fetch_{group}.log",
         shell:
             "cladbench fetch {params.group} {params.mirror} --resources resources 2> {log}"
+
+
+# The GW datasets (cladbench.gw): simulated windows from the config, real GW150914 windows.
+rule gw_simulate:
+    output:
+        "resources/gw/simulated-n{n}-seed{seed}.h5",
+    params:
+        snr=lambda wildcards: "--snr-low {} --snr-high {}".format(*config["gw"]["snr_range"]),
+    log:
+        "results/logs/gw_simulate_n{n}_seed{seed}.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "cladbench gw simulate --out {output} --n {wildcards.n} --seed {wildcards.seed} {params.snr} 2> {log}"
+
+
+rule gw_real:
+    input:
+        [f"resources/{name}" for name in GROUPS["gw150914"]],
+    output:
+        "resources/gw/gw150914-windows.h5",
+    log:
+        "results/logs/gw_real.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "cladbench gw real --out {output} --resources resources 2> {log}"
