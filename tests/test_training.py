@@ -161,3 +161,16 @@ def test_a_variant_not_built_says_so_and_why():
     else:
         assert done.returncode == 2 and "the clad engine was not built: no lib/clad.so" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("variant", ["cpu-manual-rowmajor-arena", "cpu-pytorch-rowmajor-dynamic"])
+def test_a_separate_test_file_gives_the_same_split(records, mnist, tmp_path, variant):
+    """The train/t10k split's plumbing: t10k named again as the test file, rows 8000:10000, must
+    reproduce the slice split exactly."""
+    images, labels, _ = mnist
+    out = tmp_path / "record.json"
+    done = train(variant, images, labels, out, "--test-images", str(images), "--test-labels", str(labels))
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    assert record["epoch_test_accuracy"] == records[variant]["epoch_test_accuracy"]
+    assert record["data_files"] == [str(images), str(labels)] * 2

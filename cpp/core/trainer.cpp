@@ -32,6 +32,7 @@ using json = nlohmann::json;
 struct TrainOptions {
   std::string dataset = "mnist";  // mnist (IDX --images/--labels) or gw-sim (HDF5 --data, --real)
   std::string images, labels, data, real;
+  std::string test_images, test_labels;  // MNIST: a separate test file (t10k) when training on train
   std::string model = "mlp";      // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
   std::string conv = "8k16p4,16k8p4,16k8p4";
   long train_begin = 0, train_end = 8000, test_begin = 8000, test_end = 10000;
@@ -45,6 +46,7 @@ struct TrainOptions {
 
 const char* kUsage =
     "usage: cladbench-train --images FILE --labels FILE [--out record.json]   (MNIST)\n"
+    "       [--test-images FILE --test-labels FILE]   (MNIST: test on another file, e.g. t10k)\n"
     "       cladbench-train --dataset gw-sim --data FILE [--real FILE] [--model mlp|cnn] [--conv 8k16p4,...]\n"
     "  [--train-range 0:8000] [--test-range 8000:10000] [--hidden 128[,64...]] [--batch 32]\n"
     "  [--epochs 3] [--lr 0.1] [--optimizer sgd|adam] [--seed 1] [--threads 1] [--warmup 10]\n"
@@ -90,6 +92,8 @@ TrainOptions parse_args(int argc, char** argv) {
   take("out", o.out, str);
   take("dataset", o.dataset, str);
   take("data", o.data, str);
+  take("test-images", o.test_images, str);
+  take("test-labels", o.test_labels, str);
   take("real", o.real, str);
   take("model", o.model, str);
   take("conv", o.conv, str);
@@ -116,6 +120,7 @@ TrainOptions parse_args(int argc, char** argv) {
     throw std::invalid_argument(std::string("--images and --labels are required\n") + kUsage);
   }
   if (o.dataset != "mnist" && o.dataset != "gw-sim") throw std::invalid_argument("--dataset must be mnist or gw-sim");
+  if (o.test_images.empty() != o.test_labels.empty()) throw std::invalid_argument("--test-images and --test-labels go together");
   if (o.model != "mlp" && o.model != "cnn") throw std::invalid_argument("--model must be mlp or cnn");
   if (o.model == "cnn" && o.dataset != "gw-sim") throw std::invalid_argument("--model cnn trains on --dataset gw-sim");
   if (o.model == "cnn" && o.hidden.size() != 1) throw std::invalid_argument("--model cnn takes one --hidden width");
@@ -381,7 +386,9 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
   torch::set_num_threads(o.threads);
   const Dataset all = o.dataset == "gw-sim" ? load_gw_windows(o.data) : load_mnist(o.images, o.labels);
   const Dataset train_set = slice(all, o.train_begin, o.train_end, "--train-range");
-  const Dataset test_set = slice(all, o.test_begin, o.test_end, "--test-range");
+  const bool test_file = !o.test_images.empty();
+  const Dataset test_set = slice(test_file ? load_mnist(o.test_images, o.test_labels) : all, o.test_begin, o.test_end,
+                                 "--test-range");
   ModelShape shape{o.model, {}};
   if (o.model == "cnn") {
     shape.dims = {all.channels, all.length};
@@ -503,7 +510,7 @@ json base_record(const TrainOptions& o, const Variant& v) {
       {"lr", o.lr},
       {"epochs", o.epochs},
       {"warmup_steps", o.warmup},
-      {"data_files", o.dataset == "gw-sim" ? json{o.data, o.real} : json{o.images, o.labels}},
+      {"data_files", o.dataset == "gw-sim" ? json{o.data, o.real} : json{o.images, o.labels, o.test_images, o.test_labels}},
       {"train_range", {o.train_begin, o.train_end}},
       {"test_range", {o.test_begin, o.test_end}},
       {"gradient_generator", v.engine == "libtorch" ? "LibTorch " TORCH_VERSION " autograd" : ""},

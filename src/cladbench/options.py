@@ -12,6 +12,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="mnist", choices=("mnist", "gw-sim"))
     parser.add_argument("--images", default="", help="MNIST IDX images (.gz or plain)")
     parser.add_argument("--labels", default="", help="MNIST IDX labels (.gz or plain)")
+    parser.add_argument("--test-images", default="", help="MNIST: test on this file (e.g. t10k) instead of a slice")
+    parser.add_argument("--test-labels", default="")
     parser.add_argument("--data", default="", help="gw-sim: simulated GW windows (HDF5 from cladbench.gw)")
     parser.add_argument("--real", default="", help="gw-sim: real GW150914 windows to locate the event in")
     parser.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
@@ -32,12 +34,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_argv(args: argparse.Namespace) -> list[str]:
     """The same options as command-line flags, for a C++ trainer or the pytorch engine."""
-    names = ["dataset", "images", "labels", "data", "real", "model", "conv", "out", "train_range", "test_range",
+    names = ["dataset", "images", "labels", "test_images", "test_labels", "data", "real", "model", "conv", "out", "train_range", "test_range",
              "hidden", "batch", "epochs", "lr", "optimizer", "seed", "threads", "warmup", "repetition"]
     argv = []
     for name in names:
         value = getattr(args, name)
-        if name in ("images", "labels", "data", "real", "out") and not value:
+        if name in ("images", "labels", "test_images", "test_labels", "data", "real", "out") and not value:
             continue
         argv += ["--" + name.replace("_", "-"), str(value)]
     return argv

@@ -84,11 +84,16 @@ def _train(args: argparse.Namespace, record: dict) -> None:
     x_all, y_all = data["x"], data["labels"]
     tb, te = parse_range(args.train_range)
     vb, ve = parse_range(args.test_range)
-    for what, (b, e) in (("--train-range", (tb, te)), ("--test-range", (vb, ve))):
-        if not 0 <= b < e <= len(x_all):
-            raise ValueError(f"{what} range {b}:{e} does not fit a dataset of {len(x_all)} samples")
+    if not 0 <= tb < te <= len(x_all):
+        raise ValueError(f"--train-range range {tb}:{te} does not fit a dataset of {len(x_all)} samples")
+    if args.test_images:  # MNIST: the t10k file as the test set
+        x_all_test, y_all_test = core.load_mnist(args.test_images, args.test_labels)
+    else:
+        x_all_test, y_all_test = x_all, y_all
+    if not 0 <= vb < ve <= len(x_all_test):
+        raise ValueError(f"--test-range range {vb}:{ve} does not fit a dataset of {len(x_all_test)} samples")
     x_train, y_train = x_all[tb:te], y_all[tb:te].long()
-    x_test, y_test = x_all[vb:ve], y_all[vb:ve].long()
+    x_test, y_test = x_all_test[vb:ve], y_all_test[vb:ve].long()
     record["model"] = core.model_name(model_kind, dims)
 
     model = torch_nn_model(model_kind, dims, core.init_params(model_kind, dims, args.seed))
@@ -181,7 +186,8 @@ def train(args: argparse.Namespace) -> tuple[dict, int]:
         "seed": args.seed, "repetition": args.repetition, "optimizer": args.optimizer, "lr": args.lr,
         "epochs": args.epochs, "warmup_steps": args.warmup, "train_range": list(parse_range(args.train_range)),
         "test_range": list(parse_range(args.test_range)),
-        "data_files": [args.data, args.real] if args.dataset == "gw-sim" else [args.images, args.labels],
+        "data_files": ([args.data, args.real] if args.dataset == "gw-sim"
+                       else [args.images, args.labels, args.test_images, args.test_labels]),
         "gradient_generator": f"PyTorch {torch.__version__} eager autograd",
         "versions": {"torch": torch.__version__, "clad": "", "compiler": "", "cuda": torch.version.cuda,
                      "python": platform.python_version()},

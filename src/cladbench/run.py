@@ -14,7 +14,7 @@ import jsonschema
 import yaml
 
 from .cli import train_command, variant_name
-from .data import DataError, mnist_t10k
+from .data import MNIST_T10K, MNIST_TRAIN, DataError, stage_all
 from .paths import REPO, build_manifest
 
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -55,7 +55,10 @@ def planned_variants(config: dict) -> tuple[list[str], dict[str, str]]:
 def run(config_path: str) -> int:
     try:
         config = load_config(config_path)
-        images, labels = mnist_t10k(config.get("data", {}).get("mirror"))
+        mirror = config.get("data", {}).get("mirror")
+        test_images, test_labels = stage_all(MNIST_T10K, mirror=mirror)
+        split = config["mnist"]["split"]
+        images, labels = stage_all(MNIST_TRAIN, mirror=mirror) if split == "train" else (test_images, test_labels)
     except (ConfigError, DataError) as error:
         print(f"cladbench run: {error}", file=sys.stderr)
         return 2
@@ -71,6 +74,7 @@ def run(config_path: str) -> int:
         _, engine, layout, alloc = variant.split("-")
         out = out_dir / f"{variant}-mnist-b{batch}.json"
         argv = ["--images", str(images), "--labels", str(labels), "--out", str(out),
+                *(["--test-images", str(test_images), "--test-labels", str(test_labels)] if split == "train" else []),
                 "--train-range", "{}:{}".format(*config["mnist"]["train_range"]),
                 "--test-range", "{}:{}".format(*config["mnist"]["test_range"]),
                 "--hidden", ",".join(map(str, t["hidden"])), "--batch", str(batch), "--epochs", str(t["epochs"]),
