@@ -11,10 +11,11 @@ C_COMPILER ?= clang-19
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := $(shell grep -v '^\#' envs/debian-packages.txt)
 
-.PHONY: run test build setup system-packages doctor clean
+.PHONY: run test build configure setup system-packages doctor clean
 
+# The main job: the workflow on the quick default config (config/config.yaml).
 run: build
-	$(VENV)/bin/cladbench run --config config/config.yaml
+	$(VENV)/bin/snakemake --profile workflow/profiles/default
 
 test: build
 	$(PY) -m pytest
@@ -22,11 +23,13 @@ test: build
 doctor: setup
 	$(VENV)/bin/cladbench doctor
 
-build: setup
+build: configure
+	cmake --build $(BUILD) -j$$(nproc)
+
+configure: setup
 	cmake -S cpp -B $(BUILD) -G Ninja -DCMAKE_CXX_COMPILER=$(CXX_COMPILER) -DCMAKE_C_COMPILER=$(C_COMPILER) \
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
 	  -Dpybind11_DIR="$$($(PY) -m pybind11 --cmakedir)" -DPython_EXECUTABLE=$(abspath $(PY))
-	cmake --build $(BUILD) -j$$(nproc)
 
 setup: system-packages $(VENV)/.installed
 

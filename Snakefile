@@ -1,6 +1,6 @@
-# cladbench workflow: entry point (DESIGN §2). Loads and validates the config, includes the stages.
-# Today one stage: the MNIST training of every engine this machine built (`cladbench run`); the
-# workflow issue splits it into the variant matrix, aggregation and the report.
+# cladbench workflow: entry point (DESIGN §2). Loads and validates the config, includes the stages:
+# data (fetch, GW windows) -> build (one target per variant) -> train (one record per run) ->
+# report (tables, figures, LaTeX, provenance).
 import os
 import sys
 
@@ -14,10 +14,13 @@ validate(config, "config/schema.yaml")
 # The rules call `cladbench`: find the one installed beside this Snakemake (e.g. .venv/bin).
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/build.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
-        rules.train_mnist.output,
+        rules.aggregate.output,

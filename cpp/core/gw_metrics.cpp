@@ -24,12 +24,16 @@ json gw_scores_metrics(const torch::Tensor& score, const torch::Tensor& labels, 
   m["roc_auc"] = roc_auc(score.masked_select(signal & snr.ge(10)), score.masked_select(noise));
   m["roc_auc_all_snr"] = roc_auc(score.masked_select(signal), score.masked_select(noise));
   m["n_test_signal_snr_ge_10"] = (signal & snr.ge(10)).sum().item<long>();
-  m["gw150914_peak_offset_s"] = nullptr;
-  if (!real_score.defined()) return m;
   auto as_vector = [](const torch::Tensor& t) {
     const torch::Tensor d = t.to(torch::kDouble).contiguous();
     return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
   };
+  // The held-out scores themselves, so that the report can draw the ROC curve from the records.
+  m["gw_test_scores"] = as_vector(score);
+  m["gw_test_labels"] = as_vector(labels);
+  m["gw_test_snr"] = as_vector(snr);
+  m["gw150914_peak_offset_s"] = nullptr;
+  if (!real_score.defined()) return m;
   const long peak = real_score.argmax().item<long>();
   // A window scores highest when a merger sits where training put them (merger_offset into it).
   m["gw150914_peak_offset_s"] = real_t_start[peak].item<double>() + merger_offset - kGW150914MergerGps;

@@ -405,6 +405,9 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
   const long n_train = train_set.x.size(0);
   const int steps_per_epoch = int(n_train / o.batch);
   if (steps_per_epoch < 1) throw std::invalid_argument("--batch is larger than the training set");
+  if (long(steps_per_epoch) * o.epochs <= o.warmup)
+    throw std::invalid_argument("--warmup " + std::to_string(o.warmup) + " leaves no step to time (" +
+                                std::to_string(long(steps_per_epoch) * o.epochs) + " steps in all)");
 
   const std::vector<torch::Tensor> init = init_params(shape, o.seed);
   std::unique_ptr<Engine> engine;

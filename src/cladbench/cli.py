@@ -1,4 +1,4 @@
-"""The `cladbench` command: doctor, train, run."""
+"""The `cladbench` command: doctor, fetch, gw, train. (The main job is the Snakemake workflow.)"""
 
 from __future__ import annotations
 
@@ -71,12 +71,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return subprocess.run(command, env=env).returncode
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .run import run
-
-    return run(args.config)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cladbench", description="Clad as a LibTorch gradient engine, measured.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,10 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--alloc", choices=("arena", "dynamic"), default="arena")
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
-
-    run = sub.add_parser("run", help="the main job: train every available engine as the config says")
-    run.add_argument("--config", default="config/config.yaml")
-    run.set_defaults(func=cmd_run)
 
     args = parser.parse_args(argv)
     try:

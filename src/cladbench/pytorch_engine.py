@@ -105,6 +105,8 @@ def _train(args: argparse.Namespace, record: dict) -> None:
     steps_per_epoch = n_train // args.batch
     if steps_per_epoch < 1:
         raise ValueError("--batch is larger than the training set")
+    if steps_per_epoch * args.epochs <= args.warmup:
+        raise ValueError(f"--warmup {args.warmup} leaves no step to time ({steps_per_epoch * args.epochs} steps in all)")
     orders = core.epoch_orders(n_train, args.epochs, args.seed)
     xb = torch.empty(args.batch, x_all.shape[1])
     yb = torch.empty(args.batch, dtype=torch.long)

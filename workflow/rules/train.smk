@@ -1,36 +1,65 @@
-# Training runs: one JSON record per engine variant and batch under results/runs/, and a summary
-# with the step-time ratios of this one run.
+# Training runs: one JSON record per (variant x dataset x model x batch x threads x repetition).
+
+
 rule train_mnist:
     input:
-        config="config/config.yaml",
+        trainer=trainer,
+        data=[f"resources/{name}" for name in MNIST_FILES[config["mnist"]["split"]]],
+        test=[f"resources/{name}" for name in MNIST_FILES["t10k"]],
     output:
-        summary=f"{config.get('results', 'results')}/summary.md",
+        f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
+    params:
+        engine=engine_flags,
+        test=lambda wildcards, input: (
+            f"--test-images {input.test[0]} --test-labels {input.test[1]}" if config["mnist"]["split"] == "train" else ""
+        ),
+        args="--hidden {} --epochs {epochs} --lr {lr} --optimizer {optimizer} --seed {seed} --warmup {warmup}".format(
+            ",".join(map(str, config["train"]["hidden"])), **config["train"]
+        )
+        + " --train-range {0}:{1}".format(*config["mnist"]["train_range"])
+        + " --test-range {0}:{1}".format(*config["mnist"]["test_range"]),
+    threads: lambda wildcards: int(wildcards.threads)
+    resources:
+        cpus_per_task=lambda wildcards: int(wildcards.threads),
+        runtime=60,
+        mem_mb=4000,
     log:
-        f"{config.get('results', 'results')}/logs/train_mnist.log",
+        f"{RESULTS}/logs/train_mnist/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_mnist/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
-        "cladbench run --config {input.config} 2> {log}"
+        "cladbench train {params.engine} --dataset mnist --images {input.data[0]} --labels {input.data[1]} "
+        "{params.test} {params.args} --batch {wildcards.batch} --threads {wildcards.threads} "
+        "--repetition {wildcards.rep} --out {output} 2> {log}"
 
 
-# The GW classifier trained by one engine (clad; manual where Clad is not built), evaluated on
-# held-out simulated windows (roc_auc) and over the real GW150914 strain (gw150914_peak_offset_s).
+# The GW classifier: trained on simulated windows, evaluated on held-out ones (roc_auc) and over
+# the real GW150914 strain (gw150914_peak_offset_s).
 rule train_gw:
     input:
-        data="resources/gw/simulated-n{n_windows}-seed{seed}.h5".format(**config["gw"]),
+        trainer=trainer,
+        data=GW_DATA,
         real="resources/gw/gw150914-windows.h5",
     output:
-        f"{config.get('results', 'results')}/runs/gw-{{engine}}.json",
-    wildcard_constraints:
-        engine="clad|manual|libtorch|pytorch",
+        f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json",
     params:
-        gw=lambda wildcards: "--model {model} --conv {conv} --hidden {hidden} --batch {batch} --epochs {epochs} "
-        "--lr {lr} --optimizer {optimizer} --train-range {train_range[0]}:{train_range[1]} "
+        engine=engine_flags,
+        args="--model {model} --conv {conv} --hidden {hidden} --batch {batch} --epochs {epochs} --lr {lr} "
+        "--optimizer {optimizer} --warmup {warmup} --train-range {train_range[0]}:{train_range[1]} "
         "--test-range {test_range[0]}:{test_range[1]}".format(**config["gw"]),
+    threads: 1
+    resources:
+        cpus_per_task=1,
+        runtime=60,
+        mem_mb=4000,
     log:
-        f"{config.get('results', 'results')}/logs/train_gw_{{engine}}.log",
+        f"{RESULTS}/logs/train_gw/{{variant}}-r{{rep}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_gw/{{variant}}-r{{rep}}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
-        "cladbench train --engine {wildcards.engine} --layout rowmajor --alloc arena --dataset gw-sim "
-        "--data {input.data} --real {input.real} {params.gw} --threads 1 --out {output} 2> {log}"
+        "cladbench train {params.engine} --dataset gw-sim --data {input.data} --real {input.real} {params.args} "
+        "--threads 1 --repetition {wildcards.rep} --out {output} 2> {log}"

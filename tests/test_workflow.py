@@ -1,0 +1,86 @@
+"""The workflow end to end on a tiny config, in a scratch directory: every buildable variant gets
+a record and a row in runs.csv, the GW runs carry their metrics, and a second run does nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from cladbench.data import MNIST_T10K, mirror_dir
+from cladbench.paths import REPO, build_manifest
+
+pytestmark = pytest.mark.skipif(
+    not (mirror_dir() and all((mirror_dir() / name).exists() for name in MNIST_T10K)),
+    reason="the workflow fetches MNIST by checksum: needs the data mirror (DATA_MIRROR or ../shared/data)")
+
+TINY = {
+    "mnist": {"split": "t10k", "train_range": [0, 1024], "test_range": [9000, 10000]},
+    "train": {"hidden": [32], "batch": [64], "epochs": 1, "lr": 0.1, "optimizer": "sgd", "seed": 1,
+              "threads": [1], "warmup": 2},
+    "gw": {"n_windows": 96, "seed": 2, "snr_range": [10, 20], "train_range": [0, 64], "test_range": [64, 96],
+           "model": "cnn", "conv": "4k16p4,8k8p4", "hidden": 16, "batch": 16, "epochs": 1, "lr": 0.001,
+           "optimizer": "adam", "warmup": 1, "engines": ["manual", "pytorch"]},
+    "engines": ["clad", "manual", "libtorch", "pytorch"],
+    "layouts": ["rowmajor", "colmajor"],
+    "allocs": ["arena", "dynamic"],
+    "repetitions": 1,
+}
+
+
+def snakemake(workdir, *args):
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile",
+               str(REPO / "Snakefile"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    (workdir / "config").mkdir()
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(TINY))
+    (workdir / "config" / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
+    done = snakemake(workdir)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return workdir
+
+
+def test_every_buildable_variant_has_a_record_and_a_row(workdir):
+    variants = {*build_manifest()["variants"], "cpu-pytorch-rowmajor-dynamic"}
+    records = {p.name.split("-b")[0] for p in (workdir / "results" / "runs" / "mnist").glob("*.json")}
+    assert records == variants
+    runs = pd.read_csv(workdir / "results" / "tables" / "runs.csv")
+    mnist = runs[runs.dataset == "mnist"]
+    assert set(mnist.variant) == variants and (mnist.status == "ok").all()
+    for column in ["engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
+                   "step_time_median_s", "step_time_q1_s", "step_time_q3_s", "samples_per_s", "final_loss",
+                   "test_accuracy", "grad_max_rel_err", "allocs_per_step", "peak_rss_mb", "roc_auc",
+                   "torch_version", "git_commit", "cpu_model"]:
+        assert column in runs.columns
+    assert (runs.model == "mlp-784-32-10").sum() == len(variants)
+    assert (runs.step_time_median_s > 0).all()
+
+
+def test_gw_runs_carry_their_metrics(workdir):
+    runs = pd.read_csv(workdir / "results" / "tables" / "runs.csv")
+    gw = runs[runs.dataset == "gw-sim"]
+    assert set(gw.engine) == {"manual", "pytorch"}
+    assert gw.roc_auc.between(0, 1).all() and gw.gw150914_peak_offset_s.notna().all()
+    scores = pd.read_csv(workdir / "results" / "tables" / "gw_scores.csv")
+    assert len(scores) == 32 * len(gw)
+
+
+def test_variants_that_cannot_run_are_reported(workdir):
+    not_run = pd.read_csv(workdir / "results" / "tables" / "not_run.csv")
+    assert "cuda-*" in set(not_run.variant)
+    if not build_manifest()["clad_found"]:
+        assert "cpu-clad-*" in set(not_run.variant)
+
+
+def test_a_second_run_does_nothing(workdir):
+    done = snakemake(workdir)
+    assert done.returncode == 0
+    assert "Nothing to be done" in done.stdout + done.stderr

@@ -1,0 +1,49 @@
+# The study's matrix, decided once: which variants run here, which cannot and why (DESIGN §4).
+import json
+from pathlib import Path
+
+from cladbench.doctor import cxx_compiler, find_clad
+
+REPO = Path(workflow.basedir)
+BUILD = REPO / "build"  # the repository's one C++ build, wherever the workflow runs
+LAYOUTS = config["layouts"]
+ALLOCS = config["allocs"]
+RESULTS = config.get("results", "results")
+_clad = find_clad(cxx_compiler())  # the same finder the CMake build uses (cpp/cmake/clad.cmake)
+CLAD_OK = _clad.get("CLAD_FOUND") == "TRUE"
+
+
+def variants_of(engine):
+    if engine in ("libtorch", "pytorch"):  # torch::nn and PyTorch own their layout and their memory
+        return [f"cpu-{engine}-rowmajor-dynamic"]
+    return [f"cpu-{engine}-{layout}-{alloc}" for layout in LAYOUTS for alloc in ALLOCS]
+
+
+VARIANTS = [v for e in config["engines"] if e != "clad" or CLAD_OK for v in variants_of(e)]
+NOT_RUN = {} if CLAD_OK or "clad" not in config["engines"] else {
+    "cpu-clad-*": "Clad not available: " + _clad.get("CLAD_REASON", "")}
+NOT_RUN["cuda-*"] = "no CUDA variants in this version of cladbench"
+for pattern, reason in NOT_RUN.items():
+    logger.warning(f"not run: {pattern}: {reason}")
+
+
+def trainer(wildcards):
+    """The variant's binary (built by rule build_variant); the pytorch engine needs none."""
+    return [] if "-pytorch-" in wildcards.variant else f"{BUILD}/{wildcards.variant}/cladbench-train"
+
+
+def engine_flags(wildcards):
+    _, engine, layout, alloc = wildcards.variant.split("-")
+    return f"--engine {engine} --layout {layout} --alloc {alloc}"
+
+
+MNIST_FILES = {"t10k": ["mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"],
+               "train": ["mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz"]}
+GW_DATA = "resources/gw/simulated-n{n_windows}-seed{seed}.h5".format(**config["gw"])
+
+MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json", variant=VARIANTS,
+                       batch=config["train"]["batch"], threads=config["train"]["threads"],
+                       rep=range(config["repetitions"]))
+GW_RECORDS = expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS,
+                    rep=range(config["repetitions"])) if config["gw"]["engines"] else []
+GW_RECORDS = [r for r in GW_RECORDS if r.split("/")[-1].split("-")[1] in config["gw"]["engines"]]
