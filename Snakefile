@@ -12,7 +12,7 @@ configfile: "config/config.yaml"
 validate(config, "config/schema.yaml")
 
 # The rules call `cladbench`: find the one installed beside this Snakemake (e.g. .venv/bin).
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"

@@ -69,3 +69,23 @@ def test_an_invalid_config_fails_with_the_schema_message(tmp_path, change, messa
     change(config)
     rc, out = dry_run(tmp_path, config)
     assert rc != 0 and "Error validating config file" in out and message in out, out
+
+
+def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-n", "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
+               "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    variants = len(build_manifest()["variants"]) + 1
+    assert f"train_mnist{variants * 6 * 2 * 5:>15}" in out  # batches x threads x repetitions
+
+
+def test_snakemake_lint_is_clean():
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile"),
+                           "--directory", str(REPO)], capture_output=True, text=True, timeout=300)
+    assert "Congratulations, your workflow is in a good condition!" in done.stdout + done.stderr, done.stdout

@@ -10,6 +10,8 @@ rule configure:
         f"{BUILD}/build.ninja",
     log:
         f"{RESULTS}/logs/configure.log",
+    conda:
+        "../../envs/train.yaml"
     shell:
         f"make -s -C {REPO} configure > {{log}} 2>&1 && touch {{output}}"
 
@@ -26,6 +28,8 @@ rule build_variant:
         target=lambda wildcards: "train_" + "_".join(wildcards.variant.split("-")[1:]),
     log:
         f"{RESULTS}/logs/build_{{variant}}.log",
+    conda:
+        "../../envs/train.yaml"
     # ninja leaves an up-to-date binary alone; touch it so Snakemake sees it as done.
     shell:
         f"cmake --build {BUILD} --target {{params.target}} > {{log}} 2>&1 && touch {{output}}"

@@ -5,7 +5,7 @@ from pathlib import Path
 from cladbench.doctor import cxx_compiler, find_clad
 
 REPO = Path(workflow.basedir)
-BUILD = REPO / "build"  # the repository's one C++ build, wherever the workflow runs
+BUILD = Path(workflow.basedir, "build")  # the repository's one C++ build, wherever the workflow runs
 LAYOUTS = config["layouts"]
 ALLOCS = config["allocs"]
 RESULTS = config.get("results", "results")
@@ -21,7 +21,7 @@ def variants_of(engine):
 
 VARIANTS = [v for e in config["engines"] if e != "clad" or CLAD_OK for v in variants_of(e)]
 NOT_RUN = {} if CLAD_OK or "clad" not in config["engines"] else {
-    "cpu-clad-*": "Clad not available: " + _clad.get("CLAD_REASON", "")}
+    "cpu-clad-*": f"Clad not available: {_clad.get('CLAD_REASON', '')}"}
 NOT_RUN["cuda-*"] = "no CUDA variants in this version of cladbench"
 for pattern, reason in NOT_RUN.items():
     logger.warning(f"not run: {pattern}: {reason}")
@@ -46,4 +46,4 @@ MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}
                        rep=range(config["repetitions"]))
 GW_RECORDS = expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS,
                     rep=range(config["repetitions"])) if config["gw"]["engines"] else []
-GW_RECORDS = [r for r in GW_RECORDS if r.split("/")[-1].split("-")[1] in config["gw"]["engines"]]
+GW_RECORDS = [r for r in GW_RECORDS if Path(r).name.split("-")[1] in config["gw"]["engines"]]

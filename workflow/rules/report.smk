@@ -12,6 +12,7 @@ rule aggregate:
         trace=f"{RESULTS}/tables/gw150914_trace.csv",
         not_run=f"{RESULTS}/tables/not_run.csv",
     params:
+        out=lambda wildcards, output: Path(output.runs).parent,
         not_run=json.dumps(NOT_RUN),
     localrule: True
     log:
@@ -19,4 +20,4 @@ rule aggregate:
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m cladbench.aggregate {RESULTS}/tables {input} --not-run '{params.not_run}' > {log} 2>&1"
+        "python -m cladbench.aggregate {params.out} {input} --not-run '{params.not_run}' > {log} 2>&1"
