@@ -16,6 +16,7 @@ DEBIAN_PACKAGES := $(shell grep -v '^\#' envs/debian-packages.txt)
 # The main job: the workflow on the quick default config (config/config.yaml).
 run: build
 	$(VENV)/bin/snakemake --profile workflow/profiles/default
+	$(VENV)/bin/snakemake --profile workflow/profiles/default --report results/report/report.html
 
 test: build
 	$(PY) -m pytest

@@ -24,3 +24,5 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         rules.aggregate.output,
+        rules.report_tables.output,
+        expand(f"{RESULTS}/report/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]),

@@ -84,3 +84,28 @@ def test_a_second_run_does_nothing(workdir):
     done = snakemake(workdir)
     assert done.returncode == 0
     assert "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_figures_and_tables_are_built_from_the_tables(workdir):
+    from cladbench.report import FIGURES
+
+    report = workdir / "results" / "report"
+    for name in FIGURES:
+        assert (report / f"{name}.pdf").read_bytes().startswith(b"%PDF") and (report / f"{name}.png").stat().st_size
+    assert "\\toprule" in (report / "headline.tex").read_text()
+    assert "not run" in (report / "provenance.md").read_text()
+
+
+def test_deleting_one_figure_remakes_only_that_figure(workdir):
+    (workdir / "results" / "report" / "speedup.png").unlink()
+    done = snakemake(workdir)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and (workdir / "results" / "report" / "speedup.png").exists()
+    jobs = {line.split()[-1].rstrip(")") for line in out.splitlines() if "Finished jobid" in line}
+    assert jobs == {"figure_speedup", "all"}, out[-2000:]
+
+
+def test_the_html_report(workdir):
+    done = snakemake(workdir, "--report", str(workdir / "report.html"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (workdir / "report.html").stat().st_size > 10000

@@ -21,3 +21,49 @@ rule aggregate:
         "../../envs/report.yaml"
     shell:
         "python -m cladbench.aggregate {params.out} {input} --not-run '{params.not_run}' > {log} 2>&1"
+
+
+# One job per figure, so that a deleted or changed figure is remade alone; every figure is drawn
+# from the tables only (cladbench.report), with its caption for `snakemake --report`.
+from cladbench.report import FIGURES
+
+for figure in FIGURES:
+
+    rule:
+        name:
+            f"figure_{figure}"
+        input:
+            **rules.aggregate.output,
+        output:
+            pdf=report(f"{RESULTS}/report/{figure}.pdf", caption=f"../report/{figure}.rst", category="Figures"),
+            png=f"{RESULTS}/report/{figure}.png",
+        params:
+            figure=figure,
+            tables=lambda wildcards, input: Path(input.runs).parent,
+            out=lambda wildcards, output: Path(output.pdf).parent,
+        localrule: True
+        log:
+            f"{RESULTS}/logs/figure_{figure}.log",
+        conda:
+            "../../envs/report.yaml"
+        shell:
+            "python -m cladbench.report {params.tables} {params.out} --only {params.figure} > {log} 2>&1"
+
+
+rule report_tables:
+    input:
+        **rules.aggregate.output,
+    output:
+        headline=report(f"{RESULTS}/report/headline.tex", category="Tables"),
+        gw=report(f"{RESULTS}/report/gw.tex", category="Tables"),
+        provenance=report(f"{RESULTS}/report/provenance.md", category="Provenance"),
+    params:
+        tables=lambda wildcards, input: Path(input.runs).parent,
+        out=lambda wildcards, output: Path(output.headline).parent,
+    localrule: True
+    log:
+        f"{RESULTS}/logs/report_tables.log",
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "python -m cladbench.report {params.tables} {params.out} --only tables > {log} 2>&1"

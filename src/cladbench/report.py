@@ -1,0 +1,732 @@
+"""The paper-ready report, built from the aggregated tables only (runs.csv, epochs.csv, gw_scores.csv,
+gw150914_trace.csv, not_run.csv; see cladbench.aggregate), never from the JSON run records.
+
+Writes figures (PDF and PNG), LaTeX tables (booktabs) and a provenance page:
+
+    python -m cladbench.report TABLES_DIR OUT_DIR
+
+A missing or empty optional table gives a placeholder figure that says why, never a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the report is built on cluster nodes and in tests
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
+
+ENGINES = ["clad", "manual", "libtorch", "pytorch"]
+DATASETS = ["mnist", "gw-sim"]
+KERNEL_ENGINES = ["clad", "manual"]  # the engines built in every layout x alloc
+BASELINES = ["libtorch", "pytorch"]  # what clad's speedup is measured against
+# One colour per engine, the same in every figure.
+COLORS = dict(zip(ENGINES, sns.color_palette("colorblind", len(ENGINES))))
+LAYOUT_ALLOCS = ["rowmajor-arena", "rowmajor-dynamic", "colmajor-arena", "colmajor-dynamic"]
+DASHES = dict(zip(LAYOUT_ALLOCS, ["-", "--", ":", "-."]))
+PANEL = ["dataset", "model", "device", "threads"]  # one panel of the timing figures
+MIN_SNR = 10  # ROC: signals with SNR >= 10 against all noise, as the records' roc_auc
+# Paper context: every font >= 8 pt when a figure is included at its natural size (panels 2.4 in
+# wide, at most 3 a row: text width of a two-column paper). TrueType fonts in the PDF.
+RC = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"), "pdf.fonttype": 42, "font.size": 9,
+      "axes.titlesize": 8.5, "legend.fontsize": 8, "legend.title_fontsize": 8}
+PANEL_W, PANEL_H = 2.4, 2.0
+
+TABLES = {  # name: (columns, numeric columns); text columns stay text ("3.10" is not 3.1)
+    "runs": (["variant", "engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads",
+              "repetition", "status"],
+             ["batch", "threads", "repetition", "seed", "lr", "epochs", "step_time_median_s", "step_time_q1_s",
+              "step_time_q3_s", "samples_per_s", "final_loss", "test_accuracy", "grad_max_rel_err", "allocs_per_step",
+              "peak_rss_mb", "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "wall_time_s"]),
+    "epochs": (["variant", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
+                "epoch", "train_loss", "test_loss", "test_accuracy"],
+               ["batch", "threads", "repetition", "epoch", "train_loss", "test_loss", "test_accuracy"]),
+    "gw_scores": (["variant", "engine", "layout", "alloc", "model", "batch", "repetition", "score", "label", "snr"],
+                  ["batch", "repetition", "score", "label", "snr"]),
+    "gw150914_trace": (["variant", "engine", "layout", "alloc", "model", "batch", "repetition", "t_rel_s", "score"],
+                       ["batch", "repetition", "t_rel_s", "score"]),
+    "not_run": (["variant", "reason"], []),
+}
+INTEGERS = ["batch", "threads", "repetition", "epoch", "label"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the tables
+
+
+def read_table(tables_dir: Path, name: str) -> pd.DataFrame:
+    """A table as a DataFrame with at least its documented columns; a missing or empty file is an
+    empty table. Text stays text; numbers are coerced (empty cells: NaN)."""
+    columns, numeric = TABLES[name]
+    path = Path(tables_dir) / f"{name}.csv"
+    try:
+        frame = pd.read_csv(path, dtype=str)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        frame = pd.DataFrame(columns=columns, dtype=str)
+    for column in columns:
+        if column not in frame:
+            frame[column] = pd.Series(dtype=str)
+    for column in numeric:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else np.nan
+        if column in INTEGERS:
+            frame[column] = frame[column].round().astype("Int64")
+    return frame
+
+
+def with_layout_alloc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Adds layout_alloc, e.g. "rowmajor-arena": the variant within its engine."""
+    return frame.assign(layout_alloc=frame["layout"].astype(str) + "-" + frame["alloc"].astype(str))
+
+
+def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that finished; failed ones are listed on the provenance page instead."""
+    return runs[runs["status"].fillna("ok").eq("ok")]
+
+
+def headline_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The run of each engine the headline compares: rowmajor-arena for the kernel engines, the
+    one variant libtorch and pytorch have (they own their layout and memory)."""
+    kernel = runs["engine"].isin(KERNEL_ENGINES)
+    chosen = ~kernel | (runs["layout"].eq("rowmajor") & runs["alloc"].eq("arena"))
+    return ok_runs(runs[chosen & runs["engine"].isin(ENGINES)])
+
+
+# ---------------------------------------------------------------------------------------------
+# The data behind the figures and tables (tested on their own)
+
+
+def step_time_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per panel, engine and batch: median over repetitions of the runs' median step time, of
+    their q1 and q3, and of samples/s; n = repetitions."""
+    data = headline_runs(runs).dropna(subset=["step_time_median_s"])
+    keys = [*PANEL, "engine", "batch"]
+    table = data.groupby(keys, dropna=False).agg(
+        median_s=("step_time_median_s", "median"), q1_s=("step_time_q1_s", "median"),
+        q3_s=("step_time_q3_s", "median"), samples_per_s=("samples_per_s", "median"),
+        n=("step_time_median_s", "size")).reset_index()
+    return table
+
+
+def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Speedup of clad (rowmajor-arena) over each baseline = t_baseline / t_clad, computed within
+    each repetition (same dataset, model, device, threads, batch, repetition), then summarised
+    across repetitions: median, min, max, n. Pooled medians would mix repetitions that ran under
+    different machine conditions."""
+    per_rep = speedup_per_repetition(runs)
+    keys = [*PANEL, "batch", "baseline"]
+    if per_rep.empty:
+        return pd.DataFrame(columns=[*keys, "speedup", "speedup_min", "speedup_max", "n"])
+    return per_rep.groupby(keys, dropna=False).agg(
+        speedup=("speedup", "median"), speedup_min=("speedup", "min"), speedup_max=("speedup", "max"),
+        n=("speedup", "size")).reset_index()
+
+
+def speedup_per_repetition(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (panel, batch, repetition, baseline) where clad and the baseline both ran."""
+    data = headline_runs(runs).dropna(subset=["step_time_median_s"])
+    keys = [*PANEL, "batch", "repetition"]
+    times = data.pivot_table(index=keys, columns="engine", values="step_time_median_s", aggfunc="median")
+    rows = []
+    for baseline in BASELINES:
+        if "clad" not in times or baseline not in times:
+            continue
+        ratio = (times[baseline] / times["clad"]).dropna().rename("speedup").reset_index()
+        rows.append(ratio.assign(baseline=baseline))
+    if not rows:
+        return pd.DataFrame(columns=[*keys, "baseline", "speedup"])
+    return pd.concat(rows, ignore_index=True)
+
+
+def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Kernel engines: step time of each layout-alloc over rowmajor-arena of the same engine, within
+    each repetition (as the speedup), then the median across repetitions."""
+    data = ok_runs(runs[runs["engine"].isin(KERNEL_ENGINES)]).dropna(subset=["step_time_median_s"])
+    data = with_layout_alloc(data)
+    keys = [*PANEL, "engine", "batch", "repetition"]
+    times = data.pivot_table(index=keys, columns="layout_alloc", values="step_time_median_s", aggfunc="median")
+    if times.empty or "rowmajor-arena" not in times:
+        return pd.DataFrame(columns=[*PANEL, "engine", "batch", "layout_alloc", "relative"])
+    relative = times.div(times["rowmajor-arena"], axis=0).stack().rename("relative").reset_index()
+    return relative.groupby([*PANEL, "engine", "batch", "layout_alloc"], dropna=False)["relative"].median().reset_index()
+
+
+def allocation_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model) and variant: allocations per step, median and range over its runs
+    (batches, threads, repetitions). NaN: the engine's allocations were not counted."""
+    data = ok_runs(runs)
+    keys = ["dataset", "model", "engine", "variant"]
+    return data.groupby(keys, dropna=False).agg(
+        allocs=("allocs_per_step", "median"), allocs_min=("allocs_per_step", "min"),
+        allocs_max=("allocs_per_step", "max")).reset_index()
+
+
+def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, float]:
+    """(false-positive rate, true-positive rate, AUC); tied scores make one step (AUC 0.5 for ties)."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels, float)
+    order = np.argsort(-scores, kind="stable")
+    scores, labels = scores[order], labels[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    tps, fps = np.cumsum(labels)[last_of_tie], np.cumsum(1 - labels)[last_of_tie]
+    tpr = np.r_[0.0, tps / max(labels.sum(), 1)]
+    fpr = np.r_[0.0, fps / max((1 - labels).sum(), 1)]
+    return fpr, tpr, float(np.trapezoid(tpr, fpr))
+
+
+def roc_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per GW run (variant, model, batch, repetition): its ROC curve and AUC, signals with
+    SNR >= 10 against all noise."""
+    usable = with_layout_alloc(scores.dropna(subset=["score", "label"]))
+    usable = usable[usable["label"].eq(0) | (usable["label"].eq(1) & usable["snr"].ge(MIN_SNR))]
+    rows = []
+    for key, run in usable.groupby(["model", "engine", "variant", "layout_alloc", "batch", "repetition"]):
+        if run["label"].nunique() < 2:  # a curve needs signals and noise
+            continue
+        fpr, tpr, auc = roc_curve(run["score"], run["label"])
+        rows.append(dict(zip(["model", "engine", "variant", "layout_alloc", "batch", "repetition"], key),
+                         fpr=fpr, tpr=tpr, auc=auc))
+    return pd.DataFrame(rows, columns=["model", "engine", "variant", "layout_alloc", "batch", "repetition", "fpr",
+                                       "tpr", "auc"])
+
+
+def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, device, batch, threads): each engine's median step time (us) and clad's
+    per-repetition speedups over libtorch and pytorch (median across repetitions)."""
+    steps = step_time_table(runs)
+    keys = ["dataset", "model", "device", "batch", "threads"]
+    if steps.empty:
+        return pd.DataFrame(columns=[*keys, *ENGINES, *[f"speedup_{b}" for b in BASELINES]])
+    table = steps.pivot_table(index=keys, columns="engine", values="median_s", aggfunc="median") * 1e6
+    table = table.reindex(columns=ENGINES)
+    speed = speedup_table(runs).pivot_table(index=keys, columns="baseline", values="speedup", aggfunc="median")
+    for baseline in BASELINES:
+        table[f"speedup_{baseline}"] = speed[baseline] if baseline in speed else np.nan
+    return table.reset_index()
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure helpers
+
+
+def _engine_order(engines) -> list[str]:
+    present = set(engines)
+    return [e for e in ENGINES if e in present]
+
+
+def _order(keys: list[str], values) -> tuple:
+    """Sort key of a panel: datasets and engines in their fixed order, the rest as they sort."""
+    values = values if isinstance(values, tuple) else (values,)
+    key = []
+    for name, value in zip(keys, values):
+        fixed = {"dataset": DATASETS, "engine": ENGINES}.get(name, [])
+        key.append((fixed.index(value) if value in fixed else len(fixed), value))
+    return tuple(key)
+
+
+def _title(keys: list[str], values, width: int = 34) -> str:
+    """Two short lines; long model names wrap at their hyphens."""
+    v = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+    first = " · ".join(str(v[k]) for k in ("dataset", "model") if k in v)
+    first = textwrap.fill(first, width)
+    second = []
+    if "device" in v:
+        second.append(str(v["device"]))
+    if "threads" in v:
+        second.append(f"{v['threads']} thread" + ("s" if v["threads"] != 1 else ""))
+    if "batch" in v:
+        second.append(f"batch {v['batch']}")
+    if "engine" in v:
+        second.append(str(v["engine"]))
+    return "\n".join(part for part in (first, " · ".join(second)) if part)
+
+
+def _facets(data: pd.DataFrame, keys: list[str], draw, *, col_wrap: int = 3, panel=(PANEL_W, PANEL_H),
+            sharey: bool = False, margin: float = 0.0) -> Figure:
+    """One panel per group of `keys`, at most col_wrap a row; draw(ax, group) fills each. margin:
+    inches beside the panels for long tick labels."""
+    groups = sorted(data.groupby(keys, dropna=False), key=lambda group: _order(keys, group[0]))
+    ncols = min(col_wrap, len(groups))
+    nrows = math.ceil(len(groups) / ncols)
+    width = max(panel[0] * ncols + margin, 3.4)
+    fig = Figure(figsize=(width, panel[1] * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey)
+    for ax, (key, group) in zip(axes.flat, groups):
+        draw(ax, group)
+        ax.set_title(_title(keys, key, width=int(panel[0] * 14)))
+    for ax in axes.flat[len(groups):]:
+        ax.remove()
+    return fig
+
+
+def _engine_legend(fig: Figure, engines, extra: list[Line2D] = ()) -> None:
+    """One legend for the figure, above the panels: engines in their fixed order, then `extra`."""
+    handles = [Line2D([], [], color=COLORS[e], marker="o", label=e) for e in _engine_order(engines)] + list(extra)
+    _legend(fig, handles)
+
+
+def _legend(fig: Figure, handles: list) -> None:
+    """Above the panels, in as many columns as the figure's width holds (8 pt: ~0.06 in a character)."""
+    widest = max(0.4 + 0.06 * len(h.get_label()) for h in handles)
+    ncols = max(1, min(len(handles), int(fig.get_figwidth() / widest)))
+    fig.legend(handles=handles, loc="outside upper center", ncols=ncols, frameon=False)
+
+
+def _dodge(x: np.ndarray, i: int, n: int) -> np.ndarray:
+    """Shift the i-th of n series a little along a log axis so that error bars do not overlap."""
+    return x * 2 ** ((i - (n - 1) / 2) * 0.06)
+
+
+def _log_y(ax) -> None:
+    """Log y with plain-number ticks at 1, 2, 3, 5 x 10^k (no 6x10^3 clutter)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 3, 5)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _short(v)))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _short(value: float) -> str:
+    """500000 -> 500k: tick labels that fit a narrow panel."""
+    if value >= 1e6:
+        return f"{value / 1e6:g}M"
+    if value >= 1e4:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def _batch_axis(ax, batches) -> None:
+    batches = sorted({int(b) for b in batches})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches, labels=[str(b) for b in batches])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("batch size (samples)")
+    if len(batches) == 1:  # a single point: keep it off the frame
+        ax.set_xlim(batches[0] / 2, batches[0] * 2)
+
+
+def placeholder(note: str) -> Figure:
+    """A figure that says why it is empty, in place of the figure."""
+    fig = Figure(figsize=(3.4, 1.6))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.axis("off")
+    ax.text(0.5, 0.5, textwrap.fill(note, 48), ha="center", va="center", fontsize=9, transform=ax.transAxes)
+    fig.note = note  # build_report lists placeholders on the provenance page
+    return fig
+
+
+def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
+    """<name>.pdf and <name>.png; no creation date in the PDF, so rebuilding changes nothing."""
+    paths = [out_dir / f"{name}.pdf", out_dir / f"{name}.png"]
+    fig.savefig(paths[0], metadata={"CreationDate": None}, bbox_inches="tight", pad_inches=0.03)
+    fig.savefig(paths[1], dpi=200, bbox_inches="tight", pad_inches=0.03)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures: each returns a Figure (or a placeholder that says what is missing)
+
+
+def fig_step_time(runs: pd.DataFrame) -> Figure:
+    table = step_time_table(runs)
+    if table.empty:
+        return placeholder("no successful timed runs in this study")
+
+    def draw(ax, panel):
+        engines = _engine_order(panel["engine"])
+        for i, engine in enumerate(engines):
+            r = panel[panel["engine"].eq(engine)].sort_values("batch")
+            x, y = r["batch"].to_numpy(float), r["median_s"].to_numpy(float) * 1e6
+            err = np.clip([y - r["q1_s"].to_numpy(float) * 1e6, r["q3_s"].to_numpy(float) * 1e6 - y], 0, None)
+            ax.errorbar(_dodge(x, ENGINES.index(engine), len(ENGINES)), y, yerr=err, color=COLORS[engine],
+                        marker="o", ms=3.5, lw=1.2, capsize=2)
+        _log_y(ax)
+        _batch_axis(ax, panel["batch"])
+        ax.set_ylabel("median step time (µs)")
+
+    fig = _facets(table, PANEL, draw)
+    _engine_legend(fig, table["engine"])
+    return fig
+
+
+def fig_throughput(runs: pd.DataFrame) -> Figure:
+    table = step_time_table(runs).dropna(subset=["samples_per_s"])
+    if table.empty:
+        return placeholder("no successful timed runs in this study")
+
+    def draw(ax, panel):
+        for engine in _engine_order(panel["engine"]):
+            r = panel[panel["engine"].eq(engine)].sort_values("batch")
+            x, y = r["batch"].to_numpy(float), r["samples_per_s"].to_numpy(float)
+            # samples/s = batch / step time, so the step-time quartiles map to its interval.
+            low, high = x / r["q3_s"].to_numpy(float), x / r["q1_s"].to_numpy(float)
+            err = np.clip([y - low, high - y], 0, None)
+            ax.errorbar(_dodge(x, ENGINES.index(engine), len(ENGINES)), y, yerr=err, color=COLORS[engine],
+                        marker="o", ms=3.5, lw=1.2, capsize=2)
+        _log_y(ax)
+        _batch_axis(ax, panel["batch"])
+        ax.set_ylabel("throughput (samples/s)")
+
+    fig = _facets(table, PANEL, draw)
+    _engine_legend(fig, table["engine"])
+    return fig
+
+
+def fig_speedup(runs: pd.DataFrame, not_run: pd.DataFrame) -> Figure:
+    table = speedup_table(runs)
+    if table.empty:
+        why = _not_run_note(not_run, "clad") or "clad and a baseline (libtorch, pytorch) did not both run"
+        return placeholder(f"no speedup of clad: {why}")
+
+    def draw(ax, panel):
+        for baseline in BASELINES:
+            r = panel[panel["baseline"].eq(baseline)].sort_values("batch")
+            if r.empty:
+                continue
+            x, y = _dodge(r["batch"].to_numpy(float), BASELINES.index(baseline), 2), r["speedup"].to_numpy(float)
+            # min-max across repetitions; a single repetition has no interval.
+            err = np.clip([y - r["speedup_min"].to_numpy(float), r["speedup_max"].to_numpy(float) - y], 0, None)
+            ax.errorbar(x, y, yerr=np.where(r["n"].to_numpy() > 1, err, 0), color=COLORS[baseline], marker="o",
+                        ms=3.5, lw=1.2, capsize=2, label=f"over {baseline}")
+        ax.axhline(1, color="0.3", ls="--", lw=0.8)
+        _log_y(ax)
+        _batch_axis(ax, panel["batch"])
+        ax.set_ylabel("speedup of clad (×)")
+
+    fig = _facets(table, PANEL, draw)
+    handles = [Line2D([], [], color=COLORS[b], marker="o", label=f"clad over {b}")
+               for b in BASELINES if b in set(table["baseline"])]
+    handles.append(Line2D([], [], color="0.3", ls="--", label="no speedup"))
+    _legend(fig, handles)
+    return fig
+
+
+def fig_loss_curves(epochs: pd.DataFrame) -> Figure:
+    data = with_layout_alloc(epochs.dropna(subset=["train_loss", "epoch"]))
+    if data.empty:
+        return placeholder("no per-epoch losses in this study (epochs.csv missing or empty)")
+    # Repetitions and thread counts train the same model: their median is one curve per variant.
+    curves = data.groupby(["dataset", "model", "batch", "engine", "layout_alloc", "epoch"], dropna=False)[
+        "train_loss"].median().reset_index()
+
+    def draw(ax, panel):
+        for engine in _engine_order(panel["engine"]):
+            for layout_alloc, r in panel[panel["engine"].eq(engine)].groupby("layout_alloc"):
+                r = r.sort_values("epoch")
+                ax.plot(r["epoch"].to_numpy(float), r["train_loss"].to_numpy(float), color=COLORS[engine],
+                        ls=DASHES.get(layout_alloc, "-"), marker="o", ms=3, lw=1.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+    fig = _facets(curves, ["dataset", "model", "batch"], draw)
+    styles = [Line2D([], [], color="0.3", ls=DASHES[la], label=la) for la in LAYOUT_ALLOCS
+              if la in set(curves["layout_alloc"])]
+    _engine_legend(fig, curves["engine"], styles)
+    return fig
+
+
+def fig_allocations(runs: pd.DataFrame) -> Figure:
+    table = allocation_table(runs)
+    if table.empty:
+        return placeholder("no successful runs in this study")
+    # The same variants, in the same rows, in every panel: the labels are written once, on the left.
+    variants = table.assign(rank=table["engine"].map(ENGINES.index)).sort_values(["rank", "variant"])
+    row_of = {v: i for i, v in enumerate(reversed(variants["variant"].unique()))}
+    positive = table["allocs"][table["allocs"] > 0]
+    left = positive.min() / 3 if len(positive) else 0.5
+    right = max(positive.max() * 3 if len(positive) else 10, left * 10)
+
+    def draw(ax, panel):
+        y = panel["variant"].map(row_of).to_numpy()
+        values = panel["allocs"].to_numpy(float)
+        ax.barh(y, np.where(values > 0, values, np.nan), color=[COLORS[e] for e in panel["engine"]], height=0.7)
+        low, high = panel["allocs_min"].to_numpy(float), panel["allocs_max"].to_numpy(float)
+        spread = (high > low) & (low > 0)  # runs of one variant that allocated differently
+        ax.hlines(y[spread], low[spread], high[spread], color="black", lw=1)
+        # Zero (the arena's point) cannot sit on a log axis: it is written, as is "not counted".
+        at_left = blended_transform_factory(ax.transAxes, ax.transData)
+        for yi, v in zip(y, values):
+            if np.isnan(v) or v == 0:
+                ax.text(0.03, yi, "not counted" if np.isnan(v) else "0", transform=at_left, va="center", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlim(left, right)
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5) if right / left < 100 else (1,)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_yticks(list(row_of.values()), labels=list(row_of))
+        ax.set_ylim(-0.6, len(row_of) - 0.4)
+        ax.set_xlabel("heap allocations per step")
+        ax.grid(axis="y", visible=False)
+
+    fig = _facets(table, ["dataset", "model"], draw, col_wrap=2, panel=(2.2, 0.2 * len(row_of) + 1.1), sharey=True,
+                  margin=2.0)
+    _engine_legend(fig, table["engine"])
+    return fig
+
+
+def fig_ablation(runs: pd.DataFrame) -> Figure:
+    table = ablation_table(runs)
+    if table.empty:
+        return placeholder("no layout × alloc ablation: no kernel engine (clad, manual) ran in rowmajor-arena "
+                           "and another variant")
+    table = table.assign(row=[f"{b} · {t}" for b, t in zip(table["batch"], table["threads"])])
+    panels = sorted(table.groupby(["dataset", "model", "device"], dropna=False),
+                    key=lambda group: _order(["dataset", "model", "device"], group[0]))
+    engines = _engine_order(table["engine"])
+    limit = max(float(np.nanmax(np.abs(np.log2(table["relative"].to_numpy(float))))), 1.0)
+    rows_max = max(group["row"].nunique() for _, group in panels)
+    fig = Figure(figsize=(3.1 * len(engines) + 0.8, (0.28 * rows_max + 1.4) * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), len(engines), squeeze=False)
+    for i, (key, group) in enumerate(panels):
+        rows = group.sort_values(["batch", "threads"])["row"].unique()
+        for j, engine in enumerate(engines):
+            ax = axes[i, j]
+            grid = group[group["engine"].eq(engine)].pivot_table(index="row", columns="layout_alloc",
+                                                                 values="relative", aggfunc="median")
+            grid = grid.reindex(index=rows, columns=LAYOUT_ALLOCS)
+            # Colour on log2, symmetric: 2x slower and 2x faster are equally dark; cells say the ratio.
+            sns.heatmap(np.log2(grid), ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, cbar=False,
+                        annot=grid.to_numpy(), fmt=".2f", annot_kws={"size": 8}, linewidths=0.5, linecolor="white")
+            ax.set_xticks(np.arange(len(LAYOUT_ALLOCS)) + 0.5, labels=[la.replace("major-", "\n") for la in
+                                                                      LAYOUT_ALLOCS], rotation=0, fontsize=8)
+            ax.set_xlabel("layout / allocation")
+            ax.set_ylabel("batch · threads" if j == 0 else "")
+            ax.tick_params(axis="y", rotation=0, labelsize=8)
+            ax.set_title(_title(["dataset", "model", "device", "engine"], (*key, engine)))
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(-limit, limit), cmap="RdBu_r"), ax=axes,
+                       shrink=0.8)
+    ticks = [t for t in range(-math.ceil(limit), math.ceil(limit) + 1) if abs(t) <= limit]
+    bar.set_ticks(ticks, labels=[f"{2.0 ** t:g}" for t in ticks])
+    bar.set_label("step time / rowmajor-arena")
+    return fig
+
+
+def fig_gw_roc(scores: pd.DataFrame) -> Figure:
+    table = roc_table(scores)
+    if table.empty:
+        return placeholder("no GW runs in this study (gw_scores.csv missing or empty)")
+    # Log false-positive rate: a search lives at low false-alarm rates, where the curves differ.
+    n_noise = scores[scores["label"].eq(0)].groupby(["variant", "model", "batch", "repetition"]).size().max()
+    floor = 0.5 / n_noise
+
+    def draw(ax, panel):
+        for layout_alloc, runs in panel.groupby("layout_alloc"):
+            aucs = runs["auc"].to_numpy()
+            # One legend entry per variant: its AUC, with the range when it has several runs.
+            label = f"{layout_alloc}: {np.median(aucs):.3f}"
+            if len(aucs) > 1:
+                label += f" ({aucs.min():.3f}–{aucs.max():.3f}, {len(aucs)} runs)"
+            for k, run in enumerate(runs.itertuples()):
+                ax.plot(np.maximum(run.fpr, floor), run.tpr, color=COLORS[run.engine],
+                        ls=DASHES.get(layout_alloc, "-"), lw=1.1, alpha=0.85, label=label if k == 0 else None)
+        chance = np.geomspace(floor, 1, 50)
+        ax.plot(chance, chance, color="0.6", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlim(floor, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("false-positive rate (noise windows)")
+        ax.set_ylabel(f"true-positive rate (SNR ≥ {MIN_SNR})")
+        ax.legend(title="AUC", loc="lower right", fontsize=8, frameon=True)
+
+    return _facets(table, ["model", "engine"], draw, col_wrap=2, panel=(3.5, 2.9))
+
+
+def fig_gw150914_trace(trace: pd.DataFrame) -> Figure:
+    data = headline_runs(trace.assign(status="ok")).dropna(subset=["t_rel_s", "score"])
+    if data.empty:
+        return placeholder("no GW150914 trace in this study (no GW runs on the real GW150914 data)")
+    # Repetitions share the windows: round away float noise in t, then the median per engine.
+    data = data.assign(t=data["t_rel_s"].round(6))
+    curves = data.groupby(["model", "engine", "t"])["score"].median().reset_index()
+
+    def draw(ax, panel):
+        for engine in _engine_order(panel["engine"]):
+            r = panel[panel["engine"].eq(engine)].sort_values("t")
+            dense = len(r) > 80  # hundreds of windows: markers would hide the line
+            ax.plot(r["t"], r["score"], color=COLORS[engine], marker=None if dense else "o", ms=2.5, lw=1.0)
+        ax.axvline(0, color="0.3", ls="--", lw=0.8)
+        ax.set_xlabel("time relative to GW150914 merger (s)")
+        ax.set_ylabel("classifier output")
+        ax.set_ylim(-0.02, 1.02)
+
+    fig = _facets(curves, ["model"], draw, col_wrap=2, panel=(3.5, 2.4))
+    _engine_legend(fig, curves["engine"], [Line2D([], [], color="0.3", ls="--", label="merger")])
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# LaTeX tables and the provenance page
+
+
+TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+               "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _tex(text) -> str:
+    """Text as LaTeX prints it literally (compile flags, model names)."""
+    return "".join(TEX_ESCAPES.get(char, char) for char in str(text))
+
+
+def _num(value, fmt: str) -> str:
+    return "--" if value is None or pd.isna(value) else format(value, fmt)
+
+
+def _tabular(header: list[str], rows: list[list[str]], align: str, comment: str) -> str:
+    lines = [f"% {comment}", "% generated by cladbench.report from the aggregated tables; needs \\usepackage{booktabs}",
+             f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + r" \\", "\\midrule"]
+    lines += [" & ".join(row) + r" \\" for row in rows]
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def headline_tex(runs: pd.DataFrame) -> str:
+    table = headline_table(runs)
+    with_device = table["device"].nunique() > 1
+    header = ["dataset", "model", *(["device"] if with_device else []), "batch", "threads",
+              *[f"{e} ($\\mu$s)" for e in ENGINES], "clad/libtorch", "clad/pytorch"]
+    align = "ll" + ("l" if with_device else "") + "rr" + "r" * len(ENGINES) + "rr"
+    rows = []
+    for r in table.itertuples(index=False):
+        r = r._asdict()
+        rows.append([_tex(r["dataset"]), _tex(r["model"]), *([_tex(r["device"])] if with_device else []),
+                     str(r["batch"]), str(r["threads"]), *[_num(r[e], ".1f") for e in ENGINES],
+                     _num(r["speedup_libtorch"], ".2f"), _num(r["speedup_pytorch"], ".2f")])
+    if not rows:
+        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no successful timed runs in this study}}"]]
+    return _tabular(header, rows, align, "median step time (median over repetitions) per engine; clad's speedup "
+                    "= t_baseline / t_clad within each repetition, median over repetitions")
+
+
+def gw_tex(runs: pd.DataFrame) -> str:
+    gw = ok_runs(runs[runs["dataset"].eq("gw-sim")])
+    gw = gw.assign(order=gw["engine"].map(lambda e: ENGINES.index(e) if e in ENGINES else len(ENGINES)))
+    gw = gw.sort_values(["model", "order", "layout", "alloc", "batch", "repetition"])
+    with_model = gw["model"].nunique() > 1
+    header = [*(["model"] if with_model else []), "engine", "layout", "alloc", "rep.",
+              f"ROC AUC (SNR $\\geq$ {MIN_SNR})", "GW150914 peak offset (s)"]
+    rows = [[*([_tex(r.model)] if with_model else []), _tex(r.engine), _tex(r.layout), _tex(r.alloc),
+             str(r.repetition), _num(r.roc_auc, ".3f"), _num(r.gw150914_peak_offset_s, "+.3f")]
+            for r in gw.itertuples(index=False)]
+    if not rows:
+        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no GW runs in this study}}"]]
+    return _tabular(header, rows, "l" * (len(header) - 2) + "rr", "per GW run: held-out ROC AUC and the "
+                    "classifier's GW150914 peak time minus the merger time")
+
+
+def _not_run_note(not_run: pd.DataFrame, engine: str) -> str | None:
+    """The not-run reason of a pattern naming this engine (e.g. cpu-clad-*), if any."""
+    for r in not_run.itertuples(index=False):
+        if f"-{engine}-" in f"{r.variant}-":
+            return f"not run: {r.reason}"
+    return None
+
+
+def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, str]) -> str:
+    """Versions, machine and build of every run, how many ran, when, and what did not run."""
+    lines = ["# Provenance", ""]
+    ok, failed = ok_runs(runs), runs[~runs.index.isin(ok_runs(runs).index)]
+    started = runs.get("started_utc", pd.Series(dtype=str)).dropna().sort_values()
+    lines.append(f"- runs: {len(runs)} ({len(ok)} ok, {len(failed)} failed)")
+    if len(started):
+        lines.append(f"- started (UTC): {started.iloc[0]} to {started.iloc[-1]}")
+        dates = sorted({str(s)[:10] for s in started})
+        lines.append(f"- dates: {', '.join(dates)}")
+    lines.append("")
+    fields = {"torch_version": "torch", "clad_version": "Clad", "compiler": "compiler", "cuda_version": "CUDA",
+              "python_version": "Python", "cpu_model": "CPU model", "hostname": "hostname", "git_commit": "git commit",
+              "gradient_generator": "gradient generator", "compile_flags": "compile flags"}
+    lines += ["## Versions, machine and build (distinct values over all runs)", ""]
+    for column, name in fields.items():
+        values = sorted({str(v) for v in runs.get(column, pd.Series(dtype=str)).dropna()})
+        shown = "; ".join(f"`{v}`" for v in values) if values else "(not recorded)"
+        lines.append(f"- {name}: {shown}")
+    lines += ["", "## Not run", ""]
+    if not_run.empty:
+        lines.append("Every configured variant ran.")
+    for r in not_run.itertuples(index=False):
+        lines.append(f"- not run: {r.reason} (variants `{r.variant}`)")
+    if len(failed):
+        lines += ["", "## Failed runs", ""]
+        for r in failed.itertuples(index=False):
+            error = getattr(r, "error", None)
+            error = "" if error is None or pd.isna(error) else f": {error}"
+            lines.append(f"- failed: `{r.variant}` {r.dataset} {r.model} batch {r.batch} threads {r.threads} "
+                         f"repetition {r.repetition}{error}")
+    lines += ["", "## Figures shown as placeholders", ""]
+    lines += [f"- `{name}`: {why}" for name, why in notes.items()] or ["None: every figure has data."]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+FIGURES = ["step_time", "throughput", "speedup", "loss_curves", "allocations", "ablation", "gw_roc", "gw150914_trace"]
+
+
+def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
+    """Every figure (PDF, PNG), headline.tex, gw.tex and provenance.md from the tables in tables_dir
+    (runs.csv required); returns the files written. `only`: one figure's name, or "tables" for the
+    LaTeX tables and the provenance page (so the workflow can remake one output alone)."""
+    tables_dir, out_dir = Path(tables_dir), Path(out_dir)
+    if not (tables_dir / "runs.csv").exists():
+        raise FileNotFoundError(f"{tables_dir / 'runs.csv'}: the report needs at least the runs table")
+    all_runs, epochs, scores, trace, not_run = (read_table(tables_dir, name) for name in TABLES)
+    runs = all_runs[all_runs["engine"].isin(ENGINES)]  # figures: an unknown engine would have no colour
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "step_time": lambda: fig_step_time(runs),
+        "throughput": lambda: fig_throughput(runs),
+        "speedup": lambda: fig_speedup(runs, not_run),
+        "loss_curves": lambda: fig_loss_curves(epochs),
+        "allocations": lambda: fig_allocations(runs),
+        "ablation": lambda: fig_ablation(runs),
+        "gw_roc": lambda: fig_gw_roc(scores),
+        "gw150914_trace": lambda: fig_gw150914_trace(trace),
+    }
+    assert list(figures) == FIGURES
+    if only is not None and only != "tables" and only not in figures:
+        raise ValueError(f"no report output named {only}; expected tables or one of {', '.join(FIGURES)}")
+    written, notes = [], {}
+    with plt.rc_context(RC):
+        for name, make in figures.items():
+            if only not in (None, "tables", name):
+                continue
+            fig = make()
+            if getattr(fig, "note", None):
+                notes[name] = fig.note  # the provenance page lists figures left as placeholders
+            if only in (None, name):
+                written += save(fig, out_dir, name)
+            plt.close(fig)
+    if only not in (None, "tables"):
+        return written
+    (out_dir / "headline.tex").write_text(headline_tex(runs))
+    (out_dir / "gw.tex").write_text(gw_tex(runs))
+    (out_dir / "provenance.md").write_text(provenance_md(all_runs, not_run, notes))
+    return written + [out_dir / "headline.tex", out_dir / "gw.tex", out_dir / "provenance.md"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cladbench.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("tables_dir", type=Path, help="directory with runs.csv and the other tables")
+    parser.add_argument("out_dir", type=Path, help="where the figures, tables and provenance.md go")
+    parser.add_argument("--only", help="one figure's name, or 'tables' (LaTeX tables and provenance page)")
+    args = parser.parse_args(argv)
+    for path in build_report(args.tables_dir, args.out_dir, args.only):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
