@@ -11,7 +11,7 @@ C_COMPILER ?= clang-19
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := $(shell grep -v '^\#' envs/debian-packages.txt)
 
-.PHONY: run test build configure setup system-packages doctor clean
+.PHONY: run test build configure setup system-packages doctor pins clean
 
 # The main job: the workflow on the quick default config (config/config.yaml).
 run: build
@@ -47,6 +47,15 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+# Conda pin files for the workflow's environments (envs/<name>.linux-64.pin.txt), resolved by
+# conda-lock against conda-forge: run on a machine that reaches conda channels, then commit them.
+pins: setup
+	$(PY) -m pip install -q conda-lock==4.0.3
+	for env in envs/*.yaml; do \
+	  name=$$(basename $$env .yaml); \
+	  $(VENV)/bin/conda-lock lock -f $$env -p linux-64 --kind explicit --filename-template "envs/$$name.{platform}.pin.txt"; \
+	done
 
 clean:
 	rm -rf $(BUILD) src/cladbench/_core*.so
