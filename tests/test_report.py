@@ -18,7 +18,7 @@ from cladbench import report
 MLP, CNN = "mlp-784-128-10", "cnn-gw-2x2048-8k16p4-16k8p4-16k8p4-32-2"
 CLAD_REASON = "Clad not available: clang 18 has no matching Clad plugin"
 CUDA_REASON = "no CUDA variants in this version of cladbench"
-FIGURES = ["step_time", "throughput", "speedup", "loss_curves", "allocations", "ablation", "gw_roc",
+FIGURES = ["step_time", "throughput", "speedup", "floor", "loss_curves", "allocations", "ablation", "gw_roc",
            "gw150914_trace"]
 KEY = ["variant", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition"]
 # Step times (s) at batch 32 that the headline test controls: clad twice as fast as libtorch.
@@ -61,6 +61,7 @@ def write_tables(directory: Path, *, gw=True, epochs=True, engines=None) -> Path
                 row = {**key, "device": "cpu", "seed": 1, "optimizer": "sgd", "lr": 0.1, "epochs": 3,
                        "status": "ok", "step_time_median_s": t, "step_time_q1_s": t * 0.95,
                        "step_time_q3_s": t * 1.08, "samples_per_s": batch / t, "final_loss": 0.3,
+                       "gemm_floor_median_s": 0.8 * t,
                        "test_accuracy": 0.9, "grad_max_rel_err": 1e-6,
                        "allocs_per_step": 0.0 if alloc == "arena" else (None if engine == "pytorch" else 42.0),
                        "peak_rss_mb": 300.0, "torch_version": "2.13.0", "clad_version": "2.0",
@@ -233,3 +234,16 @@ def test_every_figure_has_a_caption_for_the_snakemake_report():
 
 def test_latex_special_characters_are_escaped():
     assert report._tex(r"-O3 -D_GLIBCXX & 50% {x}") == r"-O3 -D\_GLIBCXX \& 50\% \{x\}"
+
+
+def test_floor_is_each_run_over_its_own_gemm_time():
+    from cladbench.report import floor_table
+
+    runs = pd.DataFrame([
+        dict(variant="cpu-clad-rowmajor-arena", engine="clad", device="cpu", layout="rowmajor", alloc="arena",
+             dataset="mnist", model=MLP, batch=64, threads=1, repetition=rep, status="ok",
+             step_time_median_s=t, gemm_floor_median_s=f)
+        for rep, (t, f) in enumerate([(110e-6, 100e-6), (150e-6, 100e-6), (120e-6, 100e-6)])])
+    row = floor_table(runs).iloc[0]
+    assert row["ratio"] == pytest.approx(1.2) and row["low"] == pytest.approx(1.1) and row["high"] == pytest.approx(1.5)
+

@@ -20,6 +20,7 @@
 #include "build_info.hpp"
 #include "datasets.hpp"
 #include "idx.hpp"
+#include "gemm_floor.hpp"
 #include "gw_metrics.hpp"
 #include "model_torch.hpp"
 
@@ -485,6 +486,8 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
   record["step_time_q1_s"] = quantile(sorted, 0.25);
   record["step_time_q3_s"] = quantile(sorted, 0.75);
   record["samples_per_s"] = o.batch / median;
+  // The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
+  record["gemm_floor_median_s"] = gemm_floor_seconds(shape, engine->layout(), o.batch);
   record["allocs_per_step"] = counting && !sorted.empty() ? json(double(allocations) / double(sorted.size())) : json();
   record["epoch_train_loss"] = train_loss;
   record["epoch_test_loss"] = test_loss;

@@ -3,6 +3,7 @@
 #include <torch/extension.h>
 
 #include "../core/datasets.hpp"
+#include "../core/gemm_floor.hpp"
 #include "../core/gw_metrics.hpp"
 #include "../core/idx.hpp"
 #include "../core/model_torch.hpp"
@@ -79,6 +80,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("init_params", [](const std::string& model, const std::vector<int>& dims, uint64_t seed) {
     return init_params(shape_of(model, dims), seed);
   }, py::arg("model"), py::arg("dims"), py::arg("seed"), "Initial [W0, b0, W1, b1, ...] every engine starts from.");
+  m.def("gemm_floor_seconds", [](const std::string& model, const std::vector<int>& dims, const std::string& layout,
+                                 int batch) { return gemm_floor_seconds(shape_of(model, dims), parse_layout(layout), batch); },
+        py::arg("model"), py::arg("dims"), py::arg("layout"), py::arg("batch"), py::call_guard<py::gil_scoped_release>(),
+        "Median time (s) of one training step's GEMM calls alone, with the current threads.");
   m.def("model_name", [](const std::string& model, const std::vector<int>& dims) {
     return shape_of(model, dims).name();
   }, py::arg("model"), py::arg("dims"), "e.g. mlp-784-128-10, the name every run record uses");

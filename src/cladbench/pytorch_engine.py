@@ -163,6 +163,8 @@ def _train(args: argparse.Namespace, record: dict) -> None:
 
     times.sort()
     median = _quantile(times, 0.5)
+    # The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
+    record["gemm_floor_median_s"] = core.gemm_floor_seconds(model_kind, dims, "rowmajor", args.batch)
     record.update({
         "steps_per_epoch": steps_per_epoch, "steps_timed": len(times),
         "step_time_median_s": median, "step_time_q1_s": _quantile(times, 0.25),

@@ -50,7 +50,8 @@ TABLES = {  # name: (columns, numeric columns); text columns stay text ("3.10" i
               "repetition", "status"],
              ["batch", "threads", "repetition", "seed", "lr", "epochs", "step_time_median_s", "step_time_q1_s",
               "step_time_q3_s", "samples_per_s", "final_loss", "test_accuracy", "grad_max_rel_err", "allocs_per_step",
-              "peak_rss_mb", "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "wall_time_s"]),
+              "peak_rss_mb", "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "wall_time_s",
+              "gemm_floor_median_s"]),
     "epochs": (["variant", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
                 "epoch", "train_loss", "test_loss", "test_accuracy"],
                ["batch", "threads", "repetition", "epoch", "train_loss", "test_loss", "test_accuracy"]),
@@ -118,6 +119,17 @@ def step_time_table(runs: pd.DataFrame) -> pd.DataFrame:
         q3_s=("step_time_q3_s", "median"), samples_per_s=("samples_per_s", "median"),
         n=("step_time_median_s", "size")).reset_index()
     return table
+
+
+def floor_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per panel, engine and batch: each run's median step time over the median time of the same
+    step's GEMM calls alone, measured in the same process (median over repetitions, and range)."""
+    if "gemm_floor_median_s" not in runs:
+        return pd.DataFrame(columns=[*PANEL, "engine", "batch", "ratio", "low", "high"])
+    data = headline_runs(runs).dropna(subset=["step_time_median_s", "gemm_floor_median_s"])
+    data = data.assign(ratio=data["step_time_median_s"] / data["gemm_floor_median_s"])
+    return data.groupby([*PANEL, "engine", "batch"], dropna=False).agg(
+        ratio=("ratio", "median"), low=("ratio", "min"), high=("ratio", "max")).reset_index()
 
 
 def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -353,6 +365,27 @@ def fig_step_time(runs: pd.DataFrame) -> Figure:
         _log_y(ax)
         _batch_axis(ax, panel["batch"])
         ax.set_ylabel("median step time (µs)")
+
+    fig = _facets(table, PANEL, draw)
+    _engine_legend(fig, table["engine"])
+    return fig
+
+
+def fig_floor(runs: pd.DataFrame) -> Figure:
+    table = floor_table(runs)
+    if table.empty:
+        return placeholder("no GEMM-floor measurements in this study")
+
+    def draw(ax, panel):
+        for engine in _engine_order(panel["engine"]):
+            r = panel[panel["engine"].eq(engine)].sort_values("batch")
+            x, y = r["batch"].to_numpy(float), r["ratio"].to_numpy(float)
+            err = np.clip([y - r["low"].to_numpy(float), r["high"].to_numpy(float) - y], 0, None)
+            ax.errorbar(_dodge(x, ENGINES.index(engine), len(ENGINES)), y, yerr=err, color=COLORS[engine],
+                        marker="o", ms=3.5, lw=1.2, capsize=2)
+        ax.axhline(1.0, color="0.3", ls="--", lw=1)  # the floor: the GEMMs alone
+        _batch_axis(ax, panel["batch"])
+        ax.set_ylabel("step time / GEMM-only time")
 
     fig = _facets(table, PANEL, draw)
     _engine_legend(fig, table["engine"])
@@ -672,7 +705,8 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
 # ---------------------------------------------------------------------------------------------
 
 
-FIGURES = ["step_time", "throughput", "speedup", "loss_curves", "allocations", "ablation", "gw_roc", "gw150914_trace"]
+FIGURES = ["step_time", "throughput", "speedup", "floor", "loss_curves", "allocations", "ablation", "gw_roc",
+           "gw150914_trace"]
 
 
 def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
@@ -689,6 +723,7 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
         "step_time": lambda: fig_step_time(runs),
         "throughput": lambda: fig_throughput(runs),
         "speedup": lambda: fig_speedup(runs, not_run),
+        "floor": lambda: fig_floor(runs),
         "loss_curves": lambda: fig_loss_curves(epochs),
         "allocations": lambda: fig_allocations(runs),
         "ablation": lambda: fig_ablation(runs),
