@@ -1,6 +1,6 @@
 # cladbench workflow: entry point (DESIGN §2). Loads and validates the config, includes the stages:
-# data (fetch, GW windows) -> build (one target per variant) -> train (one record per run) ->
-# report (tables, figures, LaTeX, provenance).
+# data (fetch, GW windows) -> build (one target per variant) -> train and bench (one record per
+# run) -> report (tables, figures, LaTeX, provenance).
 import os
 import sys
 
@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/build.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -247,3 +247,10 @@ def test_floor_is_each_run_over_its_own_gemm_time():
     row = floor_table(runs).iloc[0]
     assert row["ratio"] == pytest.approx(1.2) and row["low"] == pytest.approx(1.1) and row["high"] == pytest.approx(1.5)
 
+
+
+def test_timing_uses_a_models_bench_runs_where_it_has_any():
+    from cladbench.report import timing_runs
+
+    runs = pd.DataFrame({"purpose": ["train", "bench", "bench", "train"], "model": [MLP, MLP, MLP, CNN]})
+    assert list(timing_runs(runs).index) == [1, 2, 3]

@@ -33,6 +33,12 @@ def test_cpp_tests_pass():
     assert "100% tests passed" in done.stdout
 
 
+def job_counts(out: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake run: {rule: count}."""
+    rows = (line.split() for line in out.splitlines())
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
+
+
 def dry_run(tmp_path, config):
     """`snakemake -n` of the workflow with this config, in a scratch directory."""
     (tmp_path / "config").mkdir(exist_ok=True)
@@ -48,11 +54,12 @@ def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     rc, out = dry_run(tmp_path, config)
     assert rc == 0, out
-    counts = dict(line.split() for line in out.splitlines() if line.split()[:1] in (["train_mnist"], ["train_gw"])
-                  and len(line.split()) == 2 and line.split()[1].isdigit())
+    counts = job_counts(out)
     variants = len(build_manifest()["variants"]) + 1  # + pytorch
-    assert int(counts["train_mnist"]) == variants * len(config["train"]["batch"]) * len(config["train"]["threads"])
-    assert int(counts["train_gw"]) == variants
+    assert counts["train_mnist"] == variants * len(config["train"]["batch"]) * len(config["train"]["threads"])
+    assert counts["train_gw"] == variants
+    bench = config["bench"]
+    assert counts["bench_mnist"] == variants * len(bench["batch"]) * len(bench["threads"]) * bench["repetitions"]
     assert "not run: cuda-*" in out
     if not CLAD_BUILT:
         assert "not run: cpu-clad-*: Clad not available" in out
@@ -82,7 +89,7 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     variants = len(build_manifest()["variants"]) + 1
-    assert f"train_mnist{variants * 6 * 2 * 5:>15}" in out  # batches x threads x repetitions
+    assert job_counts(out)["train_mnist"] == variants * 6 * 2 * 5  # batches x threads x repetitions
 
 
 def test_snakemake_lint_is_clean():

@@ -24,6 +24,7 @@ TINY = {
     "gw": {"n_windows": 96, "seed": 2, "snr_range": [10, 20], "train_range": [0, 64], "test_range": [64, 96],
            "model": "cnn", "conv": "4k16p4,8k8p4", "hidden": 16, "batch": 16, "epochs": 1, "lr": 0.001,
            "optimizer": "adam", "warmup": 1, "engines": ["manual", "pytorch"]},
+    "bench": {"batch": [32], "threads": [1], "repetitions": 2, "epochs": 1},
     "engines": ["clad", "manual", "libtorch", "pytorch"],
     "layouts": ["rowmajor", "colmajor"],
     "allocs": ["arena", "dynamic"],
@@ -53,14 +54,16 @@ def test_every_buildable_variant_has_a_record_and_a_row(workdir):
     records = {p.name.split("-b")[0] for p in (workdir / "results" / "runs" / "mnist").glob("*.json")}
     assert records == variants
     runs = pd.read_csv(workdir / "results" / "tables" / "runs.csv")
-    mnist = runs[runs.dataset == "mnist"]
+    mnist = runs[(runs.dataset == "mnist") & (runs.purpose == "train")]
     assert set(mnist.variant) == variants and (mnist.status == "ok").all()
+    bench = runs[runs.purpose == "bench"]
+    assert len(bench) == 2 * len(variants) and (bench.gemm_floor_median_s > 0).all()
     for column in ["engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
                    "step_time_median_s", "step_time_q1_s", "step_time_q3_s", "samples_per_s", "final_loss",
                    "test_accuracy", "grad_max_rel_err", "allocs_per_step", "peak_rss_mb", "roc_auc",
                    "torch_version", "git_commit", "cpu_model"]:
         assert column in runs.columns
-    assert (runs.model == "mlp-784-32-10").sum() == len(variants)
+    assert (mnist.model == "mlp-784-32-10").sum() == len(variants)
     assert (runs.step_time_median_s > 0).all()
 
 

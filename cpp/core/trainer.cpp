@@ -36,6 +36,7 @@ struct TrainOptions {
   std::string test_images, test_labels;  // MNIST: a separate test file (t10k) when training on train
   std::string model = "mlp";      // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
   std::string conv = "8k16p4,16k8p4,16k8p4";
+  std::string purpose = "train";  // train (learning curves) or bench (timing runs); kept apart in the report
   long train_begin = 0, train_end = 8000, test_begin = 8000, test_end = 10000;
   std::vector<int> hidden{128};
   int batch = 32, epochs = 3, threads = 1, warmup = 10, repetition = 0;
@@ -51,7 +52,7 @@ const char* kUsage =
     "       cladbench-train --dataset gw-sim --data FILE [--real FILE] [--model mlp|cnn] [--conv 8k16p4,...]\n"
     "  [--train-range 0:8000] [--test-range 8000:10000] [--hidden 128[,64...]] [--batch 32]\n"
     "  [--epochs 3] [--lr 0.1] [--optimizer sgd|adam] [--seed 1] [--threads 1] [--warmup 10]\n"
-    "  [--dataset mnist] [--repetition 0]\n";
+    "  [--dataset mnist] [--repetition 0] [--purpose train|bench]\n";
 
 std::pair<long, long> parse_range(const std::string& s) {
   const size_t colon = s.find(':');
@@ -98,6 +99,7 @@ TrainOptions parse_args(int argc, char** argv) {
   take("real", o.real, str);
   take("model", o.model, str);
   take("conv", o.conv, str);
+  take("purpose", o.purpose, str);
   take("optimizer", o.optimizer, str);
   take("hidden", o.hidden, parse_widths);
   take("batch", o.batch, to_int);
@@ -120,6 +122,7 @@ TrainOptions parse_args(int argc, char** argv) {
   } else if (o.images.empty() || o.labels.empty()) {
     throw std::invalid_argument(std::string("--images and --labels are required\n") + kUsage);
   }
+  if (o.purpose != "train" && o.purpose != "bench") throw std::invalid_argument("--purpose must be train or bench");
   if (o.dataset != "mnist" && o.dataset != "gw-sim") throw std::invalid_argument("--dataset must be mnist or gw-sim");
   if (o.test_images.empty() != o.test_labels.empty()) throw std::invalid_argument("--test-images and --test-labels go together");
   if (o.model != "mlp" && o.model != "cnn") throw std::invalid_argument("--model must be mlp or cnn");
@@ -501,6 +504,7 @@ json train(const TrainOptions& o, const Variant& v, json& record) {
 json base_record(const TrainOptions& o, const Variant& v) {
   return {
       {"status", "running"},
+      {"purpose", o.purpose},
       {"error", nullptr},
       {"engine", v.engine},
       {"device", v.device},

@@ -30,12 +30,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10, help="steps left out of the timing")
     parser.add_argument("--repetition", type=int, default=0)
+    parser.add_argument("--purpose", choices=("train", "bench"), default="train",
+                        help="train (learning curves) or bench (timing runs); the report keeps them apart")
 
 
 def train_argv(args: argparse.Namespace) -> list[str]:
     """The same options as command-line flags, for a C++ trainer or the pytorch engine."""
     names = ["dataset", "images", "labels", "test_images", "test_labels", "data", "real", "model", "conv", "out", "train_range", "test_range",
-             "hidden", "batch", "epochs", "lr", "optimizer", "seed", "threads", "warmup", "repetition"]
+             "hidden", "batch", "epochs", "lr", "optimizer", "seed", "threads", "warmup", "repetition", "purpose"]
     argv = []
     for name in names:
         value = getattr(args, name)

@@ -185,7 +185,7 @@ def _train(args: argparse.Namespace, record: dict) -> None:
 def train(args: argparse.Namespace) -> tuple[dict, int]:
     """Trains; returns (record, exit status) with the statuses of cladbench-train (0, 3)."""
     record = {
-        "status": "running", "error": None, "engine": "pytorch", "device": "cpu", "layout": "rowmajor",
+        "status": "running", "purpose": args.purpose, "error": None, "engine": "pytorch", "device": "cpu", "layout": "rowmajor",
         "alloc": "dynamic", "dataset": args.dataset, "model": None, "batch": args.batch, "threads": args.threads,
         "seed": args.seed, "repetition": args.repetition, "optimizer": args.optimizer, "lr": args.lr,
         "epochs": args.epochs, "warmup_steps": args.warmup, "train_range": list(parse_range(args.train_range)),

@@ -97,6 +97,15 @@ def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"].fillna("ok").eq("ok")]
 
 
+def timing_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs timing figures use: a model's bench runs (purpose=bench) where it has any, else
+    its training runs, so the two are never pooled into one repetition."""
+    if "purpose" not in runs:
+        return runs
+    bench = runs["purpose"].eq("bench")
+    return runs[bench | ~runs["model"].isin(set(runs.loc[bench, "model"]))]
+
+
 def headline_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The run of each engine the headline compares: rowmajor-arena for the kernel engines, the
     one variant libtorch and pytorch have (they own their layout and memory)."""
@@ -719,14 +728,17 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
     all_runs, epochs, scores, trace, not_run = (read_table(tables_dir, name) for name in TABLES)
     runs = all_runs[all_runs["engine"].isin(ENGINES)]  # figures: an unknown engine would have no colour
     out_dir.mkdir(parents=True, exist_ok=True)
+    timed = timing_runs(runs)
+    if "purpose" in epochs:
+        epochs = epochs[~epochs["purpose"].eq("bench")]  # learning curves come from training runs
     figures = {
-        "step_time": lambda: fig_step_time(runs),
-        "throughput": lambda: fig_throughput(runs),
-        "speedup": lambda: fig_speedup(runs, not_run),
-        "floor": lambda: fig_floor(runs),
+        "step_time": lambda: fig_step_time(timed),
+        "throughput": lambda: fig_throughput(timed),
+        "speedup": lambda: fig_speedup(timed, not_run),
+        "floor": lambda: fig_floor(timed),
         "loss_curves": lambda: fig_loss_curves(epochs),
-        "allocations": lambda: fig_allocations(runs),
-        "ablation": lambda: fig_ablation(runs),
+        "allocations": lambda: fig_allocations(timed),
+        "ablation": lambda: fig_ablation(timed),
         "gw_roc": lambda: fig_gw_roc(scores),
         "gw150914_trace": lambda: fig_gw150914_trace(trace),
     }
@@ -746,7 +758,7 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
             plt.close(fig)
     if only not in (None, "tables"):
         return written
-    (out_dir / "headline.tex").write_text(headline_tex(runs))
+    (out_dir / "headline.tex").write_text(headline_tex(timed))
     (out_dir / "gw.tex").write_text(gw_tex(runs))
     (out_dir / "provenance.md").write_text(provenance_md(all_runs, not_run, notes))
     return written + [out_dir / "headline.tex", out_dir / "gw.tex", out_dir / "provenance.md"]

@@ -39,6 +39,14 @@ def engine_flags(wildcards):
 
 MNIST_FILES = {"t10k": ["mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"],
                "train": ["mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz"]}
+# The MNIST model and optimizer flags, shared by the training and the bench runs.
+MNIST_ARGS = (
+    "--hidden {} --lr {lr} --optimizer {optimizer} --seed {seed} --warmup {warmup}".format(
+        ",".join(map(str, config["train"]["hidden"])), **config["train"]
+    )
+    + " --train-range {0}:{1}".format(*config["mnist"]["train_range"])
+    + " --test-range {0}:{1}".format(*config["mnist"]["test_range"])
+)
 GW_DATA = "resources/gw/simulated-n{n_windows}-seed{seed}.h5".format(**config["gw"])
 
 MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json", variant=VARIANTS,
@@ -47,3 +55,6 @@ MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}
 GW_RECORDS = expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS,
                     rep=range(config["repetitions"])) if config["gw"]["engines"] else []
 GW_RECORDS = [r for r in GW_RECORDS if Path(r).name.split("-")[1] in config["gw"]["engines"]]
+BENCH_RECORDS = expand(f"{RESULTS}/runs/bench/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json", variant=VARIANTS,
+                       batch=config["bench"]["batch"], threads=config["bench"]["threads"],
+                       rep=range(config["bench"]["repetitions"]))

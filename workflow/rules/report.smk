@@ -3,7 +3,7 @@
 
 rule aggregate:
     input:
-        MNIST_RECORDS + GW_RECORDS,
+        MNIST_RECORDS + GW_RECORDS + BENCH_RECORDS,
     output:
         runs=f"{RESULTS}/tables/runs.csv",
         parquet=f"{RESULTS}/tables/runs.parquet",

@@ -13,11 +13,7 @@ rule train_mnist:
         test=lambda wildcards, input: (
             f"--test-images {input.test[0]} --test-labels {input.test[1]}" if config["mnist"]["split"] == "train" else ""
         ),
-        args="--hidden {} --epochs {epochs} --lr {lr} --optimizer {optimizer} --seed {seed} --warmup {warmup}".format(
-            ",".join(map(str, config["train"]["hidden"])), **config["train"]
-        )
-        + " --train-range {0}:{1}".format(*config["mnist"]["train_range"])
-        + " --test-range {0}:{1}".format(*config["mnist"]["test_range"]),
+        args=f"{MNIST_ARGS} --epochs {config['train']['epochs']}",
     threads: lambda wildcards: int(wildcards.threads)
     resources:
         cpus_per_task=lambda wildcards: int(wildcards.threads),
