@@ -28,8 +28,12 @@ for pattern, reason in NOT_RUN.items():
 
 
 def trainer(wildcards):
-    """The variant's binary (built by rule build_variant); the pytorch engine needs none."""
-    return [] if "-pytorch-" in wildcards.variant else f"{BUILD}/{wildcards.variant}/cladbench-train"
+    """What a variant's runs depend on: its binary (rule build_variant), or for the pytorch engine
+    its Python and the C++ core module it shares data and initialisation with."""
+    if "-pytorch-" in wildcards.variant:
+        package = REPO / "src" / "cladbench"
+        return [str(package / "pytorch_engine.py"), str(package / "models.py"), *map(str, package.glob("_core*.so"))]
+    return f"{BUILD}/{wildcards.variant}/cladbench-train"
 
 
 def engine_flags(wildcards):
