@@ -358,70 +358,56 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
 # Figures: each returns a Figure (or a placeholder that says what is missing)
 
 
-def fig_step_time(runs: pd.DataFrame) -> Figure:
-    table = step_time_table(runs)
-    if table.empty:
-        return placeholder("no successful timed runs in this study")
+def _engine_lines(table: pd.DataFrame, value, low, high, ylabel: str, *, log_y: bool = True,
+                  reference: float | None = None) -> Figure:
+    """One line per engine against batch with an interval, a panel per PANEL key. value, low and
+    high map one engine's rows of a panel (sorted by batch) to arrays; reference: a dashed line."""
 
     def draw(ax, panel):
-        engines = _engine_order(panel["engine"])
-        for i, engine in enumerate(engines):
+        for engine in _engine_order(panel["engine"]):
             r = panel[panel["engine"].eq(engine)].sort_values("batch")
-            x, y = r["batch"].to_numpy(float), r["median_s"].to_numpy(float) * 1e6
-            err = np.clip([y - r["q1_s"].to_numpy(float) * 1e6, r["q3_s"].to_numpy(float) * 1e6 - y], 0, None)
+            x, y = r["batch"].to_numpy(float), value(r)
+            err = np.clip([y - low(r), high(r) - y], 0, None)
             ax.errorbar(_dodge(x, ENGINES.index(engine), len(ENGINES)), y, yerr=err, color=COLORS[engine],
                         marker="o", ms=3.5, lw=1.2, capsize=2)
-        _log_y(ax)
+        if reference is not None:
+            ax.axhline(reference, color="0.3", ls="--", lw=1)
+        if log_y:
+            _log_y(ax)
         _batch_axis(ax, panel["batch"])
-        ax.set_ylabel("median step time (µs)")
+        ax.set_ylabel(ylabel)
 
     fig = _facets(table, PANEL, draw)
     _engine_legend(fig, table["engine"])
     return fig
+
+
+def fig_step_time(runs: pd.DataFrame) -> Figure:
+    table = step_time_table(runs)
+    if table.empty:
+        return placeholder("no successful timed runs in this study")
+    us = lambda column: lambda r: r[column].to_numpy(float) * 1e6  # noqa: E731
+    return _engine_lines(table, us("median_s"), us("q1_s"), us("q3_s"), "median step time (µs)")
 
 
 def fig_floor(runs: pd.DataFrame) -> Figure:
     table = floor_table(runs)
     if table.empty:
         return placeholder("no GEMM-floor measurements in this study")
-
-    def draw(ax, panel):
-        for engine in _engine_order(panel["engine"]):
-            r = panel[panel["engine"].eq(engine)].sort_values("batch")
-            x, y = r["batch"].to_numpy(float), r["ratio"].to_numpy(float)
-            err = np.clip([y - r["low"].to_numpy(float), r["high"].to_numpy(float) - y], 0, None)
-            ax.errorbar(_dodge(x, ENGINES.index(engine), len(ENGINES)), y, yerr=err, color=COLORS[engine],
-                        marker="o", ms=3.5, lw=1.2, capsize=2)
-        ax.axhline(1.0, color="0.3", ls="--", lw=1)  # the floor: the GEMMs alone
-        _batch_axis(ax, panel["batch"])
-        ax.set_ylabel("step time / GEMM-only time")
-
-    fig = _facets(table, PANEL, draw)
-    _engine_legend(fig, table["engine"])
-    return fig
+    col = lambda column: lambda r: r[column].to_numpy(float)  # noqa: E731
+    # The dashed line at 1 is the floor: the step's GEMMs alone.
+    return _engine_lines(table, col("ratio"), col("low"), col("high"), "step time / GEMM-only time", log_y=False,
+                         reference=1.0)
 
 
 def fig_throughput(runs: pd.DataFrame) -> Figure:
     table = step_time_table(runs).dropna(subset=["samples_per_s"])
     if table.empty:
         return placeholder("no successful timed runs in this study")
-
-    def draw(ax, panel):
-        for engine in _engine_order(panel["engine"]):
-            r = panel[panel["engine"].eq(engine)].sort_values("batch")
-            x, y = r["batch"].to_numpy(float), r["samples_per_s"].to_numpy(float)
-            # samples/s = batch / step time, so the step-time quartiles map to its interval.
-            low, high = x / r["q3_s"].to_numpy(float), x / r["q1_s"].to_numpy(float)
-            err = np.clip([y - low, high - y], 0, None)
-            ax.errorbar(_dodge(x, ENGINES.index(engine), len(ENGINES)), y, yerr=err, color=COLORS[engine],
-                        marker="o", ms=3.5, lw=1.2, capsize=2)
-        _log_y(ax)
-        _batch_axis(ax, panel["batch"])
-        ax.set_ylabel("throughput (samples/s)")
-
-    fig = _facets(table, PANEL, draw)
-    _engine_legend(fig, table["engine"])
-    return fig
+    # samples/s = batch / step time, so the step-time quartiles map to its interval.
+    return _engine_lines(table, lambda r: r["samples_per_s"].to_numpy(float),
+                         lambda r: r["batch"].to_numpy(float) / r["q3_s"].to_numpy(float),
+                         lambda r: r["batch"].to_numpy(float) / r["q1_s"].to_numpy(float), "throughput (samples/s)")
 
 
 def fig_speedup(runs: pd.DataFrame, not_run: pd.DataFrame) -> Figure:

@@ -3,7 +3,8 @@
 
 rule aggregate:
     input:
-        MNIST_RECORDS + GW_RECORDS + BENCH_RECORDS,
+        records=MNIST_RECORDS + GW_RECORDS + BENCH_RECORDS,
+        code=str(REPO / "src" / "cladbench" / "aggregate.py"),
     output:
         runs=f"{RESULTS}/tables/runs.csv",
         parquet=f"{RESULTS}/tables/runs.parquet",
@@ -20,7 +21,7 @@ rule aggregate:
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m cladbench.aggregate {params.out} {input} --not-run '{params.not_run}' > {log} 2>&1"
+        "python -m cladbench.aggregate {params.out} {input.records} --not-run '{params.not_run}' > {log} 2>&1"
 
 
 # One job per figure, so that a deleted or changed figure is remade alone; every figure is drawn
@@ -34,6 +35,7 @@ for figure in FIGURES:
             f"figure_{figure}"
         input:
             **rules.aggregate.output,
+            code=str(REPO / "src" / "cladbench" / "report.py"),  # a change to the drawing remakes it
         output:
             pdf=report(f"{RESULTS}/report/{figure}.pdf", caption=f"../report/{figure}.rst", category="Figures"),
             png=f"{RESULTS}/report/{figure}.png",
@@ -53,6 +55,7 @@ for figure in FIGURES:
 rule report_tables:
     input:
         **rules.aggregate.output,
+        code=str(REPO / "src" / "cladbench" / "report.py"),
     output:
         headline=report(f"{RESULTS}/report/headline.tex", category="Tables"),
         gw=report(f"{RESULTS}/report/gw.tex", category="Tables"),
