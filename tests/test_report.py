@@ -100,7 +100,7 @@ def write_tables(directory: Path, *, gw=True, epochs=True, engines=None) -> Path
 
 def expected_files(out: Path) -> set[Path]:
     return {out / f"{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")} | {
-        out / "headline.tex", out / "gw.tex", out / "provenance.md"}
+        out / "headline.tex", out / "targets.tex", out / "targets.csv", out / "gw.tex", out / "provenance.md"}
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_headline_table_has_booktabs_and_the_controlled_numbers(full_report):
         assert tex.count(rule) == 1
     row = next(line for line in tex.splitlines() if line.startswith(f"mnist & {MLP} & 32 & 1 &"))
     cells = [c.strip() for c in row.rstrip("\\ ").split("&")]
-    assert cells[4:] == ["100.0", "120.0", "200.0", "400.0", "2.00", "4.00"]
+    assert cells[4:] == ["100.0", "120.0", "200.0", "400.0", "--", "2.00", "4.00", "--"]  # no jax runs here
 
 
 def test_gw_table_lists_every_gw_run(full_report):
@@ -254,3 +254,28 @@ def test_timing_uses_a_models_bench_runs_where_it_has_any():
 
     runs = pd.DataFrame({"purpose": ["train", "bench", "bench", "train"], "model": [MLP, MLP, MLP, CNN]})
     assert list(timing_runs(runs).index) == [1, 2, 3]
+
+
+def test_targets_table_measures_each_target_per_repetition(tmp_path):
+    runs = report.read_table(write_tables(tmp_path / "tables", gw=False, epochs=False), "runs")
+    table = report.targets_table(report.timing_runs(runs)).set_index(["target", "batch"])
+    at32 = lambda target: table.loc[(target, 32)]  # noqa: E731  (the controlled row)
+    assert at32("clad vs pytorch")["ratio"] == pytest.approx(4.0) and at32("clad vs pytorch")["met"]
+    assert at32("clad vs libtorch")["ratio"] == pytest.approx(2.0) and at32("clad vs libtorch")["n"] == 2
+    # manual is 1.2x clad's time: outside "within 5%", so reported as missed
+    assert at32("clad vs manual")["ratio"] == pytest.approx(1.2) and not at32("clad vs manual")["met"]
+    # bound: the baseline over clad's GEMM floor (0.8 x clad's time here)
+    assert at32("clad vs pytorch")["bound"] == pytest.approx(400 / 80)
+    # the floor target applies from batch 64: only the 256 row, at 1/0.8
+    floor = table.xs("clad / GEMM floor", level="target")
+    assert list(floor.index) == [256] and floor.loc[256, "ratio"] == pytest.approx(1.25) and not floor.loc[256, "met"]
+    assert ("clad vs pytorch", 256) in table.index and ("clad vs jax", 32) not in table.index  # no jax runs
+    tex = report.targets_tex(report.timing_runs(runs))
+    assert "clad vs pytorch" in tex and "4.00" in tex
+
+
+def test_targets_table_is_empty_without_clad(tmp_path):
+    runs = report.read_table(write_tables(tmp_path / "tables", gw=False, epochs=False,
+                                          engines=("manual", "libtorch", "pytorch")), "runs")
+    assert report.targets_table(runs).empty
+    assert "no bench runs" in report.targets_tex(runs)

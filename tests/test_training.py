@@ -15,11 +15,14 @@ import pytest
 import yaml
 
 from cladbench.cli import train_command
+from cladbench.jax_engine import jax_available
 from cladbench.paths import REPO, build_manifest
 from conftest import CLAD_BUILT, clad_skip_reason, write_idx
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
-VARIANTS = [*build_manifest()["variants"], "cpu-pytorch-rowmajor-dynamic"]
+# The jax engine is an optional extra: trained here when installed (test_jax_engine says if not).
+VARIANTS = [*build_manifest()["variants"], "cpu-pytorch-rowmajor-dynamic",
+            *(["cpu-jax-rowmajor-dynamic"] if jax_available() else [])]
 
 
 def train(variant: str, images, labels, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -49,6 +52,12 @@ def test_every_engine_was_trained(records):
     if not CLAD_BUILT:
         pytest.skip(clad_skip_reason())
     assert "clad" in engines
+
+
+def test_jax_engine_trained_when_installed(records):
+    if not jax_available():
+        pytest.skip("JAX not installed (optional extra: pip install -e '.[jax]')")
+    assert records["cpu-jax-rowmajor-dynamic"]["gradient_generator"].startswith("JAX ")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -1,5 +1,6 @@
 #include "trainer.hpp"
 
+#include <ATen/Parallel.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -144,24 +145,46 @@ class FlatOptimizer {
   FlatOptimizer(const std::string& kind, double lr, long n)
       : adam_(kind == "adam"), lr_(lr), m_(adam_ ? n : 0, 0.f), v_(adam_ ? n : 0, 0.f) {}
 
-  void step(float* p, const float* g, long n) {
+  // Updates p from g and zeroes g as it goes: the next step's pullback accumulates into a clean
+  // buffer without a separate pass over memory to clear it. Split over the same threads as the
+  // GEMMs (torch's intra-op pool; inline at 1 thread).
+  void step_and_zero(float* p, float* g, long n) {
+    const float lr = float(lr_);
     if (!adam_) {
-      const float lr = float(lr_);
-      for (long i = 0; i < n; ++i) p[i] -= lr * g[i];
+      at::parallel_for(0, n, kGrain, [&](long begin, long end) { sgd(p + begin, g + begin, end - begin, lr); });
       return;
     }
     ++t_;
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const double b1 = 0.9, b2 = 0.999;
     const float step_size = float(lr_ / (1 - std::pow(b1, t_)));
     const float bc2_sqrt = float(std::sqrt(1 - std::pow(b2, t_)));
-    for (long i = 0; i < n; ++i) {
-      m_[i] += float(1 - b1) * (g[i] - m_[i]);
-      v_[i] = float(b2) * v_[i] + float(1 - b2) * g[i] * g[i];
-      p[i] -= step_size * m_[i] / (std::sqrt(v_[i]) / bc2_sqrt + float(eps));
-    }
+    at::parallel_for(0, n, kGrain, [&](long begin, long end) {
+      adam(p + begin, g + begin, m_.data() + begin, v_.data() + begin, end - begin, step_size, bc2_sqrt);
+    });
   }
 
  private:
+  static constexpr long kGrain = 32768;  // elements per task: below this, threading costs more than it saves
+
+  static void sgd(float* __restrict p, float* __restrict g, long n, float lr) {
+    for (long i = 0; i < n; ++i) {
+      p[i] -= lr * g[i];
+      g[i] = 0.f;
+    }
+  }
+
+  // torch.optim.Adam's arithmetic (no weight decay, no amsgrad).
+  static void adam(float* __restrict p, float* __restrict g, float* __restrict m, float* __restrict v, long n,
+                   float step_size, float bc2_sqrt) {
+    const float one_minus_b1 = float(1 - 0.9), b2 = float(0.999), one_minus_b2 = float(1 - 0.999), eps = float(1e-8);
+    for (long i = 0; i < n; ++i) {
+      m[i] += one_minus_b1 * (g[i] - m[i]);
+      v[i] = b2 * v[i] + one_minus_b2 * g[i] * g[i];
+      p[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
+      g[i] = 0.f;
+    }
+  }
+
   bool adam_;
   double lr_;
   std::vector<float> m_, v_;
@@ -196,21 +219,23 @@ class ArenaEngine : public Engine {
         opt_(o.optimizer, o.lr, params_.numel()) {}
 
   double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
-    const float loss = gradient_into(x, y32);
-    opt_.step(params_.data_ptr<float>(), grads_.data_ptr<float>(), params_.numel());
+    const float loss = accumulate_gradient(x, y32);
+    opt_.step_and_zero(params_.data_ptr<float>(), grads_.data_ptr<float>(), params_.numel());
     return loss;
   }
 
   torch::Tensor gradient(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
-    gradient_into(x, y32);
-    return grads_.clone();
+    accumulate_gradient(x, y32);
+    torch::Tensor g = grads_.clone();
+    grads_.zero_();
+    return g;
   }
   torch::Tensor flat_params() override { return params_; }
   Layout layout() const override { return k_.layout; }
 
  private:
-  float gradient_into(const torch::Tensor& x, const torch::Tensor& y32) {
-    std::memset(grads_.data_ptr<float>(), 0, sizeof(float) * grads_.numel());
+  // Adds the batch's gradient into grads_, which is all zeros between calls (see step_and_zero).
+  float accumulate_gradient(const torch::Tensor& x, const torch::Tensor& y32) {
     std::fill(d_ws_.begin(), d_ws_.end(), 0.f);
     float loss = 0, seed = 1;
     k_.f32.pullback(params_.data_ptr<float>(), x.data_ptr<float>(), y32.data_ptr<int>(), shape_.dims.data(),

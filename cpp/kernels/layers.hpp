@@ -57,14 +57,19 @@ void linear_colmajor_pullback(const T* x, const T* W, const T* b, T* y, int batc
     for (int j = 0; j < out; ++j) d_b[j] += d_y[i * out + j];
 }
 
+// Branch-free and restrict-qualified, so that both loops vectorise: a branch on the sign of z
+// mispredicts about half the time, which measured as the largest cost outside the GEMMs.
 template <class T>
-void relu(const T* z, T* h, int n) {
+void relu(const T* __restrict z, T* __restrict h, int n) {
   for (int i = 0; i < n; ++i) h[i] = z[i] > T(0) ? z[i] : T(0);
 }
 
 template <class T>
-void relu_pullback(const T* z, T* h, int n, T* d_z, T* d_h, int*) {
-  for (int i = 0; i < n; ++i) d_z[i] += z[i] > T(0) ? d_h[i] : T(0);
+void relu_pullback(const T* __restrict z, T*, int n, T* __restrict d_z, T* __restrict d_h, int*) {
+  for (int i = 0; i < n; ++i) {
+    const T g = d_h[i];  // loaded unconditionally: a select, not a branch
+    d_z[i] += z[i] > T(0) ? g : T(0);
+  }
 }
 
 // The largest of n values: the shift that keeps exp() finite in the cross-entropy. The shift

@@ -1,4 +1,4 @@
-"""The `cladbench` command: doctor, fetch, gw, train. (The main job is the Snakemake workflow.)"""
+"""The `cladbench` command: doctor, fetch, gw, train, bench. (The main job is the Snakemake workflow.)"""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 
-from .options import ENGINES, add_train_arguments, train_argv
+from .options import ENGINES, PYTHON_ENGINES, add_train_arguments, train_argv
 from .paths import NotBuiltError, alloc_counter_library, trainer
 
 
 def variant_name(engine: str, layout: str, alloc: str) -> str:
-    """build/<device>-<engine>-<layout>-<alloc>; torch::nn and PyTorch own their layout and memory."""
-    if engine in ("libtorch", "pytorch"):
+    """build/<device>-<engine>-<layout>-<alloc>; torch::nn, PyTorch and JAX own their layout and memory."""
+    if engine in ("libtorch", *PYTHON_ENGINES):
         layout, alloc = "rowmajor", "dynamic"
     return f"cpu-{engine}-{layout}-{alloc}"
 
@@ -21,11 +21,11 @@ def variant_name(engine: str, layout: str, alloc: str) -> str:
 def train_command(engine: str, layout: str, alloc: str, argv: list[str]) -> tuple[list[str], dict]:
     """The command line (and environment) that trains one variant."""
     env = dict(os.environ)
-    if engine == "pytorch":
+    if engine in PYTHON_ENGINES:
         library = alloc_counter_library()
-        if library.exists():  # count PyTorch's heap allocations too
+        if library.exists():  # count the Python engines' heap allocations too
             env["LD_PRELOAD"] = f"{library} {env.get('LD_PRELOAD', '')}".strip()
-        return [sys.executable, "-m", "cladbench.pytorch_engine", *argv], env
+        return [sys.executable, "-m", f"cladbench.{engine}_engine", *argv], env
     return [str(trainer(variant_name(engine, layout, alloc))), *argv], env
 
 
@@ -94,12 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     gw_cmd.add_argument("--resources", default="resources", help="real: where verified GWOSC files go")
     gw_cmd.set_defaults(func=cmd_gw)
 
-    train = sub.add_parser("train", help="train the MLP with one engine and write its run record")
+    train = sub.add_parser("train", help="train a model with one engine and write its run record")
     train.add_argument("--engine", choices=ENGINES, required=True)
     train.add_argument("--layout", choices=("rowmajor", "colmajor"), default="rowmajor")
     train.add_argument("--alloc", choices=("arena", "dynamic"), default="arena")
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
+
+    from . import bench
+
+    bench_cmd = sub.add_parser("bench", help="time every engine on the study's models (the performance benchmark)",
+                               description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_arguments(bench_cmd)
+    bench_cmd.set_defaults(func=bench.run)
 
     args = parser.parse_args(argv)
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-ENGINES = ("clad", "manual", "libtorch", "pytorch")
+ENGINES = ("clad", "manual", "libtorch", "pytorch", "jax")
+PYTHON_ENGINES = ("pytorch", "jax")  # trained by a Python module, cladbench.<engine>_engine
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,11 @@
-"""The pytorch engine: the MLP in plain torch.nn, eager autograd and torch.optim, as a PyTorch user
-writes it. It starts from the same parameters, sees the same batches in the same order and makes
-the same updates as the C++ engines (the shared helpers come from the C++ core), and writes the
-same run record. Run as `python -m cladbench.pytorch_engine`, or through `cladbench train`, which
-preloads the allocation counter."""
+"""The pytorch engine: the models in plain torch.nn, eager autograd and torch.optim, as a PyTorch
+user writes them. It starts from the same parameters, sees the same batches in the same order and
+makes the same updates as the C++ engines (the shared helpers come from the C++ core), and writes
+the same run record. Run as `python -m cladbench.pytorch_engine`, or through `cladbench train`,
+which preloads the allocation counter.
+
+The training loop here serves every Python engine: an engine is a Stepper (TorchStepper here,
+the JAX engine's in jax_engine.py)."""
 
 from __future__ import annotations
 
@@ -78,7 +81,41 @@ def _load(args: argparse.Namespace) -> tuple[dict, str, list[int]]:
     return data, args.model, dims
 
 
-def _train(args: argparse.Namespace, record: dict) -> None:
+class TorchStepper:
+    """One engine's model and optimizer: PyTorch eager."""
+
+    name = "pytorch"
+    generator = f"PyTorch {torch.__version__} eager autograd"
+
+    def __init__(self, model_kind: str, dims: list[int], layers: list[torch.Tensor], args: argparse.Namespace):
+        self.model = torch_nn_model(model_kind, dims, layers)
+        self.optimizer = (torch.optim.Adam(self.model.parameters(), lr=args.lr) if args.optimizer == "adam"
+                          else torch.optim.SGD(self.model.parameters(), lr=args.lr))
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Gradient and update on one batch; the batch loss."""
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def gradient(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gradient, parameters), flat in the kernels' row-major order; parameters unchanged.
+        (conv weights [c_out][c_in][k] flatten exactly as the kernels' [c_out][c_in*k].)"""
+        self.model.zero_grad()
+        self.loss_fn(self.model(x), y).backward()
+        parameters = list(self.model.parameters())
+        return (torch.cat([p.grad.reshape(-1) for p in parameters]),
+                torch.cat([p.detach().reshape(-1) for p in parameters]))
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.model(chunk) for chunk in x.split(512)])
+
+
+def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
     torch.set_num_threads(args.threads)
     data, model_kind, dims = _load(args)
     x_all, y_all = data["x"], data["labels"]
@@ -96,10 +133,7 @@ def _train(args: argparse.Namespace, record: dict) -> None:
     x_test, y_test = x_all_test[vb:ve], y_all_test[vb:ve].long()
     record["model"] = core.model_name(model_kind, dims)
 
-    model = torch_nn_model(model_kind, dims, core.init_params(model_kind, dims, args.seed))
-    optimizer = (torch.optim.Adam(model.parameters(), lr=args.lr) if args.optimizer == "adam"
-                 else torch.optim.SGD(model.parameters(), lr=args.lr))
-    loss_fn = nn.CrossEntropyLoss()
+    stepper = make_stepper(model_kind, dims, core.init_params(model_kind, dims, args.seed), args)
 
     n_train = len(x_train)
     steps_per_epoch = n_train // args.batch
@@ -118,12 +152,8 @@ def _train(args: argparse.Namespace, record: dict) -> None:
 
     # Gradient agreement at the first step, against LibTorch autograd in double.
     gather(0, 0)
-    model.zero_grad()
-    loss_fn(model(xb), yb).backward()
-    # conv weights [c_out][c_in][k] flatten row-major exactly as the kernels' [c_out][c_in*k]
-    flat = lambda tensors: torch.cat([t.reshape(-1) for t in tensors])  # noqa: E731
-    grad = flat([p.grad for p in model.parameters()])
-    params = flat([p.detach() for p in model.parameters()]).double().requires_grad_()
+    grad, params = stepper.gradient(xb, yb)
+    params = params.double().requires_grad_()
     reference = core.reference_loss(model_kind, params, xb.double(), yb.int(), dims, "rowmajor")
     (ref_grad,) = torch.autograd.grad(reference, params)
     record["grad_max_rel_err"] = core.max_rel_err(grad, ref_grad)
@@ -138,11 +168,7 @@ def _train(args: argparse.Namespace, record: dict) -> None:
             gather(epoch, step)
             a0 = count() if count else 0
             t0 = time.perf_counter()
-            optimizer.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-            value = loss.item()
+            value = stepper.step(xb, yb)
             t1 = time.perf_counter()
             a1 = count() if count else 0
             if not math.isfinite(value):
@@ -153,12 +179,11 @@ def _train(args: argparse.Namespace, record: dict) -> None:
                 allocations += a1 - a0
             loss_sum += value
             global_step += 1
-        with torch.no_grad():
-            logits = torch.cat([model(chunk) for chunk in x_test.split(512)])
-            test_loss.append(loss_fn(logits, y_test).item())
-            test_acc.append((logits.argmax(1) == y_test).double().mean().item())
+        logits = stepper.logits(x_test)
+        test_loss.append(nn.functional.cross_entropy(logits, y_test).item())
+        test_acc.append((logits.argmax(1) == y_test).double().mean().item())
         train_loss.append(loss_sum / steps_per_epoch)
-        print(f"[pytorch] epoch {epoch + 1}/{args.epochs}: train loss {train_loss[-1]:.6g}, "
+        print(f"[{stepper.name}] epoch {epoch + 1}/{args.epochs}: train loss {train_loss[-1]:.6g}, "
               f"test accuracy {test_acc[-1]:.4g}", file=sys.stderr, flush=True)
 
     times.sort()
@@ -174,34 +199,33 @@ def _train(args: argparse.Namespace, record: dict) -> None:
         "final_loss": train_loss[-1], "test_accuracy": test_acc[-1],
     })
     if args.dataset == "gw-sim":
-        with torch.no_grad():
-            score = torch.softmax(logits, 1)[:, 1]
-            real = core.load_gw_windows(args.real) if args.real else None
-            real_score = torch.cat([torch.softmax(model(c), 1)[:, 1] for c in real["x"].split(512)]) if real else None
+        score = torch.softmax(logits, 1)[:, 1]
+        real = core.load_gw_windows(args.real) if args.real else None
+        real_score = torch.softmax(stepper.logits(real["x"]), 1)[:, 1] if real else None
         record.update(json.loads(core.gw_metrics(score, y_test.int(), data["snr"][vb:ve], data["merger_offset"],
                                                  real_score, real["t_start"] if real else None)))
 
 
-def train(args: argparse.Namespace) -> tuple[dict, int]:
+def train(args: argparse.Namespace, make_stepper=TorchStepper, versions: dict | None = None) -> tuple[dict, int]:
     """Trains; returns (record, exit status) with the statuses of cladbench-train (0, 3)."""
     record = {
-        "status": "running", "purpose": args.purpose, "error": None, "engine": "pytorch", "device": "cpu", "layout": "rowmajor",
+        "status": "running", "purpose": args.purpose, "error": None, "engine": make_stepper.name, "device": "cpu", "layout": "rowmajor",
         "alloc": "dynamic", "dataset": args.dataset, "model": None, "batch": args.batch, "threads": args.threads,
         "seed": args.seed, "repetition": args.repetition, "optimizer": args.optimizer, "lr": args.lr,
         "epochs": args.epochs, "warmup_steps": args.warmup, "train_range": list(parse_range(args.train_range)),
         "test_range": list(parse_range(args.test_range)),
         "data_files": ([args.data, args.real] if args.dataset == "gw-sim"
                        else [args.images, args.labels, args.test_images, args.test_labels]),
-        "gradient_generator": f"PyTorch {torch.__version__} eager autograd",
+        "gradient_generator": make_stepper.generator,
         "versions": {"torch": torch.__version__, "clad": "", "compiler": "", "cuda": torch.version.cuda,
-                     "python": platform.python_version()},
+                     "python": platform.python_version(), **(versions or {})},
         "compile_flags": "", "git_commit": _git_commit(), "cpu_model": _cpu_model(),
         "hostname": socket.gethostname(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     start = time.perf_counter()
     status = 0
     try:
-        _train(args, record)
+        _train(args, record, make_stepper)
         record["status"] = "ok"
     except NonFiniteLoss as error:
         record.update(status="failed", error=str(error))
@@ -211,14 +235,14 @@ def train(args: argparse.Namespace) -> tuple[dict, int]:
     return record, status
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.pytorch_engine", description=__doc__)
+def main(argv: list[str] | None = None, make_stepper=TorchStepper, versions: dict | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m cladbench.{make_stepper.name}_engine", description=__doc__)
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        record, status = train(args)
+        record, status = train(args, make_stepper, versions)
     except (ValueError, RuntimeError) as error:  # bad data file (IdxError is a ValueError), bad range
-        print(f"cladbench pytorch engine: {error}", file=sys.stderr)
+        print(f"cladbench {make_stepper.name} engine: {error}", file=sys.stderr)
         return 2
     text = json.dumps(record, indent=2)
     if args.out:
@@ -228,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(text)
     if status:
-        print(f"cladbench pytorch engine: training failed: {record['error']}", file=sys.stderr)
+        print(f"cladbench {make_stepper.name} engine: training failed: {record['error']}", file=sys.stderr)
     return status
 
 

@@ -29,10 +29,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-ENGINES = ["clad", "manual", "libtorch", "pytorch"]
+ENGINES = ["clad", "manual", "libtorch", "pytorch", "jax"]
 DATASETS = ["mnist", "gw-sim"]
 KERNEL_ENGINES = ["clad", "manual"]  # the engines built in every layout x alloc
-BASELINES = ["libtorch", "pytorch"]  # what clad's speedup is measured against
+BASELINES = ["libtorch", "pytorch", "jax"]  # what clad's speedup is measured against
 # One colour per engine, the same in every figure.
 COLORS = dict(zip(ENGINES, sns.color_palette("colorblind", len(ENGINES))))
 LAYOUT_ALLOCS = ["rowmajor-arena", "rowmajor-dynamic", "colmajor-arena", "colmajor-dynamic"]
@@ -155,13 +155,13 @@ def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
         n=("speedup", "size")).reset_index()
 
 
-def speedup_per_repetition(runs: pd.DataFrame) -> pd.DataFrame:
+def speedup_per_repetition(runs: pd.DataFrame, baselines=BASELINES) -> pd.DataFrame:
     """One row per (panel, batch, repetition, baseline) where clad and the baseline both ran."""
     data = headline_runs(runs).dropna(subset=["step_time_median_s"])
     keys = [*PANEL, "batch", "repetition"]
     times = data.pivot_table(index=keys, columns="engine", values="step_time_median_s", aggfunc="median")
     rows = []
-    for baseline in BASELINES:
+    for baseline in baselines:
         if "clad" not in times or baseline not in times:
             continue
         ratio = (times[baseline] / times["clad"]).dropna().rename("speedup").reset_index()
@@ -169,6 +169,59 @@ def speedup_per_repetition(runs: pd.DataFrame) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=[*keys, "baseline", "speedup"])
     return pd.concat(rows, ignore_index=True)
+
+
+# The performance targets (the performance issue): the headline model at 1 thread, fp32, clad's
+# rowmajor-arena variant. (name, baseline or None for the floor, goal, batches it applies to)
+TARGET_MODEL, TARGET_THREADS = "mlp-784-128-10", 1
+TARGETS = [
+    ("clad vs pytorch", "pytorch", ">= 2.5", lambda b: b == 32),
+    ("clad vs pytorch", "pytorch", ">= 2", lambda b: b == 64),
+    ("clad vs pytorch", "pytorch", ">= 1.3", lambda b: b == 256),
+    ("clad vs libtorch", "libtorch", ">= 1.3", lambda b: b <= 256),
+    ("clad / GEMM floor", None, "<= 1.15", lambda b: b >= 64),
+    ("clad vs manual", "manual", "0.95 to 1.05", lambda b: True),
+    ("clad vs jax", "jax", ">= 1 (aim)", lambda b: b <= 64),
+]
+
+
+def _meets(value: float, goal: str) -> bool:
+    if goal.startswith(">="):
+        return value >= float(goal.split()[1])
+    if goal.startswith("<="):
+        return value <= float(goal.split()[1])
+    low, _, high = goal.partition(" to ")
+    return float(low) <= value <= float(high)
+
+
+def targets_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every target at every batch the bench ran: the measured ratio per repetition (speedups
+    t_baseline / t_clad; the floor ratio t_clad / t_gemm), its median and quartiles, whether it
+    meets the goal, and its bound: the speedup clad would have at its own GEMM floor (t_baseline /
+    t_gemm), which no engine on the same BLAS beats."""
+    columns = ["target", "batch", "goal", "ratio", "q1", "q3", "n", "met", "bound"]
+    data = headline_runs(runs)
+    data = data[data["model"].eq(TARGET_MODEL) & data["threads"].eq(TARGET_THREADS)
+                & data["device"].fillna("cpu").eq("cpu")].dropna(subset=["step_time_median_s"])
+    if data.empty or "clad" not in set(data["engine"]):
+        return pd.DataFrame(columns=columns)
+    times = data.pivot_table(index=["batch", "repetition"], columns="engine", values="step_time_median_s")
+    floor = data[data["engine"].eq("clad")].set_index(["batch", "repetition"])["gemm_floor_median_s"]
+    rows = []
+    for name, baseline, goal, applies in TARGETS:
+        if baseline is None:
+            per_rep, bound = times["clad"] / floor, pd.Series(1.0, index=floor.index)
+        elif baseline in times:
+            per_rep, bound = times[baseline] / times["clad"], times[baseline] / floor
+        else:
+            continue
+        for batch, ratios in per_rep.dropna().groupby(level="batch"):
+            if not applies(batch):
+                continue
+            median = float(ratios.median())
+            rows.append([name, int(batch), goal, median, float(ratios.quantile(0.25)), float(ratios.quantile(0.75)),
+                         len(ratios), _meets(median, goal), float(bound.loc[batch].median())])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -421,7 +474,7 @@ def fig_speedup(runs: pd.DataFrame, not_run: pd.DataFrame) -> Figure:
             r = panel[panel["baseline"].eq(baseline)].sort_values("batch")
             if r.empty:
                 continue
-            x, y = _dodge(r["batch"].to_numpy(float), BASELINES.index(baseline), 2), r["speedup"].to_numpy(float)
+            x, y = _dodge(r["batch"].to_numpy(float), BASELINES.index(baseline), len(BASELINES)), r["speedup"].to_numpy(float)
             # min-max across repetitions; a single repetition has no interval.
             err = np.clip([y - r["speedup_min"].to_numpy(float), r["speedup_max"].to_numpy(float) - y], 0, None)
             ax.errorbar(x, y, yerr=np.where(r["n"].to_numpy() > 1, err, 0), color=COLORS[baseline], marker="o",
@@ -623,18 +676,30 @@ def headline_tex(runs: pd.DataFrame) -> str:
     table = headline_table(runs)
     with_device = table["device"].nunique() > 1
     header = ["dataset", "model", *(["device"] if with_device else []), "batch", "threads",
-              *[f"{e} ($\\mu$s)" for e in ENGINES], "clad/libtorch", "clad/pytorch"]
-    align = "ll" + ("l" if with_device else "") + "rr" + "r" * len(ENGINES) + "rr"
+              *[f"{e} ($\\mu$s)" for e in ENGINES], *[f"clad/{b}" for b in BASELINES]]
+    align = "ll" + ("l" if with_device else "") + "rr" + "r" * len(ENGINES) + "r" * len(BASELINES)
     rows = []
     for r in table.itertuples(index=False):
         r = r._asdict()
         rows.append([_tex(r["dataset"]), _tex(r["model"]), *([_tex(r["device"])] if with_device else []),
                      str(r["batch"]), str(r["threads"]), *[_num(r[e], ".1f") for e in ENGINES],
-                     _num(r["speedup_libtorch"], ".2f"), _num(r["speedup_pytorch"], ".2f")])
+                     *[_num(r[f"speedup_{b}"], ".2f") for b in BASELINES]])
     if not rows:
         rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no successful timed runs in this study}}"]]
     return _tabular(header, rows, align, "median step time (median over repetitions) per engine; clad's speedup "
                     "= t_baseline / t_clad within each repetition, median over repetitions")
+
+
+def targets_tex(runs: pd.DataFrame) -> str:
+    table = targets_table(runs)
+    header = ["target", "batch", "goal", "measured", "IQR", "reps", "met", "bound"]
+    rows = [[_tex(r.target), str(r.batch), _tex(r.goal), _num(r.ratio, ".2f"), f"{r.q1:.2f}--{r.q3:.2f}", str(r.n),
+             "yes" if r.met else "no", "--" if r.target.endswith("floor") else _num(r.bound, ".2f")]
+            for r in table.itertuples(index=False)]
+    if not rows:
+        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no bench runs of {TARGET_MODEL} at {TARGET_THREADS} thread}}"]]
+    return _tabular(header, rows, "lrlrrrlr", f"performance targets, {TARGET_MODEL}, {TARGET_THREADS} thread, fp32: "
+                    "per-repetition ratios, median and IQR; bound = the speedup at clad's GEMM-only time")
 
 
 def gw_tex(runs: pd.DataFrame) -> str:
@@ -745,9 +810,11 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
     if only not in (None, "tables"):
         return written
     (out_dir / "headline.tex").write_text(headline_tex(timed))
+    (out_dir / "targets.tex").write_text(targets_tex(timed))
+    targets_table(timed).to_csv(out_dir / "targets.csv", index=False)
     (out_dir / "gw.tex").write_text(gw_tex(runs))
     (out_dir / "provenance.md").write_text(provenance_md(all_runs, not_run, notes))
-    return written + [out_dir / "headline.tex", out_dir / "gw.tex", out_dir / "provenance.md"]
+    return written + [out_dir / name for name in ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "provenance.md")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,8 @@ import json
 from pathlib import Path
 
 from cladbench.doctor import cxx_compiler, find_clad
+from cladbench.jax_engine import jax_available
+from cladbench.options import PYTHON_ENGINES
 
 REPO = Path(workflow.basedir)
 BUILD = Path(workflow.basedir, "build")  # the repository's one C++ build, wherever the workflow runs
@@ -14,14 +16,18 @@ CLAD_OK = _clad.get("CLAD_FOUND") == "TRUE"
 
 
 def variants_of(engine):
-    if engine in ("libtorch", "pytorch"):  # torch::nn and PyTorch own their layout and their memory
+    if engine in ("libtorch", *PYTHON_ENGINES):  # torch::nn, PyTorch and JAX own their layout and memory
         return [f"cpu-{engine}-rowmajor-dynamic"]
     return [f"cpu-{engine}-{layout}-{alloc}" for layout in LAYOUTS for alloc in ALLOCS]
 
 
-VARIANTS = [v for e in config["engines"] if e != "clad" or CLAD_OK for v in variants_of(e)]
-NOT_RUN = {} if CLAD_OK or "clad" not in config["engines"] else {
-    "cpu-clad-*": f"Clad not available: {_clad.get('CLAD_REASON', '')}"}
+JAX_OK = jax_available()  # an optional extra (pip install -e '.[jax]')
+VARIANTS = [v for e in config["engines"] if (e != "clad" or CLAD_OK) and (e != "jax" or JAX_OK) for v in variants_of(e)]
+NOT_RUN = {}
+if "clad" in config["engines"] and not CLAD_OK:
+    NOT_RUN["cpu-clad-*"] = f"Clad not available: {_clad.get('CLAD_REASON', '')}"
+if "jax" in config["engines"] and not JAX_OK:
+    NOT_RUN["cpu-jax-*"] = "JAX not installed (an optional extra: pip install -e '.[jax]')"
 NOT_RUN["cuda-*"] = "no CUDA variants in this version of cladbench"
 for pattern, reason in NOT_RUN.items():
     logger.warning(f"not run: {pattern}: {reason}")
@@ -30,9 +36,11 @@ for pattern, reason in NOT_RUN.items():
 def trainer(wildcards):
     """What a variant's runs depend on: its binary (rule build_variant), or for the pytorch engine
     its Python and the C++ core module it shares data and initialisation with."""
-    if "-pytorch-" in wildcards.variant:
+    engine = wildcards.variant.split("-")[1]
+    if engine in PYTHON_ENGINES:
         package = REPO / "src" / "cladbench"
-        return [str(package / "pytorch_engine.py"), str(package / "models.py"), *map(str, package.glob("_core*.so"))]
+        code = {package / "pytorch_engine.py", package / f"{engine}_engine.py", package / "models.py"}
+        return sorted(map(str, code)) + sorted(map(str, package.glob("_core*.so")))
     return f"{BUILD}/{wildcards.variant}/cladbench-train"
 
 
@@ -59,6 +67,6 @@ MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}
 GW_RECORDS = expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS,
                     rep=range(config["repetitions"])) if config["gw"]["engines"] else []
 GW_RECORDS = [r for r in GW_RECORDS if Path(r).name.split("-")[1] in config["gw"]["engines"]]
-BENCH_RECORDS = expand(f"{RESULTS}/runs/bench/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json", variant=VARIANTS,
-                       batch=config["bench"]["batch"], threads=config["bench"]["threads"],
-                       rep=range(config["bench"]["repetitions"]))
+BENCH_RECORDS = expand(f"{RESULTS}/runs/bench/{{model}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
+                       model=config["bench"]["models"], variant=VARIANTS, batch=config["bench"]["batch"],
+                       threads=config["bench"]["threads"], rep=range(config["bench"]["repetitions"]))

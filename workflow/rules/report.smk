@@ -58,6 +58,8 @@ rule report_tables:
         code=str(REPO / "src" / "cladbench" / "report.py"),
     output:
         headline=report(f"{RESULTS}/report/headline.tex", category="Tables"),
+        targets=report(f"{RESULTS}/report/targets.tex", caption="../report/targets.rst", category="Tables"),
+        targets_csv=f"{RESULTS}/report/targets.csv",
         gw=report(f"{RESULTS}/report/gw.tex", category="Tables"),
         provenance=report(f"{RESULTS}/report/provenance.md", category="Provenance"),
     params:
