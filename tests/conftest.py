@@ -11,10 +11,14 @@ import pytest
 
 from cladbench.core import core
 from cladbench.data import DataError, mnist_t10k
+from cladbench.jax_engine import jax_available
 from cladbench.paths import build_manifest
 
 KERNEL_ENGINES = sorted({e["engine"] for e in core.engines()} - {"autograd"})
 CLAD_BUILT = "clad" in KERNEL_ENGINES
+# Every variant the workflow runs here: the C++ builds, pytorch, and jax when installed (optional extra).
+RUNNABLE_VARIANTS = [*build_manifest()["variants"], "cpu-pytorch-rowmajor-dynamic",
+                     *(["cpu-jax-rowmajor-dynamic"] if jax_available() else [])]
 
 
 def clad_skip_reason() -> str:

@@ -14,13 +14,11 @@ import yaml
 from cladbench import gw
 from cladbench.cli import train_command
 from cladbench.data import GW150914, DataError, stage_all
-from cladbench.jax_engine import jax_available
-from cladbench.paths import REPO, build_manifest
+from cladbench.paths import REPO
+from conftest import RUNNABLE_VARIANTS
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
-# The jax engine is an optional extra: trained here when installed (test_jax_engine says if not).
-VARIANTS = [*build_manifest()["variants"], "cpu-pytorch-rowmajor-dynamic",
-            *(["cpu-jax-rowmajor-dynamic"] if jax_available() else [])]
+VARIANTS = RUNNABLE_VARIANTS  # jax's only when installed (an optional extra)
 CNN = ["--model", "cnn", "--conv", "4k16p4,8k8p4", "--hidden", "16"]
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from cladbench.paths import REPO, build_dir, build_manifest
-from conftest import CLAD_BUILT
+from conftest import CLAD_BUILT, RUNNABLE_VARIANTS
 
 
 def test_doctor_reports_the_machine():
@@ -55,11 +55,12 @@ def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
     rc, out = dry_run(tmp_path, config)
     assert rc == 0, out
     counts = job_counts(out)
-    variants = len(build_manifest()["variants"]) + 1  # + pytorch
+    variants = len(RUNNABLE_VARIANTS)
     assert counts["train_mnist"] == variants * len(config["train"]["batch"]) * len(config["train"]["threads"])
     assert counts["train_gw"] == variants
     bench = config["bench"]
-    assert counts["bench_mnist"] == variants * len(bench["batch"]) * len(bench["threads"]) * bench["repetitions"]
+    assert counts["bench"] == (len(bench["models"]) * variants * len(bench["batch"]) * len(bench["threads"])
+                               * bench["repetitions"])
     assert "not run: cuda-*" in out
     if not CLAD_BUILT:
         assert "not run: cpu-clad-*: Clad not available" in out
@@ -88,8 +89,10 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    variants = len(build_manifest()["variants"]) + 1
-    assert job_counts(out)["train_mnist"] == variants * 6 * 2 * 5  # batches x threads x repetitions
+    variants = len(RUNNABLE_VARIANTS)
+    counts = job_counts(out)
+    assert counts["train_mnist"] == variants * 6 * 2 * 5  # batches x threads x repetitions
+    assert counts["bench"] == 3 * variants * 6 * 2 * 5  # models x variants x batches x threads x repetitions
 
 
 def test_snakemake_lint_is_clean():

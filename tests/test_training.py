@@ -16,13 +16,11 @@ import yaml
 
 from cladbench.cli import train_command
 from cladbench.jax_engine import jax_available
-from cladbench.paths import REPO, build_manifest
-from conftest import CLAD_BUILT, clad_skip_reason, write_idx
+from cladbench.paths import REPO
+from conftest import RUNNABLE_VARIANTS, CLAD_BUILT, clad_skip_reason, write_idx
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
-# The jax engine is an optional extra: trained here when installed (test_jax_engine says if not).
-VARIANTS = [*build_manifest()["variants"], "cpu-pytorch-rowmajor-dynamic",
-            *(["cpu-jax-rowmajor-dynamic"] if jax_available() else [])]
+VARIANTS = RUNNABLE_VARIANTS  # jax's only when installed (an optional extra)
 
 
 def train(variant: str, images, labels, out: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import sys
 
@@ -74,36 +75,38 @@ class JaxStepper:
 
         value_and_grad = jax.value_and_grad(loss)
         lr = args.lr
-        if args.optimizer == "adam":  # torch.optim.Adam's arithmetic
+        self.adam, self.t = args.optimizer == "adam", 0
+        if self.adam:  # torch.optim.Adam's arithmetic; its bias corrections in double, on the host
             b1, b2, eps = 0.9, 0.999, 1e-8
 
-            def step(state, x, y):
-                params, m, v, t = state
+            def step(state, x, y, step_size, bc2_sqrt):
+                params, m, v = state
                 value, grads = value_and_grad(params, x, y)
-                t = t + 1
-                m = [b1 * mi + (1 - b1) * g for mi, g in zip(m, grads)]
+                m = [mi + (1 - b1) * (g - mi) for mi, g in zip(m, grads)]
                 v = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, grads)]
-                size, bc2 = lr / (1 - b1 ** t), jnp.sqrt(1 - b2 ** t)
-                params = [p - size * mi / (jnp.sqrt(vi) / bc2 + eps) for p, mi, vi in zip(params, m, v)]
-                return value, (params, m, v, t)
+                params = [p - step_size * mi / (jnp.sqrt(vi) / bc2_sqrt + eps) for p, mi, vi in zip(params, m, v)]
+                return value, (params, m, v)
 
-            zeros = [jnp.zeros_like(p) for p in self.params]
-            self.state = (self.params, zeros, [jnp.zeros_like(p) for p in self.params], jnp.float32(0))
+            self.state = (self.params, [jnp.zeros_like(p) for p in self.params], [jnp.zeros_like(p) for p in self.params])
         else:
-            def step(state, x, y):
+            def step(state, x, y, step_size, bc2_sqrt):
                 value, grads = value_and_grad(state, x, y)
                 return value, [p - lr * g for p, g in zip(state, grads)]
 
             self.state = self.params
+        self.lr = lr
         self._step = jax.jit(step, donate_argnums=0)
         self._grad = jax.jit(jax.grad(loss))
         self._logits = jax.jit(forward)
 
     def _params(self):
-        return self.state[0] if isinstance(self.state, tuple) else self.state
+        return self.state[0] if self.adam else self.state
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        value, self.state = self._step(self.state, x.numpy(), y.numpy().astype(np.int32))
+        self.t += 1
+        step_size, bc2_sqrt = self.lr / (1 - 0.9 ** self.t), math.sqrt(1 - 0.999 ** self.t)
+        value, self.state = self._step(self.state, x.numpy(), y.numpy().astype(np.int32), np.float32(step_size),
+                                       np.float32(bc2_sqrt))
         return float(value)
 
     def gradient(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+from cladbench.bench import parse_model, train_args
 from cladbench.doctor import cxx_compiler, find_clad
 from cladbench.jax_engine import jax_available
 from cladbench.options import PYTHON_ENGINES
@@ -70,3 +71,21 @@ GW_RECORDS = [r for r in GW_RECORDS if Path(r).name.split("-")[1] in config["gw"
 BENCH_RECORDS = expand(f"{RESULTS}/runs/bench/{{model}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
                        model=config["bench"]["models"], variant=VARIANTS, batch=config["bench"]["batch"],
                        threads=config["bench"]["threads"], rep=range(config["bench"]["repetitions"]))
+
+
+# The performance benchmark's runs (bench.smk): inputs and trainer flags, as `cladbench bench` makes them.
+def bench_data(wildcards):
+    if parse_model(wildcards.model).dataset == "gw-sim":
+        return [GW_DATA]
+    return [f"resources/{name}" for name in MNIST_FILES[config["mnist"]["split"]]]
+
+
+def bench_args(wildcards, input):
+    """The trainer's flags, as `cladbench bench` makes them (src/cladbench/bench.py)."""
+    model = parse_model(wildcards.model)
+    data = input.data
+    mnist = {**config["mnist"], "images": data[0], "labels": data[-1]}
+    gw = {**config["gw"], "data": data[0]}
+    args = train_args(model, int(wildcards.batch), int(wildcards.threads), int(wildcards.rep), mnist=mnist, gw=gw,
+                      train=config["train"], min_steps=config["bench"]["min_steps"])
+    return " ".join(args)
