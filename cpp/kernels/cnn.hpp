@@ -103,9 +103,16 @@ void max_pool_pullback(const T* z, T*, int batch, int length, int channels, int 
     for (int j = 0; j < t_pool; ++j)
       for (int c = 0; c < channels; ++c) {
         const long base = (long(b) * length + long(j) * pool) * channels + c;
+        // Selects, not branches: which element of a window is largest is data, and a branch on it
+        // mispredicted often enough to make this the costliest loop of the CNN's pullback.
         int best = 0;
-        for (int i = 1; i < pool; ++i)
-          if (z[base + long(i) * channels] > z[base + long(best) * channels]) best = i;
+        T top = z[base];
+        for (int i = 1; i < pool; ++i) {
+          const T v = z[base + long(i) * channels];
+          const bool larger = v > top;
+          best = larger ? i : best;
+          top = larger ? v : top;
+        }
         d_z[base + long(best) * channels] += d_out[(long(b) * t_pool + j) * channels + c];
       }
 }
