@@ -128,7 +128,7 @@ class _Emitter:
         self.ends_in_softmax = False
 
     def symbol(self, prefix: str, name: str) -> str:
-        base = f"{prefix}_{re.sub(r'\W+', '_', name).strip('_')}"
+        base = prefix + "_" + re.sub(r"\W+", "_", name).strip("_")
         sym, i = base, 1
         while sym in self.symbols:
             i += 1
