@@ -1,4 +1,4 @@
-"""The `cladbench` command: doctor, fetch, gw, train. (The main job is the Snakemake workflow.)"""
+"""The `cladbench` command: doctor, fetch, gw, train, onnx. (The main job is the Snakemake workflow.)"""
 
 from __future__ import annotations
 
@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--alloc", choices=("arena", "dynamic"), default="arena")
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
+
+    from . import onnx_cli
+
+    onnx = sub.add_parser("onnx", help="ONNX models as emitted C++ with Clad gradients: emit, check (round trip), bench")
+    onnx_cli.add_arguments(onnx)
+    onnx.set_defaults(func=onnx_cli.run)
 
     args = parser.parse_args(argv)
     try:

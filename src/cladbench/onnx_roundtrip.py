@@ -79,7 +79,7 @@ def gradient_check(model: nn.Module, compiled: CompiledModel, x: np.ndarray, see
             loss = nn.functional.cross_entropy(out, torch.tensor(labels))
         ref_ce = torch.autograd.grad(loss, params)
         value, d_params_ce, _ = compiled.cross_entropy_grad(x, labels)
-        errors["cross_entropy"] = abs(value - loss.item()) / abs(loss.item())
+        errors["cross_entropy"] = float(abs(value - loss.item()) / abs(loss.item()))
         errors["d_params_cross_entropy"] = max_rel_err(
             d_params_ce, np.concatenate([g.double().numpy().ravel() for g in ref_ce]))
     return errors
