@@ -201,7 +201,7 @@ def write(rows: list[dict], record: dict, csv: Path) -> None:
 
 
 def plot(csv: Path, out: list[Path]) -> None:
-    """Median input-gradient time per path, quartiles as whiskers, log scale."""
+    """Median input-gradient time per path, quartiles as whiskers."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,18 +209,18 @@ def plot(csv: Path, out: list[Path]) -> None:
     import pandas as pd
 
     table = pd.read_csv(csv)
-    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.5 * len(table)))
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.45 * len(table)))
     y = np.arange(len(table))
     ax.barh(y, table.median_us, color="#4c72b0")
     ax.errorbar(table.median_us, y, xerr=[table.median_us - table.q1_us, table.q3_us - table.median_us],
                 fmt="none", color="black", capsize=3)
-    for yi, value in zip(y, table.median_us):
-        ax.text(value * 1.08, yi, f"{value:.1f} µs", va="center", fontsize=8)
+    for yi, median, q3 in zip(y, table.median_us, table.q3_us):
+        ax.text(q3 + 0.01 * table.q3_us.max(), yi, f" {median:.1f} µs", va="center", fontsize=8)
     ax.set_yticks(y, table.path)
-    ax.set_xscale("log")
-    ax.set_xlim(right=table.q3_us.max() * 4)
+    ax.set_xlim(0, table.q3_us.max() * 1.2)
     first = table.iloc[0]
-    ax.set_xlabel(f"input gradient, µs per call ({first.model}, batch {first.batch}, {first.threads} thread)")
+    ax.set_xlabel(f"input gradient: µs per call, median and quartiles\n({first.model}, batch {first.batch}, "
+                  f"{first.threads} thread)")
     ax.invert_yaxis()
     fig.tight_layout()
     for path in out:
