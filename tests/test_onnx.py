@@ -156,3 +156,26 @@ def test_fine_tuning_with_clad_gradients_lowers_the_loss(compiled, mnist_xy):
     with torch.no_grad():  # the imported model starts where torch left it
         ref = nn.functional.cross_entropy(model(torch.tensor(x[MNIST_TUNE])), torch.tensor(labels[MNIST_TUNE]).long())
     assert losses[0] == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_torchscript_and_torch_export_programs_reach_the_emitter_through_onnx(tmp_path):
+    """What the README says: a TorchScript module (also one saved and loaded) goes through the
+    TorchScript exporter, a torch.export program (also saved and loaded) through the dynamo one."""
+    import io
+    import warnings
+
+    import onnx
+
+    model = models()["mlp_7_13_5"][0].eval()
+    x = torch.randn(3, 7)
+    torch.jit.save(torch.jit.script(model), tmp_path / "model.pt")
+    torch.export.save(torch.export.export(model, (x,)), tmp_path / "model.pt2")
+    expected = ["Gemm", "Tanh", "Gemm", "Softmax"]
+    for scripted in (torch.jit.trace(model, x), torch.jit.load(tmp_path / "model.pt")):
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(scripted, (x,), buffer, dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "b"}})
+        assert emit(onnx.load_from_string(buffer.getvalue()), "ts").ops == expected
+    program = torch.export.load(tmp_path / "model.pt2")
+    assert emit(torch.onnx.export(program, (x,), dynamo=True, verbose=False).model_proto, "ep").ops == expected
