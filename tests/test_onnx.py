@@ -4,6 +4,7 @@ unsupported-op error; the weights file; fine-tuning an MNIST classifier with the
 
 from __future__ import annotations
 
+import copy
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -86,7 +87,6 @@ def test_clad_gradients_match_torch_autograd(compiled, name, dtype, tolerance):
     x = np.random.default_rng(1).normal(size=(5, *shape))
     errors = gradient_check(model, CompiledModel(emitted, library, dtype), x)
     assert max(errors.values()) < tolerance, errors
-    model.float()
 
 
 def test_the_emitted_code_is_readable_and_names_the_onnx_nodes(compiled):
@@ -104,14 +104,13 @@ def test_input_gradient_of_one_sample(compiled):
     """The benchmark's case: batch 1; the Clad input gradient equals torch's."""
     model, shape, emitted, library = compiled["conv1d"]
     m = CompiledModel(emitted, library, np.float64)
-    model.double()
+    model = copy.deepcopy(model).double()
     m.params = params_from_torch(model, m)
     x = torch.randn(1, *shape, dtype=torch.float64, requires_grad=True)
     model(x).sum().backward()
     _, _, d_x = m.vjp(x.detach().numpy(), np.ones((1, 4)), inputs_only=True)
     np.testing.assert_allclose(d_x, x.grad.numpy(), rtol=1e-10, atol=1e-14)
     assert (m.time_input_grad(x.detach().numpy(), 5) > 0).all()
-    model.float()
 
 
 def test_weights_file_round_trip(compiled, tmp_path):

@@ -98,7 +98,6 @@ def cmd_check(args) -> int:
     sample = x[tune][:16]
     for dtype in (np.float64, np.float32):
         errors[np.dtype(dtype).name] = gradient_check(model, CompiledModel(emitted, library, dtype), sample)
-    model.float()
     tuned = CompiledModel(emitted, library, np.float32)
     tuned.load_weights(args.out / f"{name}.weights")
     say(f"fine-tuning the imported model with Clad gradients on rows {args.tune_range} ({args.tune_epochs} epochs)")

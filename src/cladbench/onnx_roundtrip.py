@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 
@@ -56,7 +57,7 @@ def gradient_check(model: nn.Module, compiled: CompiledModel, x: np.ndarray, see
     product with a random cotangent: weights and input; input only; and the cross-entropy's
     weight gradient) against torch autograd on the same model in the same precision."""
     dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[compiled.dtype]
-    model = model.to(dtype)
+    model = copy.deepcopy(model).to(dtype)  # the caller's model keeps its precision
     compiled.params = params_from_torch(model, compiled).astype(compiled.dtype)
     rng = np.random.default_rng(seed)
     xt = torch.tensor(x, dtype=dtype, requires_grad=True)
