@@ -20,6 +20,7 @@ include: "workflow/rules/build.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/onnx.smk"
 
 
 rule all:
@@ -27,3 +28,4 @@ rule all:
         rules.aggregate.output,
         rules.report_tables.output,
         expand(f"{RESULTS}/report/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]),
+        ONNX_TARGETS,

@@ -3,6 +3,7 @@ a record and a row in runs.csv, the GW runs carry their metrics, and a second ru
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -26,6 +27,8 @@ TINY = {
            "model": "cnn", "conv": "4k16p4,8k8p4", "hidden": 16, "batch": 16, "epochs": 1, "lr": 0.001,
            "optimizer": "adam", "warmup": 1, "engines": ["manual", "pytorch"]},
     "bench": {"models": ["mlp-784-32-10"], "batch": [32], "threads": [1], "repetitions": 2, "min_steps": 20},
+    "onnx": {"hidden": [16], "train_range": [0, 1024], "tune_range": [9000, 9512], "epochs": 1, "tune_epochs": 2,
+             "batch": 32, "lr": 0.05, "activation": "relu", "bench_reps": 200, "bench_warmup": 20},
     "engines": ["clad", "manual", "libtorch", "pytorch", "jax"],
     "layouts": ["rowmajor", "colmajor"],
     "allocs": ["arena", "dynamic"],
@@ -82,6 +85,19 @@ def test_variants_that_cannot_run_are_reported(workdir):
     assert "cuda-*" in set(not_run.variant)
     if not build_manifest()["clad_found"]:
         assert "cpu-clad-*" in set(not_run.variant)
+
+
+def test_onnx_round_trip_and_input_gradient_bench(workdir):
+    table = pd.read_csv(workdir / "results" / "tables" / "input_grad.csv")
+    assert list(table.columns) == ["path", "model", "batch", "threads", "median_us", "q1_us", "q3_us"]
+    assert "torch autograd" in set(table.path) and (table.batch == 1).all() and (table.threads == 1).all()
+    assert ((table.q1_us <= table.median_us) & (table.median_us <= table.q3_us) & (table.q1_us > 0)).all()
+    assert (workdir / "results" / "report" / "input_grad.pdf").read_bytes().startswith(b"%PDF")
+    if build_manifest()["clad_found"]:
+        assert "emitted+clad" in set(table.path)
+        record = json.loads((workdir / "results" / "onnx" / "roundtrip.json").read_text())
+        assert record["ok"] and record["fine_tune_losses"][-1] < record["fine_tune_losses"][0]
+        assert (workdir / "results" / "onnx" / "mnist_mlp_784_16_10.cpp").exists()
 
 
 def test_a_second_run_does_nothing(workdir):

@@ -1,4 +1,4 @@
-"""The `cladbench` command: doctor, fetch, gw, train, bench. (The main job is the Snakemake workflow.)"""
+"""The `cladbench` command: doctor, fetch, gw, train, bench, onnx. (The main job is the Snakemake workflow.)"""
 
 from __future__ import annotations
 
@@ -107,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
                                description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_arguments(bench_cmd)
     bench_cmd.set_defaults(func=bench.run)
+
+    from . import onnx_cli
+
+    onnx = sub.add_parser("onnx", help="ONNX models as emitted C++ with Clad gradients: emit, check (round trip), bench")
+    onnx_cli.add_arguments(onnx)
+    onnx.set_defaults(func=onnx_cli.run)
 
     args = parser.parse_args(argv)
     try:
