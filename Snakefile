@@ -1,6 +1,6 @@
 # cladbench workflow: entry point (DESIGN §2). Loads and validates the config, includes the stages:
 # data (fetch, GW windows) -> build (one target per variant) -> train and bench (one record per
-# run) -> report (tables, figures, LaTeX, provenance).
+# run) -> report (tables, figures, LaTeX, provenance); and the Z->ee calibration (calib).
 import os
 import sys
 
@@ -20,6 +20,7 @@ include: "workflow/rules/build.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/calib.smk"
 
 
 rule all:
@@ -27,3 +28,4 @@ rule all:
         rules.aggregate.output,
         rules.report_tables.output,
         expand(f"{RESULTS}/report/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]),
+        CALIB_TARGETS,
