@@ -25,6 +25,8 @@ TINY = {
            "model": "cnn", "conv": "4k16p4,8k8p4", "hidden": 16, "batch": 16, "epochs": 1, "lr": 0.001,
            "optimizer": "adam", "warmup": 1, "engines": ["manual", "pytorch"]},
     "bench": {"batch": [32], "threads": [1], "repetitions": 2, "epochs": 1},
+    "calib": {"regions": [2, 4], "events": 3000, "seed": 1, "spread": 0.05, "resolution": [0.015, 0.03],
+              "grid_max_regions": 2, "adam_steps": 30, "bench_regions": [4], "bench_reps": 2, "threads": 1},
     "engines": ["clad", "manual", "libtorch", "pytorch"],
     "layouts": ["rowmajor", "colmajor"],
     "allocs": ["arena", "dynamic"],
@@ -81,6 +83,19 @@ def test_variants_that_cannot_run_are_reported(workdir):
     assert "cuda-*" in set(not_run.variant)
     if not build_manifest()["clad_found"]:
         assert "cpu-clad-*" in set(not_run.variant)
+
+
+def test_the_calibration_tables_and_its_report_section(workdir):
+    from cladbench.calib_report import CALIB_FIGURES
+
+    calib = pd.read_csv(workdir / "results" / "tables" / "calib.csv")
+    assert list(calib.columns) == ["regions", "method", "engine", "region", "true_gain", "fitted_gain", "sigma",
+                                   "loss_evals", "seconds"]
+    assert set(calib.regions) == {2, 4} and set(calib[calib.regions == 2].method) == {"grid", "adam", "lbfgs"}
+    report = workdir / "results" / "report"
+    for name in CALIB_FIGURES:
+        assert (report / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    assert "\\toprule" in (report / "calib.tex").read_text()
 
 
 def test_a_second_run_does_nothing(workdir):

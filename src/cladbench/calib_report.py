@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -41,8 +42,14 @@ def _label(method: str, engine: str) -> str:
 
 
 def _panels(n: int, width=PANEL_W, height=PANEL_H):
-    fig = Figure(figsize=(width * n, height))
+    fig = Figure(figsize=(width * n, height), layout="constrained")
     return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
+
+
+def _legend_below(fig: Figure, ax) -> None:
+    """One legend for all panels, under them (the panels are too small to hold one)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
 
 
 def fig_mass_peak(masses: pd.DataFrame) -> Figure:
@@ -59,7 +66,7 @@ def fig_mass_peak(masses: pd.DataFrame) -> Figure:
         ax.set_title(f"R = {R} regions")
         ax.set_xlabel(r"$m_{ee}$ (GeV)")
     axes[0].set_ylabel("events / 0.5 GeV")
-    axes[-1].legend(loc="upper right", frameon=False)
+    _legend_below(fig, axes[0])
     return fig
 
 
@@ -81,10 +88,12 @@ def fig_trajectories(trace: pd.DataFrame, gains: pd.DataFrame) -> Figure:
         ax.axhspan(-3, 3, color="0.9", zorder=0)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=3)
+        ax.set_yticks([-100, -10, -3, 0, 3, 10, 100], labels=["-100", "-10", "-3", "0", "3", "10", "100"])
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_title(f"R = {R} regions")
         ax.set_xlabel("loss evaluations")
     axes[0].set_ylabel(r"(gain $-$ true) / $\sigma$")
-    axes[-1].legend(loc="upper right", frameon=False)
+    _legend_below(fig, axes[0])
     return fig
 
 
@@ -106,7 +115,7 @@ def fig_loss_curves(trace: pd.DataFrame) -> Figure:
         ax.set_title(f"R = {R} regions")
         ax.set_xlabel("loss evaluations")
     axes[0].set_ylabel("loss $-$ best loss (per event)")
-    axes[-1].legend(loc="upper right", frameon=False)
+    _legend_below(fig, axes[0])
     return fig
 
 
@@ -124,10 +133,11 @@ def fig_gains(gains: pd.DataFrame) -> Figure:
             ax.errorbar(x, fit.fitted_gain - fit.true_gain, yerr=fit.sigma, fmt="o", ms=2, lw=0.7,
                         color=METHOD_COLORS[method], label=_label(method, engine))
         ax.axhline(0, color="0.3", lw=0.6)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title(f"R = {R} regions")
-        ax.set_xlabel("region (eta bin)")
+        ax.set_xlabel(r"region ($\eta$ bin)")
     axes[0].set_ylabel(r"fitted $-$ true gain ($\pm 1\sigma$)")
-    axes[-1].legend(loc="best", frameon=False)
+    _legend_below(fig, axes[0])
     return fig
 
 
@@ -148,9 +158,10 @@ def fig_cost(cost: pd.DataFrame, timing: pd.DataFrame) -> Figure:
         left.set_xscale("log", base=2)
         left.set_xticks(sorted(timing.regions.unique()), labels=[str(r) for r in sorted(timing.regions.unique())])
         left.set_xlabel("regions R")
-        left.set_ylabel(f"ms per evaluation ({int(timing.events.iloc[0]):,} events)")
+        left.set_ylabel("ms per loss (+ gradient)")
+        left.set_title(f"{int(timing.events.iloc[0]):,} events")
         left.set_ylim(bottom=0)
-        left.legend(frameon=False, loc="lower right")
+        left.legend(frameon=False, loc="lower right", fontsize=7)
     if not cost.empty:
         for (method, engine), c in cost.groupby(["method", "engine"], sort=False):
             c = c.sort_values("regions")
@@ -165,7 +176,8 @@ def fig_cost(cost: pd.DataFrame, timing: pd.DataFrame) -> Figure:
         right.set_xticks(sorted(cost.regions.unique()), labels=[str(r) for r in sorted(cost.regions.unique())])
         right.set_xlabel("regions R")
         right.set_ylabel("optimiser wall time (s)")
-        right.legend(frameon=False, loc="upper left")
+        right.set_title("fit")
+        right.legend(frameon=False, loc="upper left", fontsize=7)
     return fig
 
 
