@@ -19,9 +19,10 @@ void invariant_mass_pullback(double e1, double e2, double opening, double d_y, d
   *d_opening += d_y * m / (2 * opening);
 }
 
-// Only the mass's adjoint: the peak shape (half width, sigma, mix) is data here.
-void event_nll_pullback(double mass, double half_width, double sigma, double mix, double d_y, double* d_mass) {
-  const double u = mass - kZMass;
+// Only the mass's adjoint: the peak's position and shape (peak, half width, sigma, mix) are data here.
+void event_nll_pullback(double mass, double peak, double half_width, double sigma, double mix, double d_y,
+                        double* d_mass) {
+  const double u = mass - peak;
   const double q = u * u + half_width * half_width;
   const double lorentz = half_width / (M_PI * q);
   const double gauss = std::exp(-u * u / (2 * sigma * sigma)) / (sigma * std::sqrt(2 * M_PI));
@@ -39,9 +40,9 @@ void manual_pullback(const double* gains, const double* events, const int* regio
     const int r1 = regions[2 * i], r2 = regions[2 * i + 1];
     const double e1 = calibrate(e[kEnergy1], gains[r1]), e2 = calibrate(e[kEnergy2], gains[r2]);
     const double m = invariant_mass(e1, e2, e[kOpening]);
-    total += event_nll(m, e[kHalfWidth], e[kSigma], e[kMix]);
+    total += event_nll(m, e[kPeak], e[kHalfWidth], e[kSigma], e[kMix]);
     double d_m = 0, d_e1 = 0, d_e2 = 0, unused = 0;
-    event_nll_pullback(m, e[kHalfWidth], e[kSigma], e[kMix], d_event, &d_m);
+    event_nll_pullback(m, e[kPeak], e[kHalfWidth], e[kSigma], e[kMix], d_event, &d_m);
     invariant_mass_pullback(e1, e2, e[kOpening], d_m, &d_e1, &d_e2, &unused);
     calibrate_pullback(e[kEnergy1], gains[r1], d_e1, &unused, &d_gains[r1]);
     calibrate_pullback(e[kEnergy2], gains[r2], d_e2, &unused, &d_gains[r2]);

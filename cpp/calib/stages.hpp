@@ -33,10 +33,11 @@ enum Column : int {
   kEnergy1 = 0,    // measured (uncalibrated) energy of electron 1, GeV
   kEnergy2 = 1,    // ... of electron 2
   kOpening = 2,    // 2 (1 - cos theta_12): m^2 = E1 E2 * opening for massless electrons
-  kHalfWidth = 3,  // pseudo-Voigt half width at half maximum, GeV
-  kSigma = 4,      // its Gaussian's sigma (GeV), same FWHM
-  kMix = 5,        // its Lorentzian fraction
-  kColumns = 6
+  kPeak = 3,       // where the calibrated peak is expected, GeV: m_Z (1 - (s1^2 + s2^2) / 8), see sample.cpp
+  kHalfWidth = 4,  // pseudo-Voigt half width at half maximum, GeV
+  kSigma = 5,      // its Gaussian's sigma (GeV), same FWHM
+  kMix = 6,        // its Lorentzian fraction
+  kColumns = 7
 };
 
 // Internal linkage: Clad emits the derivatives it generates as strong symbols named after the
@@ -56,14 +57,14 @@ T invariant_mass(T e1, T e2, T opening) {
 }
 
 // Stage 3, the loss of one event: -log of the likelihood of its measured mass given the gains.
-// The mass model is a Breit-Wigner (m_Z, Gamma_Z) convolved with the event's Gaussian resolution
+// The mass model is a Breit-Wigner (at the event's expected peak, Gamma_Z) convolved with the event's Gaussian resolution
 // (a Voigt profile), in the pseudo-Voigt approximation (Thompson, Cox, Hastings 1987; ~1% accurate):
 // a Lorentzian and a Gaussian with the same FWHM, mixed. Since m = m_measured / sqrt(g1 g2), the
 // density of the *measured* mass is V(m) * m / m_measured: the -log(m) term is that Jacobian.
 // Without it the fit prefers gains that spread the peak, a bias as large as the statistical error.
 template <class T>
-T event_nll(T mass, T half_width, T sigma, T mix) {
-  const T u = mass - kZMass;
+T event_nll(T mass, T peak, T half_width, T sigma, T mix) {
+  const T u = mass - peak;
   const T lorentz = half_width / (M_PI * (u * u + half_width * half_width));
   const T gauss = std::exp(-u * u / (2 * sigma * sigma)) / (sigma * std::sqrt(2 * M_PI));
   return -std::log(mass * (mix * lorentz + (1 - mix) * gauss));
@@ -80,7 +81,8 @@ void calib_loss(const T* gains, const T* events, const int* regions, const int* 
     total += event_nll(invariant_mass(calibrate(events[i * kColumns + kEnergy1], gains[regions[2 * i]]),
                                       calibrate(events[i * kColumns + kEnergy2], gains[regions[2 * i + 1]]),
                                       events[i * kColumns + kOpening]),
-                       events[i * kColumns + kHalfWidth], events[i * kColumns + kSigma], events[i * kColumns + kMix]);
+                       events[i * kColumns + kPeak], events[i * kColumns + kHalfWidth], events[i * kColumns + kSigma],
+                       events[i * kColumns + kMix]);
   *loss = total / batch;
 }
 
