@@ -201,15 +201,21 @@ def time_call(call, reps: int, warmup: int = 2) -> list[float]:
 
 def bench(problem: Problem, reps: int, threads: int) -> list[dict]:
     """Median and quartiles of one loss+gradient call per engine (and of the loss alone, what a
-    grid scan pays per point), at the sample's R, on nominal gains (all 1)."""
+    grid scan pays per point), at the sample's R, on nominal gains (all 1). The engines take turns
+    within each repetition, so a busy machine slows them alike."""
     torch.set_num_threads(threads)  # the libtorch engine's intra-op threads; the kernels use one
     gains = np.ones(problem.regions)
     calls = {engine: (lambda e=engine: problem.sample.loss_and_grad(gains, e)) for engine in engines()}
     calls["forward"] = lambda: problem.sample.loss(gains)
+    for call in calls.values():
+        time_call(call, reps=0)  # warm-up
+    times = {engine: [] for engine in calls}
+    for _ in range(reps):
+        for engine, call in calls.items():
+            times[engine] += time_call(call, reps=1, warmup=0)
     rows = []
-    for engine, call in calls.items():
-        times = time_call(call, reps)
-        q1, median, q3 = np.percentile(times, [25, 50, 75])
+    for engine, t in times.items():
+        q1, median, q3 = np.percentile(t, [25, 50, 75])
         rows.append(dict(regions=problem.regions, events=problem.sample.events, engine=engine, threads=threads,
                          reps=reps, median_s=median, q1_s=q1, q3_s=q3))
         print(f"calib bench: R={problem.regions} {engine}: {median * 1e3:.2f} ms (median of {reps})", file=sys.stderr)
