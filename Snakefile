@@ -1,6 +1,6 @@
 # cladbench workflow: entry point (DESIGN §2). Loads and validates the config, includes the stages:
 # data (fetch, GW windows) -> build (one target per variant) -> train and bench (one record per
-# run) -> report (tables, figures, LaTeX, provenance).
+# run) -> report (tables, figures, LaTeX, provenance); and the Z->ee calibration (calib).
 import os
 import sys
 
@@ -21,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/onnx.smk"
+include: "workflow/rules/calib.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
         rules.report_tables.output,
         expand(f"{RESULTS}/report/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]),
         ONNX_TARGETS,
+        CALIB_TARGETS,

@@ -30,6 +30,8 @@ TINY = {
     "onnx": {"hidden": [16], "train_range": [0, 1024], "tune_range": [9000, 9512], "epochs": 1, "tune_epochs": 2,
              "batch": 32, "lr": 0.05, "activation": "relu", "bench_reps": 200, "bench_warmup": 20},
     "engines": ["clad", "manual", "libtorch", "pytorch", "jax"],
+    "calib": {"regions": [2, 4], "events": 3000, "seed": 1, "spread": 0.05, "resolution": [0.015, 0.03],
+              "grid_max_regions": 2, "adam_steps": 30, "bench_regions": [4], "bench_reps": 2, "threads": 1},
     "layouts": ["rowmajor", "colmajor"],
     "allocs": ["arena", "dynamic"],
     "repetitions": 1,
@@ -98,6 +100,17 @@ def test_onnx_round_trip_and_input_gradient_bench(workdir):
         record = json.loads((workdir / "results" / "onnx" / "roundtrip.json").read_text())
         assert record["ok"] and record["fine_tune_losses"][-1] < record["fine_tune_losses"][0]
         assert (workdir / "results" / "onnx" / "mnist_mlp_784_16_10.cpp").exists()
+def test_the_calibration_tables_and_its_report_section(workdir):
+    from cladbench.calib_report import CALIB_FIGURES
+
+    calib = pd.read_csv(workdir / "results" / "tables" / "calib.csv")
+    assert list(calib.columns) == ["regions", "method", "engine", "region", "true_gain", "fitted_gain", "sigma",
+                                   "loss_evals", "seconds"]
+    assert set(calib.regions) == {2, 4} and set(calib[calib.regions == 2].method) == {"grid", "adam", "lbfgs"}
+    report = workdir / "results" / "report"
+    for name in CALIB_FIGURES:
+        assert (report / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    assert "\\toprule" in (report / "calib.tex").read_text()
 
 
 def test_a_second_run_does_nothing(workdir):

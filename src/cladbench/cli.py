@@ -1,4 +1,4 @@
-"""The `cladbench` command: doctor, fetch, gw, train, bench, onnx. (The main job is the Snakemake workflow.)"""
+"""The `cladbench` command: doctor, fetch, gw, train, bench, onnx, calib. (The main job is the Snakemake workflow.)"""
 
 from __future__ import annotations
 
@@ -71,6 +71,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return subprocess.run(command, env=env).returncode
 
 
+def cmd_calib(args: argparse.Namespace) -> int:
+    from .calib import main as calib_main  # imports torch: only when asked
+
+    return calib_main(args.argv, prog="cladbench calib")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cladbench", description="Clad as a LibTorch gradient engine, measured.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     onnx = sub.add_parser("onnx", help="ONNX models as emitted C++ with Clad gradients: emit, check (round trip), bench")
     onnx_cli.add_arguments(onnx)
     onnx.set_defaults(func=onnx_cli.run)
+    calib = sub.add_parser("calib", add_help=False,
+                           help="Z->ee detector calibration: gains by grid scan, Adam, L-BFGS-B (see calib --help)")
+    calib.add_argument("argv", nargs=argparse.REMAINDER)
+    calib.set_defaults(func=cmd_calib)
 
     args = parser.parse_args(argv)
     try:
