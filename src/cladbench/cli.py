@@ -1,4 +1,4 @@
-"""The `cladbench` command: doctor, fetch, gw, train. (The main job is the Snakemake workflow.)"""
+"""The `cladbench` command: doctor, fetch, gw, train, root. (The main job is the Snakemake workflow.)"""
 
 from __future__ import annotations
 
@@ -71,6 +71,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return subprocess.run(command, env=env).returncode
 
 
+def cmd_root(args: argparse.Namespace) -> int:
+    from . import ttree
+
+    return ttree.main(args.args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cladbench", description="Clad as a LibTorch gradient engine, measured.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--alloc", choices=("arena", "dynamic"), default="arena")
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
+
+    root = sub.add_parser("root", add_help=False, help="ROOT: datasets as TTrees, training fed from a TTree (cladbench.ttree)")
+    root.add_argument("args", nargs=argparse.REMAINDER)
+    root.set_defaults(func=cmd_root)
 
     args = parser.parse_args(argv)
     try:
