@@ -3,7 +3,7 @@
 
 rule aggregate:
     input:
-        records=MNIST_RECORDS + GW_RECORDS + BENCH_RECORDS,
+        records=MNIST_RECORDS + GW_RECORDS + BENCH_RECORDS + ROOT_RECORDS,
         code=str(REPO / "src" / "cladbench" / "aggregate.py"),
     output:
         runs=f"{RESULTS}/tables/runs.csv",
@@ -59,6 +59,7 @@ rule report_tables:
     output:
         headline=report(f"{RESULTS}/report/headline.tex", category="Tables"),
         gw=report(f"{RESULTS}/report/gw.tex", category="Tables"),
+        ttree=report(f"{RESULTS}/report/ttree.tex", category="Tables"),
         provenance=report(f"{RESULTS}/report/provenance.md", category="Provenance"),
     params:
         tables=lambda wildcards, input: Path(input.runs).parent,
