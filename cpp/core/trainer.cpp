@@ -53,7 +53,8 @@ const char* kUsage =
     "       cladbench-train --dataset gw-sim --data FILE [--real FILE] [--model mlp|cnn] [--conv 8k16p4,...]\n"
     "  [--train-range 0:8000] [--test-range 8000:10000] [--hidden 128[,64...]] [--batch 32]\n"
     "  [--epochs 3] [--lr 0.1] [--optimizer sgd|adam] [--seed 1] [--threads 1] [--warmup 10]\n"
-    "  [--dataset mnist] [--repetition 0] [--purpose train|bench]\n";
+    "  [--dataset mnist] [--repetition 0] [--purpose train|bench]\n"
+    "  (--input ttree-macro|ttree-pyroot: batches fed by a caller, cladbench::FedRun)\n";
 
 std::pair<long, long> parse_range(const std::string& s) {
   const size_t colon = s.find(':');

@@ -19,7 +19,7 @@ RUN_COLUMNS = ["purpose", "input", "engine", "device", "layout", "alloc", "datas
                "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "cpu_model", "git_commit", "compile_flags",
                "gradient_generator", "hostname", "started_utc", "wall_time_s"]
 VERSION_COLUMNS = {"torch": "torch_version", "clad": "clad_version", "compiler": "compiler", "cuda": "cuda_version",
-                   "python": "python_version"}
+                   "python": "python_version", "root": "root_version"}
 KEY = ["variant", "purpose", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition"]
 
 

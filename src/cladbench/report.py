@@ -637,7 +637,7 @@ def ttree_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in fed.itertuples(index=False):
         r = r._asdict()
-        twin = files[np.logical_and.reduce([files[k].eq(r[k]) for k in TTREE_MATCH])]
+        twin = files[np.logical_and.reduce([files[k].eq(r[k]) for k in [*TTREE_MATCH, "seed"]])]
         row = {k: r[k] for k in ["input", "engine", "layout", "alloc", "batch", "threads", "repetition"]}
         row.update(epochs=np.nan, loss_max_rel_diff=np.nan, step_time_ratio=np.nan, final_loss=r["final_loss"])
         if len(twin):
@@ -723,7 +723,7 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
         lines.append(f"- dates: {', '.join(dates)}")
     lines.append("")
     fields = {"torch_version": "torch", "clad_version": "Clad", "compiler": "compiler", "cuda_version": "CUDA",
-              "python_version": "Python", "cpu_model": "CPU model", "hostname": "hostname", "git_commit": "git commit",
+              "python_version": "Python", "root_version": "ROOT", "cpu_model": "CPU model", "hostname": "hostname", "git_commit": "git commit",
               "gradient_generator": "gradient generator", "compile_flags": "compile flags"}
     lines += ["## Versions, machine and build (distinct values over all runs)", ""]
     for column, name in fields.items():
