@@ -69,18 +69,17 @@ rule build_capi:
         f"cmake --build {BUILD} --target cladbench_c > {{log}} 2>&1 && touch {{output}}"
 
 
-def ttree_code(wildcards):
-    """What a TTree-fed run runs: the macro and the C ABI, or PyROOT and the Python module."""
-    if wildcards.input == "ttree-macro":
-        return [str(MACRO), f"{BUILD}/libcladbench_c.so"]
-    package = REPO / "src" / "cladbench"
-    return [str(package / "ttree.py"), *map(str, package.glob("_core*.so"))]
+PYTHON_PACKAGE = REPO / "src" / "cladbench"
 
 
 rule train_ttree:
     input:
         trees="resources/root/mnist.root",
-        code=ttree_code,
+        # what the run runs: the macro and the C ABI, or PyROOT and the Python module
+        code=lambda wildcards: (
+            [str(MACRO), f"{BUILD}/libcladbench_c.so"] if wildcards.input == "ttree-macro"
+            else [str(PYTHON_PACKAGE / "ttree.py"), *map(str, PYTHON_PACKAGE.glob("_core*.so"))]
+        ),
     output:
         f"{RESULTS}/runs/root/{{input}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
     wildcard_constraints:
