@@ -11,7 +11,7 @@ C_COMPILER ?= clang-19
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := $(shell grep -v '^\#' envs/debian-packages.txt)
 
-.PHONY: run test build configure setup system-packages doctor pins clean
+.PHONY: run test test-root build configure setup system-packages doctor pins clean
 
 # The main job: the workflow on the quick default config (config/config.yaml).
 run: build
@@ -20,6 +20,11 @@ run: build
 
 test: build
 	$(PY) -m pytest
+
+# The ROOT integration's tests (slow: the optional `root` extra, a ~250 MB wheel, goes into .venv).
+test-root: build
+	$(PY) -m pip install -q -e '.[root]'
+	$(PY) -m pytest -m slow tests/test_root.py
 
 doctor: setup
 	$(VENV)/bin/cladbench doctor

@@ -19,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/build.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/bench.smk"
+include: "workflow/rules/root.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/onnx.smk"
 include: "workflow/rules/calib.smk"
@@ -27,6 +28,7 @@ include: "workflow/rules/calib.smk"
 rule all:
     input:
         rules.aggregate.output,
+        ROOT_OUTPUTS,
         rules.report_tables.output,
         expand(f"{RESULTS}/report/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]),
         ONNX_TARGETS,

@@ -100,7 +100,8 @@ def write_tables(directory: Path, *, gw=True, epochs=True, engines=None) -> Path
 
 def expected_files(out: Path) -> set[Path]:
     return {out / f"{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")} | {
-        out / "headline.tex", out / "targets.tex", out / "targets.csv", out / "gw.tex", out / "provenance.md"}
+        out / "headline.tex", out / "targets.tex", out / "targets.csv", out / "gw.tex", out / "ttree.tex",
+        out / "provenance.md"}
 
 
 @pytest.fixture(scope="module")

@@ -33,5 +33,11 @@ int posix_memalign(void** out, size_t align, size_t n) {
 uint64_t cladbench_alloc_count(void) { return __atomic_load_n(&allocations, __ATOMIC_RELAXED); }
 
 int cladbench_alloc_count_active(void) {
-  return dlsym(RTLD_DEFAULT, "malloc") == (void*)&malloc;
+  /* The process's malloc must come from this library. Compared by library, not by address: an
+   * address taken here goes through the GOT, so it is libc's malloc when this library was merely
+   * loaded (dlopen, e.g. by root.exe or Python) rather than linked first or preloaded. */
+  Dl_info process_malloc, self;
+  if (!dladdr(dlsym(RTLD_DEFAULT, "malloc"), &process_malloc) || !dladdr((void*)&cladbench_alloc_count, &self))
+    return 0;
+  return process_malloc.dli_fbase == self.dli_fbase;
 }

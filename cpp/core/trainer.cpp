@@ -38,6 +38,7 @@ struct TrainOptions {
   std::string model = "mlp";      // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
   std::string conv = "8k16p4,16k8p4,16k8p4";
   std::string purpose = "train";  // train (learning curves) or bench (timing runs); kept apart in the report
+  std::string input = "file";     // where batches come from: file (the data files), ttree-macro, ttree-pyroot (FedRun)
   long train_begin = 0, train_end = 8000, test_begin = 8000, test_end = 10000;
   std::vector<int> hidden{128};
   int batch = 32, epochs = 3, threads = 1, warmup = 10, repetition = 0;
@@ -53,7 +54,8 @@ const char* kUsage =
     "       cladbench-train --dataset gw-sim --data FILE [--real FILE] [--model mlp|cnn] [--conv 8k16p4,...]\n"
     "  [--train-range 0:8000] [--test-range 8000:10000] [--hidden 128[,64...]] [--batch 32]\n"
     "  [--epochs 3] [--lr 0.1] [--optimizer sgd|adam] [--seed 1] [--threads 1] [--warmup 10]\n"
-    "  [--dataset mnist] [--repetition 0] [--purpose train|bench]\n";
+    "  [--dataset mnist] [--repetition 0] [--purpose train|bench]\n"
+    "  (--input ttree-macro|ttree-pyroot: batches fed by a caller, cladbench::FedRun)\n";
 
 std::pair<long, long> parse_range(const std::string& s) {
   const size_t colon = s.find(':');
@@ -101,6 +103,7 @@ TrainOptions parse_args(int argc, char** argv) {
   take("model", o.model, str);
   take("conv", o.conv, str);
   take("purpose", o.purpose, str);
+  take("input", o.input, str);
   take("optimizer", o.optimizer, str);
   take("hidden", o.hidden, parse_widths);
   take("batch", o.batch, to_int);
@@ -118,7 +121,12 @@ TrainOptions parse_args(int argc, char** argv) {
   take("test-range", r, parse_range);
   std::tie(o.test_begin, o.test_end) = r;
   if (!kv.empty()) throw std::invalid_argument("unknown option --" + kv.begin()->first + "\n" + kUsage);
-  if (o.dataset == "gw-sim") {
+  if (o.input != "file" && o.input != "ttree-macro" && o.input != "ttree-pyroot")
+    throw std::invalid_argument("--input must be file, ttree-macro or ttree-pyroot");
+  if (o.input != "file") {
+    // FedRun: the caller feeds the batches; --data names the file they come from, for the record.
+    if (o.dataset != "mnist") throw std::invalid_argument("batches fed by the caller (--input " + o.input + ") are MNIST's");
+  } else if (o.dataset == "gw-sim") {
     if (o.data.empty()) throw std::invalid_argument(std::string("--dataset gw-sim needs --data FILE\n") + kUsage);
   } else if (o.images.empty() || o.labels.empty()) {
     throw std::invalid_argument(std::string("--images and --labels are required\n") + kUsage);
@@ -411,119 +419,178 @@ std::vector<int> parse_conv(const std::string& spec) {
   return out;
 }
 
-json train(const TrainOptions& o, const Variant& v, json& record) {
-  torch::set_num_threads(o.threads);
+// A model's shape from the options and the data: `features` per sample (channels x length) and
+// `classes`.
+ModelShape model_shape(const TrainOptions& o, int features, int channels, int length, int classes) {
+  ModelShape shape{o.model, {}};
+  if (o.model == "cnn") {
+    shape.dims = {channels, length};
+    for (int d : parse_conv(o.conv)) shape.dims.push_back(d);
+  } else {
+    shape.dims = {features};
+  }
+  shape.dims.insert(shape.dims.end(), o.hidden.begin(), o.hidden.end());
+  shape.dims.push_back(classes);
+  if (o.model == "cnn" && shape.param_count() <= 0)
+    throw std::invalid_argument("--conv " + o.conv + " shrinks a window of " + std::to_string(length) + " samples to nothing");
+  return shape;
+}
+
+// One training run: its engine, clock, checks and per-epoch results, fed one batch at a time,
+// by train() from the data files or by FedRun from its caller (a TTree through the C ABI or PyROOT).
+// The caller puts each batch into xb and yb32 (the samples of orders[epoch], in order) and calls step().
+class Run {
+ public:
+  Run(const TrainOptions& o, const Variant& v, const ModelShape& shape, long n_train, json& record)
+      : o_(o), v_(v), shape_(shape), record_(record), steps_per_epoch(int(n_train / o.batch)) {
+    torch::set_num_threads(o.threads);
+    record["model"] = shape.name();
+    if (steps_per_epoch < 1) throw std::invalid_argument("--batch is larger than the training set");
+    if (long(steps_per_epoch) * o.epochs <= o.warmup)
+      throw std::invalid_argument("--warmup " + std::to_string(o.warmup) + " leaves no step to time (" +
+                                  std::to_string(long(steps_per_epoch) * o.epochs) + " steps in all)");
+    const std::vector<torch::Tensor> init = init_params(shape, o.seed);
+    if (v.engine == "libtorch") {
+      engine_ = std::make_unique<LibtorchEngine>(shape, init, o);
+    } else {
+      const Layout layout = parse_layout(v.layout);
+      const ModelKernels& k = require_kernels(shape.model, v.engine, layout);
+      record["gradient_generator"] = k.generator;
+      const torch::Tensor flat = pack_params(init, layout);
+      if (v.alloc == "arena") engine_ = std::make_unique<ArenaEngine>(k, shape, flat, o.batch, o);
+      else engine_ = std::make_unique<DynamicEngine>(k, shape, flat, o);
+    }
+    xb = torch::empty({o.batch, shape.input_size()}, torch::kFloat);
+    yb32 = torch::empty({o.batch}, torch::kInt);
+    yb64_ = torch::empty({o.batch}, torch::kLong);
+    orders = epoch_orders(n_train, o.epochs, o.seed);
+  }
+
+  torch::Tensor xb, yb32;  // the batch the next step() trains on
+  torch::Tensor orders;    // [epochs, n_train]: row e is the order of the samples in epoch e
+  const int steps_per_epoch;
+
+  // The sample indices of step s of an epoch.
+  torch::Tensor batch_indices(int epoch, int s) const {
+    return orders[epoch].slice(0, long(s) * o_.batch, long(s + 1) * o_.batch);
+  }
+
+  // One timed step (gradient and update) on xb, yb32; returns the batch loss. The first step
+  // first checks the engine's gradient. Throws NonFiniteLoss.
+  double step() {
+    if (epoch_ >= o_.epochs || step_in_epoch_ >= steps_per_epoch)
+      throw std::logic_error("step " + std::to_string(step_in_epoch_ + 1) + " of epoch " + std::to_string(epoch_ + 1) +
+                             ": the run has " + std::to_string(o_.epochs) + " epochs of " +
+                             std::to_string(steps_per_epoch) + " steps");
+    yb64_.copy_(yb32);
+    if (global_step_ == 0) check_gradient();
+    const uint64_t a0 = cladbench_alloc_count();
+    const auto t0 = std::chrono::steady_clock::now();
+    const double loss = engine_->step(xb, yb32, yb64_);
+    const auto t1 = std::chrono::steady_clock::now();
+    const uint64_t a1 = cladbench_alloc_count();
+    if (!std::isfinite(loss))
+      throw NonFiniteLoss("non-finite loss (" + std::to_string(loss) + ") at step " + std::to_string(global_step_) +
+                          " (epoch " + std::to_string(epoch_ + 1) + "); try a smaller --lr");
+    if (global_step_ >= o_.warmup) {
+      step_times_.push_back(std::chrono::duration<double>(t1 - t0).count());
+      allocations_ += a1 - a0;
+    }
+    loss_sum_ += loss;
+    ++global_step_;
+    ++step_in_epoch_;
+    return loss;
+  }
+
+  // After an epoch's steps: its mean training loss, and the test loss and accuracy.
+  void end_epoch(const Dataset& test) {
+    if (step_in_epoch_ != steps_per_epoch)
+      throw std::logic_error("epoch " + std::to_string(epoch_ + 1) + " ended after " + std::to_string(step_in_epoch_) +
+                             " steps, not " + std::to_string(steps_per_epoch));
+    test_logits = logits_of(*engine_, test, shape_);
+    const auto [tl, ta] = evaluate(test_logits, test);
+    train_loss_.push_back(loss_sum_ / steps_per_epoch);
+    test_loss_.push_back(tl);
+    test_acc_.push_back(ta);
+    std::cerr << "[" << v_.engine << "-" << v_.layout << "-" << v_.alloc << "] epoch " << epoch_ + 1 << "/" << o_.epochs
+              << ": train loss " << loss_sum_ / steps_per_epoch << ", test accuracy " << ta << std::endl;
+    ++epoch_;
+    step_in_epoch_ = 0;
+    loss_sum_ = 0;
+  }
+
+  // After the last epoch: timing, allocations, floor and curves into the record.
+  void finish() {
+    if (epoch_ != o_.epochs)
+      throw std::logic_error("the run finished after " + std::to_string(epoch_) + " of " + std::to_string(o_.epochs) + " epochs");
+    std::vector<double> sorted = step_times_;
+    std::sort(sorted.begin(), sorted.end());
+    const double median = quantile(sorted, 0.5);
+    const bool counting = cladbench_alloc_count_active();
+    record_["steps_per_epoch"] = steps_per_epoch;
+    record_["steps_timed"] = sorted.size();
+    record_["step_time_median_s"] = median;
+    record_["step_time_q1_s"] = quantile(sorted, 0.25);
+    record_["step_time_q3_s"] = quantile(sorted, 0.75);
+    record_["samples_per_s"] = o_.batch / median;
+    // The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
+    record_["gemm_floor_median_s"] = gemm_floor_seconds(shape_, engine_->layout(), o_.batch);
+    record_["allocs_per_step"] = counting && !sorted.empty() ? json(double(allocations_) / double(sorted.size())) : json();
+    record_["epoch_train_loss"] = train_loss_;
+    record_["epoch_test_loss"] = test_loss_;
+    record_["epoch_test_accuracy"] = test_acc_;
+    record_["final_loss"] = train_loss_.back();
+    record_["test_accuracy"] = test_acc_.back();
+  }
+
+  Engine& engine() { return *engine_; }
+  torch::Tensor test_logits;  // of the last end_epoch()
+
+ private:
+  // Gradient agreement: the engine's float gradient against LibTorch autograd in double on the
+  // same parameters and batch.
+  void check_gradient() {
+    const torch::Tensor g = engine_->gradient(xb, yb32, yb64_);
+    torch::Tensor p = engine_->flat_params().detach().to(torch::kDouble).requires_grad_();
+    torch::Tensor ref_loss = reference_loss(p, xb.to(torch::kDouble), yb32, shape_, engine_->layout());
+    record_["grad_max_rel_err"] = max_rel_err(g, torch::autograd::grad({ref_loss}, {p})[0]);
+  }
+
+  const TrainOptions& o_;
+  const Variant& v_;
+  ModelShape shape_;
+  json& record_;
+  std::unique_ptr<Engine> engine_;
+  torch::Tensor yb64_;
+  std::vector<double> step_times_;
+  uint64_t allocations_ = 0;
+  long global_step_ = 0;
+  int epoch_ = 0, step_in_epoch_ = 0;
+  double loss_sum_ = 0;
+  json train_loss_ = json::array(), test_loss_ = json::array(), test_acc_ = json::array();
+};
+
+// The file-fed run: the data files, the batches gathered by the epoch orders.
+void train(const TrainOptions& o, const Variant& v, json& record) {
   const Dataset all = o.dataset == "gw-sim" ? load_gw_windows(o.data) : load_mnist(o.images, o.labels);
   const Dataset train_set = slice(all, o.train_begin, o.train_end, "--train-range");
   const bool test_file = !o.test_images.empty();
   const Dataset test_set = slice(test_file ? load_mnist(o.test_images, o.test_labels) : all, o.test_begin, o.test_end,
                                  "--test-range");
-  ModelShape shape{o.model, {}};
-  if (o.model == "cnn") {
-    shape.dims = {all.channels, all.length};
-    for (int d : parse_conv(o.conv)) shape.dims.push_back(d);
-  } else {
-    shape.dims = {int(all.x.size(1))};
-  }
-  shape.dims.insert(shape.dims.end(), o.hidden.begin(), o.hidden.end());
-  shape.dims.push_back(all.classes);
-  if (o.model == "cnn" && shape.param_count() <= 0)
-    throw std::invalid_argument("--conv " + o.conv + " shrinks a window of " + std::to_string(all.length) + " samples to nothing");
-  record["model"] = shape.name();
-
-  const long n_train = train_set.x.size(0);
-  const int steps_per_epoch = int(n_train / o.batch);
-  if (steps_per_epoch < 1) throw std::invalid_argument("--batch is larger than the training set");
-  if (long(steps_per_epoch) * o.epochs <= o.warmup)
-    throw std::invalid_argument("--warmup " + std::to_string(o.warmup) + " leaves no step to time (" +
-                                std::to_string(long(steps_per_epoch) * o.epochs) + " steps in all)");
-
-  const std::vector<torch::Tensor> init = init_params(shape, o.seed);
-  std::unique_ptr<Engine> engine;
-  if (v.engine == "libtorch") {
-    engine = std::make_unique<LibtorchEngine>(shape, init, o);
-  } else {
-    const Layout layout = parse_layout(v.layout);
-    const ModelKernels& k = require_kernels(shape.model, v.engine, layout);
-    record["gradient_generator"] = k.generator;
-    const torch::Tensor flat = pack_params(init, layout);
-    if (v.alloc == "arena") engine = std::make_unique<ArenaEngine>(k, shape, flat, o.batch, o);
-    else engine = std::make_unique<DynamicEngine>(k, shape, flat, o);
-  }
-
-  // Batches are gathered into these before the clock starts: a step is gradient + update.
-  torch::Tensor xb = torch::empty({o.batch, shape.input_size()}, torch::kFloat);
-  torch::Tensor yb32 = torch::empty({o.batch}, torch::kInt);
-  torch::Tensor yb64 = torch::empty({o.batch}, torch::kLong);
-  const torch::Tensor orders = epoch_orders(n_train, o.epochs, o.seed);
-  auto gather = [&](int epoch, int s) {
-    const torch::Tensor idx = orders[epoch].slice(0, long(s) * o.batch, long(s + 1) * o.batch);
-    torch::index_select_out(xb, train_set.x, 0, idx);
-    torch::index_select_out(yb32, train_set.labels, 0, idx);
-    yb64.copy_(yb32);
-  };
-
-  // Gradient agreement at the first step: the engine's float gradient against LibTorch autograd
-  // in double on the same parameters and batch.
-  gather(0, 0);
-  {
-    const torch::Tensor g = engine->gradient(xb, yb32, yb64);
-    torch::Tensor p = engine->flat_params().detach().to(torch::kDouble).requires_grad_();
-    torch::Tensor ref_loss = reference_loss(p, xb.to(torch::kDouble), yb32, shape, engine->layout());
-    record["grad_max_rel_err"] = max_rel_err(g, torch::autograd::grad({ref_loss}, {p})[0]);
-  }
-
-  const bool counting = cladbench_alloc_count_active();
-  std::vector<double> step_times;
-  uint64_t allocations = 0;
-  json train_loss = json::array(), test_loss = json::array(), test_acc = json::array();
-  torch::Tensor test_logits;
-  long global_step = 0;
+  const ModelShape shape = model_shape(o, int(all.x.size(1)), all.channels, all.length, all.classes);
+  Run run(o, v, shape, train_set.x.size(0), record);
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
-    double loss_sum = 0;
-    for (int s = 0; s < steps_per_epoch; ++s, ++global_step) {
-      gather(epoch, s);
-      const uint64_t a0 = cladbench_alloc_count();
-      const auto t0 = std::chrono::steady_clock::now();
-      const double loss = engine->step(xb, yb32, yb64);
-      const auto t1 = std::chrono::steady_clock::now();
-      const uint64_t a1 = cladbench_alloc_count();
-      if (!std::isfinite(loss))
-        throw NonFiniteLoss("non-finite loss (" + std::to_string(loss) + ") at step " + std::to_string(global_step) +
-                            " (epoch " + std::to_string(epoch + 1) + "); try a smaller --lr");
-      if (global_step >= o.warmup) {
-        step_times.push_back(std::chrono::duration<double>(t1 - t0).count());
-        allocations += a1 - a0;
-      }
-      loss_sum += loss;
+    for (int s = 0; s < run.steps_per_epoch; ++s) {
+      // Gathered before the clock starts: a step is gradient + update.
+      const torch::Tensor idx = run.batch_indices(epoch, s);
+      torch::index_select_out(run.xb, train_set.x, 0, idx);
+      torch::index_select_out(run.yb32, train_set.labels, 0, idx);
+      run.step();
     }
-    test_logits = logits_of(*engine, test_set, shape);
-    const auto [tl, ta] = evaluate(test_logits, test_set);
-    train_loss.push_back(loss_sum / steps_per_epoch);
-    test_loss.push_back(tl);
-    test_acc.push_back(ta);
-    std::cerr << "[" << v.engine << "-" << v.layout << "-" << v.alloc << "] epoch " << epoch + 1 << "/" << o.epochs
-              << ": train loss " << loss_sum / steps_per_epoch << ", test accuracy " << ta << std::endl;
+    run.end_epoch(test_set);
   }
-  std::vector<double> sorted = step_times;
-  std::sort(sorted.begin(), sorted.end());
-  const double median = quantile(sorted, 0.5);
-  record["steps_per_epoch"] = steps_per_epoch;
-  record["steps_timed"] = sorted.size();
-  record["step_time_median_s"] = median;
-  record["step_time_q1_s"] = quantile(sorted, 0.25);
-  record["step_time_q3_s"] = quantile(sorted, 0.75);
-  record["samples_per_s"] = o.batch / median;
-  // The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
-  record["gemm_floor_median_s"] = gemm_floor_seconds(shape, engine->layout(), o.batch);
-  record["allocs_per_step"] = counting && !sorted.empty() ? json(double(allocations) / double(sorted.size())) : json();
-  record["epoch_train_loss"] = train_loss;
-  record["epoch_test_loss"] = test_loss;
-  record["epoch_test_accuracy"] = test_acc;
-  record["final_loss"] = train_loss.back();
-  record["test_accuracy"] = test_acc.back();
-  if (o.dataset == "gw-sim") gw_metrics(*engine, test_set, test_logits, o.real, shape, record);
-  return record;
+  run.finish();
+  if (o.dataset == "gw-sim") gw_metrics(run.engine(), test_set, run.test_logits, o.real, shape, record);
 }
 
 json base_record(const TrainOptions& o, const Variant& v) {
@@ -545,7 +612,9 @@ json base_record(const TrainOptions& o, const Variant& v) {
       {"lr", o.lr},
       {"epochs", o.epochs},
       {"warmup_steps", o.warmup},
-      {"data_files", o.dataset == "gw-sim" ? json{o.data, o.real} : json{o.images, o.labels, o.test_images, o.test_labels}},
+      {"input", o.input},
+      {"data_files", o.input != "file" ? json{o.data}
+                     : o.dataset == "gw-sim" ? json{o.data, o.real} : json{o.images, o.labels, o.test_images, o.test_labels}},
       {"train_range", {o.train_begin, o.train_end}},
       {"test_range", {o.test_begin, o.test_end}},
       {"gradient_generator", v.engine == "libtorch" ? "LibTorch " TORCH_VERSION " autograd" : ""},
@@ -558,6 +627,12 @@ json base_record(const TrainOptions& o, const Variant& v) {
       {"hostname", hostname()},
       {"started_utc", utc_now()},
   };
+}
+
+// The process's totals, when the run is over.
+void close_record(json& record, std::chrono::steady_clock::time_point t0) {
+  record["wall_time_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  record["peak_rss_mb"] = peak_rss_mb();
 }
 
 void write_record(const std::string& path, const json& record) {
@@ -580,6 +655,7 @@ int train_main(int argc, char** argv, const Variant& variant) {
   TrainOptions o;
   try {
     o = parse_args(argc, argv);
+    if (o.input != "file") throw std::invalid_argument("--input " + o.input + ": cladbench-train reads files (--input file)");
   } catch (const std::exception& e) {
     std::cerr << "cladbench-train: " << e.what() << std::endl;
     return 2;
@@ -598,11 +674,108 @@ int train_main(int argc, char** argv, const Variant& variant) {
     std::cerr << "cladbench-train: " << e.what() << std::endl;
     return 2;
   }
-  record["wall_time_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  record["peak_rss_mb"] = peak_rss_mb();
+  close_record(record, t0);
   if (status) std::cerr << "cladbench-train: training failed: " << record["error"].get<std::string>() << std::endl;
   write_record(o.out, record);
   return status;
+}
+
+struct FedRun::State {
+  TrainOptions o;
+  Variant v;
+  json record;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  long n_train = 0;
+  int features = 0, classes = 0;
+  std::unique_ptr<Run> run;
+  Dataset test;
+};
+
+FedRun::FedRun(const std::vector<std::string>& args, const Variant& variant, long n_train, int features, int classes)
+    : state_(std::make_unique<State>()) {
+  State& st = *state_;
+  std::vector<std::string> argv_strings{"cladbench-fed-run"};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_strings) argv.push_back(a.data());
+  st.o = parse_args(int(argv.size()), argv.data());
+  if (st.o.input == "file") throw std::invalid_argument("a fed run needs --input ttree-macro or ttree-pyroot");
+  if (n_train != st.o.train_end - st.o.train_begin)
+    throw std::invalid_argument("the training set has " + std::to_string(n_train) + " samples but --train-range " +
+                                std::to_string(st.o.train_begin) + ":" + std::to_string(st.o.train_end) + " names " +
+                                std::to_string(st.o.train_end - st.o.train_begin));
+  if (features < 1 || classes < 2) throw std::invalid_argument("features must be positive and classes at least 2");
+  st.v = variant;
+  st.n_train = n_train;
+  st.features = features;
+  st.classes = classes;
+  st.record = base_record(st.o, st.v);
+  st.run = std::make_unique<Run>(st.o, st.v, model_shape(st.o, features, 1, features, classes), n_train, st.record);
+}
+
+FedRun::~FedRun() = default;
+
+int FedRun::batch() const { return state_->o.batch; }
+int FedRun::epochs() const { return state_->o.epochs; }
+int FedRun::steps_per_epoch() const { return state_->run->steps_per_epoch; }
+long FedRun::n_train() const { return state_->n_train; }
+int FedRun::features() const { return state_->features; }
+
+std::vector<long> FedRun::epoch_order(int epoch) const {
+  if (epoch < 0 || epoch >= epochs()) throw std::invalid_argument("no epoch " + std::to_string(epoch));
+  const torch::Tensor order = state_->run->orders[epoch].contiguous();
+  return {order.data_ptr<int64_t>(), order.data_ptr<int64_t>() + order.numel()};
+}
+
+void FedRun::set_test(const float* x, const int* labels, long n) {
+  if (n < 1) throw std::invalid_argument("the test set is empty");
+  Dataset& test = state_->test;
+  test.x = torch::from_blob(const_cast<float*>(x), {n, state_->features}, torch::kFloat).clone();
+  test.labels = torch::from_blob(const_cast<int*>(labels), {n}, torch::kInt).clone();
+  test.classes = state_->classes;
+  test.length = state_->features;
+}
+
+void FedRun::set_version(const std::string& name, const std::string& value) {
+  state_->record["versions"][name] = value;
+}
+
+double FedRun::step(const float* x, const int* labels) {
+  State& st = *state_;
+  if (failed()) throw std::logic_error("the run has failed: " + error());
+  Run& run = *st.run;
+  std::memcpy(run.xb.data_ptr<float>(), x, sizeof(float) * run.xb.numel());
+  std::memcpy(run.yb32.data_ptr<int>(), labels, sizeof(int) * run.yb32.numel());
+  try {
+    return run.step();
+  } catch (const NonFiniteLoss& e) {
+    st.record["status"] = "failed";
+    st.record["error"] = e.what();
+    return std::nan("");
+  }
+}
+
+void FedRun::end_epoch() {
+  if (!state_->test.x.defined()) throw std::logic_error("no test set: call set_test before the first end_epoch");
+  state_->run->end_epoch(state_->test);
+}
+
+bool FedRun::failed() const { return state_->record["status"] == "failed"; }
+
+std::string FedRun::error() const {
+  const json& e = state_->record["error"];
+  return e.is_string() ? e.get<std::string>() : "";
+}
+
+int FedRun::finish() {
+  State& st = *state_;
+  if (!failed()) {
+    st.run->finish();
+    st.record["status"] = "ok";
+  }
+  close_record(st.record, st.t0);
+  write_record(st.o.out, st.record);
+  return failed() ? 3 : 0;
 }
 
 }  // namespace cladbench

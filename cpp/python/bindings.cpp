@@ -1,5 +1,6 @@
 // cladbench._core: the C++ core for Python (tests, the pytorch engine's shared helpers, notebooks).
 // Importing it also registers torch.ops.cladbench.loss.
+#include <pybind11/numpy.h>
 #include <torch/extension.h>
 
 #include "../core/datasets.hpp"
@@ -133,5 +134,37 @@ PYBIND11_MODULE(_core, m) {
     return train_main(int(argv.size()), argv.data(), variant);
   }, py::arg("engine"), py::arg("layout"), py::arg("alloc"), py::arg("args"), py::call_guard<py::gil_scoped_release>(),
      "Runs cladbench-train's trainer in-process with the given flags; returns its exit status (0, 2, 3).");
+  // The PyROOT path (cladbench.ttree): a run fed batch by batch from numpy arrays, as the ROOT macro
+  // feeds one through the C ABI (cpp/capi).
+  using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
+  using Ints = py::array_t<int, py::array::c_style | py::array::forcecast>;
+  py::class_<FedRun>(m, "FedRun", "cladbench::FedRun: a training run whose caller feeds the batches (trainer.hpp).")
+      .def(py::init([](const std::string& engine, const std::string& layout, const std::string& alloc,
+                       const std::vector<std::string>& args, long n_train, int features, int classes) {
+             const Variant variant{"cpu", engine, layout, alloc, "(in cladbench._core)"};
+             return std::make_unique<FedRun>(args, variant, n_train, features, classes);
+           }), py::arg("engine"), py::arg("layout"), py::arg("alloc"), py::arg("args"), py::arg("n_train"),
+           py::arg("features"), py::arg("classes"))
+      .def_property_readonly("batch", &FedRun::batch)
+      .def_property_readonly("epochs", &FedRun::epochs)
+      .def_property_readonly("steps_per_epoch", &FedRun::steps_per_epoch)
+      .def("epoch_order", [](const FedRun& run, int epoch) { return py::array(py::cast(run.epoch_order(epoch))); },
+           py::arg("epoch"), "The training-set indices of an epoch, in the order to feed them.")
+      .def("set_test", [](FedRun& run, const Floats& x, const Ints& labels) {
+             if (x.size() != long(labels.size()) * run.features()) throw std::invalid_argument("test x and labels do not match");
+             run.set_test(x.data(), labels.data(), long(labels.size()));
+           }, py::arg("x"), py::arg("labels"))
+      .def("set_version", &FedRun::set_version, py::arg("name"), py::arg("value"))
+      .def("step", [](FedRun& run, const Floats& x, const Ints& labels) {
+             if (long(labels.size()) != run.batch() || x.size() != long(run.batch()) * run.features())
+               throw std::invalid_argument("a batch is " + std::to_string(run.batch()) + " samples of " +
+                                           std::to_string(run.features()) + " floats");
+             py::gil_scoped_release release;
+             return run.step(x.data(), labels.data());
+           }, py::arg("x"), py::arg("labels"), "One training step; returns the batch loss (NaN: the run failed).")
+      .def("end_epoch", &FedRun::end_epoch, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("failed", &FedRun::failed)
+      .def_property_readonly("error", &FedRun::error)
+      .def("finish", &FedRun::finish, "Writes the run record; returns 0 (trained) or 3 (training failed).");
   py::register_exception<IdxError>(m, "IdxError", PyExc_ValueError);
 }

@@ -1,4 +1,4 @@
-"""The `cladbench` command: doctor, fetch, gw, train, bench, onnx, calib. (The main job is the Snakemake workflow.)"""
+"""The `cladbench` command: doctor, fetch, gw, train, bench, onnx, calib, root. (The main job is the Snakemake workflow.)"""
 
 from __future__ import annotations
 
@@ -77,6 +77,12 @@ def cmd_calib(args: argparse.Namespace) -> int:
     return calib_main(args.argv, prog="cladbench calib")
 
 
+def cmd_root(args: argparse.Namespace) -> int:
+    from . import ttree
+
+    return ttree.main(args.args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cladbench", description="Clad as a LibTorch gradient engine, measured.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                            help="Z->ee detector calibration: gains by grid scan, Adam, L-BFGS-B (see calib --help)")
     calib.add_argument("argv", nargs=argparse.REMAINDER)
     calib.set_defaults(func=cmd_calib)
+
+    root = sub.add_parser("root", add_help=False, help="ROOT: datasets as TTrees, training fed from a TTree (cladbench.ttree)")
+    root.add_argument("args", nargs=argparse.REMAINDER)
+    root.set_defaults(func=cmd_root)
 
     args = parser.parse_args(argv)
     try:

@@ -46,13 +46,13 @@ RC = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"), "pdf.fontt
 PANEL_W, PANEL_H = 2.4, 2.0
 
 TABLES = {  # name: (columns, numeric columns); text columns stay text ("3.10" is not 3.1)
-    "runs": (["variant", "engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads",
+    "runs": (["variant", "input", "engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads",
               "repetition", "status"],
              ["batch", "threads", "repetition", "seed", "lr", "epochs", "step_time_median_s", "step_time_q1_s",
               "step_time_q3_s", "samples_per_s", "final_loss", "test_accuracy", "grad_max_rel_err", "allocs_per_step",
               "peak_rss_mb", "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "wall_time_s",
               "gemm_floor_median_s"]),
-    "epochs": (["variant", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
+    "epochs": (["variant", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
                 "epoch", "train_loss", "test_loss", "test_accuracy"],
                ["batch", "threads", "repetition", "epoch", "train_loss", "test_loss", "test_accuracy"]),
     "gw_scores": (["variant", "engine", "layout", "alloc", "model", "batch", "repetition", "score", "label", "snr"],
@@ -672,6 +672,56 @@ def _tabular(header: list[str], rows: list[list[str]], align: str, comment: str)
     return "\n".join(lines)
 
 
+def file_fed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of runs whose batches came from the data files (the figures' runs; TTree-fed runs are
+    compared with them in ttree.tex). Tables from before the input column count as file-fed."""
+    return frame[frame["input"].fillna("file").eq("file")]
+
+
+TTREE_MATCH = ["variant", "dataset", "model", "batch", "threads", "repetition", "purpose"]
+
+
+def ttree_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Each TTree-fed run beside its file-fed twin (same variant, data, model, batch, threads,
+    repetition): the largest relative difference of their per-epoch training losses, and the ratio
+    of their median step times."""
+    runs = ok_runs(runs)
+    fed, files = runs[~runs.index.isin(file_fed(runs).index)], file_fed(runs)
+    rows = []
+    for r in fed.itertuples(index=False):
+        r = r._asdict()
+        twin = files[np.logical_and.reduce([files[k].eq(r[k]) for k in [*TTREE_MATCH, "seed"]])]
+        row = {k: r[k] for k in ["input", "engine", "layout", "alloc", "batch", "threads", "repetition"]}
+        row.update(epochs=np.nan, loss_max_rel_diff=np.nan, step_time_ratio=np.nan, final_loss=r["final_loss"])
+        if len(twin):
+            twin = twin.iloc[0]
+            keys = {k: r[k] for k in TTREE_MATCH if k in epochs}
+            mine, theirs = (epochs[np.logical_and.reduce([epochs[k].eq(v) for k, v in keys.items()]) & epochs["input"].eq(i)]
+                            .set_index("epoch")["train_loss"] for i in (r["input"], "file"))
+            both = pd.concat([mine, theirs], axis=1, keys=["fed", "file"]).dropna()
+            row.update(epochs=len(both), step_time_ratio=r["step_time_median_s"] / twin["step_time_median_s"],
+                       loss_max_rel_diff=((both["fed"] - both["file"]).abs() / both["file"].abs()).max() if len(both) else np.nan)
+        rows.append(row)
+    columns = ["input", "engine", "layout", "alloc", "batch", "threads", "repetition", "epochs", "final_loss",
+               "loss_max_rel_diff", "step_time_ratio"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["input", "engine", "batch", "repetition"])
+
+
+def ttree_tex(runs: pd.DataFrame, epochs: pd.DataFrame, not_run: pd.DataFrame) -> str:
+    table = ttree_table(runs, epochs)
+    header = ["input", "engine", "batch", "rep.", "epochs", "final loss", "max rel. loss diff.", "step time / file-fed"]
+    rows = [[_tex(r.input), _tex(f"{r.engine}-{r.layout}-{r.alloc}"), str(r.batch), str(r.repetition),
+             _num(r.epochs, ".0f"), _num(r.final_loss, ".4f"), _num(r.loss_max_rel_diff, ".1e"),
+             _num(r.step_time_ratio, ".2f")] for r in table.itertuples(index=False)]
+    if not rows:
+        why = [r.reason for r in not_run.itertuples(index=False) if str(r.variant).startswith("ttree")]
+        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no TTree-fed runs in this study"
+                 f"{': ' + _tex(why[0]) if why else ''}}}"]]
+    return _tabular(header, rows, "llrrrrrr", "TTree-fed runs (ROOT macro, PyROOT) against the file-fed run with the "
+                    "same variant, batch and seed: largest relative difference of the per-epoch training losses, "
+                    "and the ratio of the median step times")
+
+
 def headline_tex(runs: pd.DataFrame) -> str:
     table = headline_table(runs)
     with_device = table["device"].nunique() > 1
@@ -738,7 +788,7 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
         lines.append(f"- dates: {', '.join(dates)}")
     lines.append("")
     fields = {"torch_version": "torch", "clad_version": "Clad", "compiler": "compiler", "cuda_version": "CUDA",
-              "python_version": "Python", "cpu_model": "CPU model", "hostname": "hostname", "git_commit": "git commit",
+              "python_version": "Python", "root_version": "ROOT", "cpu_model": "CPU model", "hostname": "hostname", "git_commit": "git commit",
               "gradient_generator": "gradient generator", "compile_flags": "compile flags"}
     lines += ["## Versions, machine and build (distinct values over all runs)", ""]
     for column, name in fields.items():
@@ -770,18 +820,19 @@ FIGURES = ["step_time", "throughput", "speedup", "floor", "loss_curves", "alloca
 
 
 def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
-    """Every figure (PDF, PNG), headline.tex, gw.tex and provenance.md from the tables in tables_dir
+    """Every figure (PDF, PNG), headline.tex, gw.tex, ttree.tex and provenance.md from the tables in tables_dir
     (runs.csv required); returns the files written. `only`: one figure's name, or "tables" for the
     LaTeX tables and the provenance page (so the workflow can remake one output alone)."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     if not (tables_dir / "runs.csv").exists():
         raise FileNotFoundError(f"{tables_dir / 'runs.csv'}: the report needs at least the runs table")
     all_runs, epochs, scores, trace, not_run = (read_table(tables_dir, name) for name in TABLES)
-    runs = all_runs[all_runs["engine"].isin(ENGINES)]  # figures: an unknown engine would have no colour
+    runs = file_fed(all_runs[all_runs["engine"].isin(ENGINES)])  # figures: an unknown engine would have no colour
     out_dir.mkdir(parents=True, exist_ok=True)
     timed = timing_runs(runs)
     if "purpose" in epochs:
         epochs = epochs[~epochs["purpose"].eq("bench")]  # learning curves come from training runs
+    all_epochs, epochs = epochs, file_fed(epochs)
     figures = {
         "step_time": lambda: fig_step_time(timed),
         "throughput": lambda: fig_throughput(timed),
@@ -813,8 +864,10 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
     (out_dir / "targets.tex").write_text(targets_tex(timed))
     targets_table(timed).to_csv(out_dir / "targets.csv", index=False)
     (out_dir / "gw.tex").write_text(gw_tex(runs))
+    (out_dir / "ttree.tex").write_text(ttree_tex(all_runs[all_runs["engine"].isin(ENGINES)], all_epochs, not_run))
     (out_dir / "provenance.md").write_text(provenance_md(all_runs, not_run, notes))
-    return written + [out_dir / name for name in ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "provenance.md")]
+    return written + [out_dir / name for name in ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "ttree.tex",
+                                                  "provenance.md")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 
 rule aggregate:
     input:
-        records=MNIST_RECORDS + GW_RECORDS + BENCH_RECORDS,
+        records=MNIST_RECORDS + GW_RECORDS + BENCH_RECORDS + ROOT_RECORDS,
         code=str(REPO / "src" / "cladbench" / "aggregate.py"),
     output:
         runs=f"{RESULTS}/tables/runs.csv",
@@ -61,6 +61,7 @@ rule report_tables:
         targets=report(f"{RESULTS}/report/targets.tex", caption="../report/targets.rst", category="Tables"),
         targets_csv=f"{RESULTS}/report/targets.csv",
         gw=report(f"{RESULTS}/report/gw.tex", category="Tables"),
+        ttree=report(f"{RESULTS}/report/ttree.tex", category="Tables"),
         provenance=report(f"{RESULTS}/report/provenance.md", category="Provenance"),
     params:
         tables=lambda wildcards, input: Path(input.runs).parent,
