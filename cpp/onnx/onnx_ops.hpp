@@ -17,6 +17,7 @@
 #include <cmath>
 
 #include "blas.hpp"
+#include "layers.hpp"  // the cross-entropy, shared with the project's own models
 
 namespace cladbench::onnx_ops {
 // Internal linkage: Clad emits the derivatives it generates as strong symbols (see layers.hpp).
@@ -118,6 +119,9 @@ void add_pullback(const T* a, const T* b, T* y, int n, T* d_a, T* d_b, T* d_y, i
 
 // ---- Element-wise activations: h[n] = f(z[n]) -------------------------------------------------
 
+// Its own ReLU, not layers.hpp's: called from the emitted forward function (a nested call),
+// layers.hpp's was not taken as a custom derivative by Clad 2.4, which generated and taped its
+// own pullback instead (seen with -fdump-derived-fn).
 template <class T>
 void relu(const T* z, T* h, int n) {
   for (int i = 0; i < n; ++i) h[i] = z[i] > T(0) ? z[i] : T(0);
@@ -125,7 +129,10 @@ void relu(const T* z, T* h, int n) {
 
 template <class T>
 void relu_pullback(const T* z, T* h, int n, T* d_z, T* d_h, int*) {
-  for (int i = 0; i < n; ++i) d_z[i] += z[i] > T(0) ? d_h[i] : T(0);
+  for (int i = 0; i < n; ++i) {
+    const T g = d_h[i];  // loaded unconditionally: a select, not a mispredicted branch (layers.hpp)
+    d_z[i] += z[i] > T(0) ? g : T(0);
+  }
 }
 
 template <class T>
@@ -238,26 +245,8 @@ void conv1d_pullback(const T* x, const T* W, const T* b, T* col, T* y, int batch
 
 // ---- Losses on the model's output -------------------------------------------------------------
 
-// The largest of n values: the shift that keeps exp() finite; it cancels out of the loss, so its
-// derivative is zero (as max_shift in layers.hpp).
-template <class T>
-T row_max(const T* z, int n) {
-  T m = z[0];
-  for (int j = 1; j < n; ++j) m = z[j] > m ? z[j] : m;
-  return m;
-}
-
-template <class T>
-void row_max_pullback(const T*, int, T, T*, int*) {}
-
-// Cross-entropy of one sample's logits z[classes] against its label.
-template <class T>
-T logits_cross_entropy(const T* z, int label, int classes) {
-  const T m = row_max(z, classes);
-  T s = 0;
-  for (int j = 0; j < classes; ++j) s += std::exp(z[j] - m);
-  return std::log(s) + m - z[label];
-}
+// Cross-entropy of one sample's logits z[classes] against its label (layers.hpp).
+using ::cladbench::sample_cross_entropy;
 
 }  // namespace
 }  // namespace cladbench::onnx_ops
@@ -270,8 +259,12 @@ using ::cladbench::onnx_ops::conv1d_pullback;
 using ::cladbench::onnx_ops::dense_pullback;
 using ::cladbench::onnx_ops::matmul_pullback;
 using ::cladbench::onnx_ops::relu_pullback;
-using ::cladbench::onnx_ops::row_max_pullback;
 using ::cladbench::onnx_ops::sigmoid_pullback;
 using ::cladbench::onnx_ops::softmax_pullback;
 using ::cladbench::onnx_ops::tanh_act_pullback;
 }  // namespace clad::custom_derivatives::cladbench::onnx_ops
+
+// The cross-entropy's max shift, shared with layers.hpp.
+namespace clad::custom_derivatives::cladbench {
+using ::cladbench::max_shift_pullback;
+}  // namespace clad::custom_derivatives::cladbench

@@ -21,7 +21,7 @@ from .onnx_emit import EmittedModel
 from .paths import REPO, build_dir
 
 HEADERS = [REPO / "cpp" / "onnx" / "onnx_ops.hpp", REPO / "cpp" / "onnx" / "weights.hpp",
-           REPO / "cpp" / "kernels" / "blas.hpp"]
+           REPO / "cpp" / "kernels" / "blas.hpp", REPO / "cpp" / "kernels" / "layers.hpp"]
 
 
 class CladUnavailableError(RuntimeError):

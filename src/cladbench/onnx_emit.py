@@ -357,7 +357,7 @@ class _Emitter:
             ce = ("total -= std::log(ws[kOutputOffset * batch + i * kOutputSize + labels[i]]);  "
                   "// the output is a probability (Softmax)")
         else:
-            ce = "total += logits_cross_entropy(ws + kOutputOffset * batch + i * kOutputSize, labels[i], int(kOutputSize));"
+            ce = "total += sample_cross_entropy(ws + kOutputOffset * batch + i * kOutputSize, labels[i], int(kOutputSize));"
         abi = "\n".join(_ABI.format(m=m, T=T, s=s, S=s.upper()) for T, s in (("float", "f32"), ("double", "f64")))
         return _SOURCE.format(
             m=m, source_name=self.source_name, producer=producer, opset=opset, x=x.name, x_shape=_shape(x.shape),
