@@ -143,10 +143,12 @@ PartitionName={PARTITION} Nodes={hostname} Default=YES MaxTime=INFINITE State=UP
         return [dict(zip(["id", "state", "comment"], row.split("|"))) for row in rows]
 
     def accounting(self) -> dict[str, dict]:
-        """sacct from the job completion log: {job id: {name, state, exit_code}} of finished jobs."""
+        """sacct from the job completion log: {job id: {name, state, partition, time limit}} of
+        finished jobs."""
         rows = self.run("sacct", "--completion", "--parsable2", "--noheader",
-                        "--format=JobIdRaw,JobName,State,ExitCode").splitlines()
-        return {r[0]: {"name": r[1], "state": r[2], "exit_code": r[3]} for r in (row.split("|") for row in rows)}
+                        "--format=JobIdRaw,JobName,State,Partition,Timelimit").splitlines()
+        keys = ["name", "state", "partition", "timelimit"]
+        return {r[0]: dict(zip(keys, r[1:])) for r in (row.split("|") for row in rows)}
 
     def stop(self) -> None:
         """Cancels what still runs, then stops the daemons; safe to call on a half-started cluster."""
