@@ -10,8 +10,9 @@ CXX_COMPILER ?= clang++-19
 C_COMPILER ?= clang-19
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := $(shell grep -v '^\#' envs/debian-packages.txt)
+CLUSTER_PACKAGES := $(shell grep -v '^\#' envs/debian-packages-cluster.txt)
 
-.PHONY: run test test-root build configure setup system-packages doctor pins clean
+.PHONY: run test test-root test-cluster build configure setup system-packages doctor pins clean
 
 # The main job: the workflow on the quick default config (config/config.yaml).
 run: build
@@ -25,6 +26,12 @@ test: build
 test-root: build
 	$(PY) -m pip install -q -e '.[root]'
 	$(PY) -m pytest -m slow tests/test_root.py
+
+# The workflow on a real SLURM (tests/test_cluster.py): a single-node cluster from Debian's slurm-wlm
+# and munge, started and stopped by the tests. Missing SLURM or data fail here instead of skipping.
+test-cluster: build
+	@$(MAKE) -s system-packages DEBIAN_PACKAGES="$(CLUSTER_PACKAGES)"
+	CLADBENCH_CLUSTER_TESTS=required $(PY) -m pytest -m cluster
 
 doctor: setup
 	$(VENV)/bin/cladbench doctor

@@ -8,6 +8,7 @@ rule configure:
         [p for p in CPP_SOURCES if p.endswith((".txt", ".cmake", ".in"))],
     output:
         f"{BUILD}/build.ninja",
+    localrule: True  # cmake's configure step is quick and may need the login node's compilers
     log:
         f"{RESULTS}/logs/configure.log",
     conda:
