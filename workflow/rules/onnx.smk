@@ -40,7 +40,8 @@ rule onnx_roundtrip:
         "> {log} 2>&1"
 
 
-# A timing job: it asks for every core so that nothing else runs beside it (it uses one thread).
+# A timing job on one thread, like the bench rule's runs (asking for `workflow.cores` instead broke
+# cluster runs, which have no core count).
 rule onnx_bench:
     input:
         code=ONNX_CODE,
@@ -49,7 +50,7 @@ rule onnx_bench:
         record=f"{RESULTS}/tables/input_grad.json",
     params:
         args="--reps {bench_reps} --warmup {bench_warmup} --activation {activation}".format(**ONNX),
-    threads: workflow.cores
+    threads: 1
     resources:
         runtime=30,
         mem_mb=4000,
