@@ -54,9 +54,12 @@ system-packages:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-cuda-build.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	@# The GPU engine builds (and CI build-checks it) wherever nvcc is; cuBLAS comes from PyPI if the toolkit lacks it.
+	if command -v nvcc >/dev/null && [ ! -e "$$(dirname "$$(dirname "$$(readlink -f "$$(command -v nvcc)")")")/include/cublas_v2.h" ]; then \
+	  $(PY) -m pip install -q -r requirements-cuda-build.txt; fi
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

@@ -30,7 +30,8 @@ struct ModelKernels {
   Layout layout = Layout::RowMajor;
   std::string generator;  // who wrote the pullback, e.g. "clad 2.4.0 (clang 19.1.7)"
   KernelFns<float> f32;
-  KernelFns<double> f64;
+  KernelFns<double> f64;      // unset (nullptr) for the GPU engine, which trains in float only
+  std::string device = "cpu";  // "cuda": every pointer of the contract but dims is device memory
 
   template <class T>
   const KernelFns<T>& fns() const {
@@ -43,8 +44,9 @@ Layout parse_layout(std::string_view name);  // throws std::invalid_argument
 
 // Adds a set; returns true so that a TU can register from a static initializer.
 bool register_kernels(const ModelKernels& kernels);
-// nullptr when no such model/engine/layout was linked in.
-const ModelKernels* find_kernels(std::string_view model, std::string_view engine, Layout layout);
+// nullptr when no such model/engine/layout was linked in for that device.
+const ModelKernels* find_kernels(std::string_view model, std::string_view engine, Layout layout,
+                                 std::string_view device = "cpu");
 std::vector<const ModelKernels*> registered_kernels();
 
 }  // namespace cladbench

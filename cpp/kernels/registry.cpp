@@ -29,9 +29,10 @@ bool register_kernels(const ModelKernels& kernels) {
   return true;
 }
 
-const ModelKernels* find_kernels(std::string_view model, std::string_view engine, Layout layout) {
+const ModelKernels* find_kernels(std::string_view model, std::string_view engine, Layout layout,
+                                 std::string_view device) {
   for (const ModelKernels& k : registry())
-    if (k.model == model && k.engine == engine && k.layout == layout) return &k;
+    if (k.model == model && k.engine == engine && k.layout == layout && k.device == device) return &k;
   return nullptr;
 }
 
