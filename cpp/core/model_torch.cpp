@@ -135,20 +135,22 @@ double max_rel_err(const torch::Tensor& value, const torch::Tensor& reference) {
   return scale > 0 ? diff / scale : diff;
 }
 
-const ModelKernels& require_kernels(const std::string& model, const std::string& engine, Layout layout) {
-  if (const ModelKernels* k = find_kernels(model, engine, layout)) return *k;
+const ModelKernels& require_kernels(const std::string& model, const std::string& engine, Layout layout,
+                                    const std::string& device) {
+  if (const ModelKernels* k = find_kernels(model, engine, layout, device)) return *k;
   std::string have;
   for (const ModelKernels* k : registered_kernels())
-    if (k->model == model) have += (have.empty() ? "" : ", ") + k->engine + "/" + layout_name(k->layout);
-  std::string why = engine == "clad" ? " (Clad was not found when this was built: run `cladbench doctor`)" : "";
-  throw std::invalid_argument(model + " engine '" + engine + "' with " + layout_name(layout) +
-                              " weights is not built into this program" + why + "; available: " + have);
+    if (k->model == model) have += (have.empty() ? "" : ", ") + k->device + "/" + k->engine + "/" + layout_name(k->layout);
+  std::string why = device != "cpu" ? " (the GPU engine is the clad engine's row-major MLP: docs/cuda.md)"
+                    : engine == "clad" ? " (Clad was not found when this was built: run `cladbench doctor`)" : "";
+  throw std::invalid_argument(model + " engine '" + engine + "' with " + layout_name(layout) + " weights on " + device +
+                              " is not built into this program" + why + "; available: " + have);
 }
 
 namespace {
 
-void check_inputs(const torch::Tensor& params, const torch::Tensor& x, const torch::Tensor& labels,
-                  const ModelShape& shape) {
+void check_inputs(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,
+                  const torch::Tensor& labels, const ModelShape& shape) {
   TORCH_CHECK(params.scalar_type() == torch::kFloat || params.scalar_type() == torch::kDouble,
               "params must be float32 or float64");
   TORCH_CHECK(x.scalar_type() == params.scalar_type(), "x and params must share a dtype");
@@ -157,10 +159,13 @@ void check_inputs(const torch::Tensor& params, const torch::Tensor& x, const tor
               " parameters for ", shape.name());
   TORCH_CHECK(x.dim() == 2 && x.size(1) == shape.input_size(), "x must be [batch, ", shape.input_size(), "]");
   TORCH_CHECK(labels.dim() == 1 && labels.size(0) == x.size(0), "labels must be [batch]");
-  TORCH_CHECK(params.device().is_cpu() && x.device().is_cpu(), "the kernels run on CPU tensors");
+  const bool on_gpu = kernels.device == "cuda";
+  TORCH_CHECK(params.device() == x.device() && labels.device() == x.device() && params.is_cuda() == on_gpu,
+              "the ", kernels.device, " kernels take params, x and labels on ", on_gpu ? "one CUDA device" : "the CPU");
+  if (on_gpu) TORCH_CHECK(params.scalar_type() == torch::kFloat, "the GPU engine trains in float32");
   // A plain loop: this runs on every training step of the dynamic engines.
   const int classes = shape.classes();
-  const torch::Tensor ys = labels.contiguous();
+  const torch::Tensor ys = labels.contiguous().cpu();
   const int* y = ys.data_ptr<int>();
   for (int64_t i = 0; i < ys.numel(); ++i)
     TORCH_CHECK(y[i] >= 0 && y[i] < classes, "labels must lie in [0, ", classes, "), got ", y[i]);
@@ -172,7 +177,20 @@ template <class T>
 T run_kernels(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,
               const torch::Tensor& labels, const ModelShape& shape, torch::Tensor d_params, torch::Tensor d_x) {
   const int batch = int(x.size(0));
-  torch::Tensor ws = torch::empty({shape.workspace_size(batch)}, params.options());  // dynamic: per call
+  torch::Tensor ws = torch::empty({shape.workspace_size(batch) + kernels.extra_workspace_per_sample * batch},
+                                  params.options());  // dynamic: per call
+  if (kernels.device == "cuda") {  // the loss and its seed in device memory too
+    torch::Tensor loss = torch::zeros({1}, params.options()), seed = torch::ones_like(loss);
+    if (!d_params.defined())
+      kernels.fns<T>().forward(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(),
+                               shape.count(), batch, ws.data_ptr<T>(), loss.data_ptr<T>());
+    else
+      kernels.fns<T>().pullback(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(),
+                                shape.count(), batch, ws.data_ptr<T>(), loss.data_ptr<T>(), d_params.data_ptr<T>(),
+                                d_x.defined() ? d_x.data_ptr<T>() : nullptr, torch::zeros_like(ws).data_ptr<T>(),
+                                seed.data_ptr<T>());
+    return loss.item<T>();
+  }
   T loss = 0;
   const KernelFns<T>& fns = kernels.fns<T>();
   if (!d_params.defined()) {
@@ -191,11 +209,12 @@ T run_kernels(const ModelKernels& kernels, const torch::Tensor& params, const to
 torch::Tensor run_loss(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,
                        const torch::Tensor& labels, const ModelShape& shape, torch::Tensor d_params = {},
                        torch::Tensor d_x = {}) {
-  check_inputs(params, x, labels, shape);
+  check_inputs(kernels, params, x, labels, shape);
   const torch::Tensor p = params.contiguous(), xs = x.contiguous(), ys = labels.contiguous();
+  const auto on_params_device = torch::TensorOptions().device(params.device());
   if (params.scalar_type() == torch::kFloat)
-    return torch::tensor(run_kernels<float>(kernels, p, xs, ys, shape, d_params, d_x));
-  return torch::tensor(run_kernels<double>(kernels, p, xs, ys, shape, d_params, d_x), torch::kDouble);
+    return torch::tensor(run_kernels<float>(kernels, p, xs, ys, shape, d_params, d_x), on_params_device);
+  return torch::tensor(run_kernels<double>(kernels, p, xs, ys, shape, d_params, d_x), on_params_device.dtype(torch::kDouble));
 }
 
 using torch::autograd::AutogradContext;

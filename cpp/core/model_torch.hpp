@@ -53,7 +53,8 @@ torch::Tensor reference_logits(const torch::Tensor& params, const torch::Tensor&
                                Layout layout);
 
 // Looks kernels up by name, with a message saying why they are missing.
-const ModelKernels& require_kernels(const std::string& model, const std::string& engine, Layout layout);
+const ModelKernels& require_kernels(const std::string& model, const std::string& engine, Layout layout,
+                                    const std::string& device = "cpu");
 
 // The largest elementwise difference relative to the largest reference value (infinity norms).
 double max_rel_err(const torch::Tensor& value, const torch::Tensor& reference);

@@ -24,6 +24,7 @@
 #include "gemm_floor.hpp"
 #include "gw_metrics.hpp"
 #include "model_torch.hpp"
+#include "../cuda/runtime.hpp"
 
 namespace cladbench {
 
@@ -150,14 +151,17 @@ struct NonFiniteLoss : std::runtime_error {
 // single-tensor SGD and Adam (default betas and eps), so every engine follows the same curve.
 class FlatOptimizer {
  public:
-  FlatOptimizer(const std::string& kind, double lr, long n)
-      : adam_(kind == "adam"), lr_(lr), m_(adam_ ? n : 0, 0.f), v_(adam_ ? n : 0, 0.f) {}
+  // gpu: the runtime of a CUDA run (p, g and the moments in device memory), else nullptr.
+  FlatOptimizer(const std::string& kind, double lr, long n, const torch::Device& device, GpuRuntime* gpu)
+      : adam_(kind == "adam"), lr_(lr), gpu_(gpu),
+        m_(torch::zeros({adam_ ? n : 0}, torch::TensorOptions(torch::kFloat).device(device))), v_(torch::zeros_like(m_)) {}
 
   // Updates p from g and zeroes g as it goes: the next step's pullback accumulates into a clean
   // buffer without a separate pass over memory to clear it. Split over the same threads as the
   // GEMMs (torch's intra-op pool; inline at 1 thread).
   void step_and_zero(float* p, float* g, long n) {
     const float lr = float(lr_);
+    if (!adam_ && gpu_) return gpu_->sgd_step_and_zero(p, g, n, lr);
     if (!adam_) {
       at::parallel_for(0, n, kGrain, [&](long begin, long end) { sgd(p + begin, g + begin, end - begin, lr); });
       return;
@@ -166,8 +170,11 @@ class FlatOptimizer {
     const double b1 = 0.9, b2 = 0.999;
     const float step_size = float(lr_ / (1 - std::pow(b1, t_)));
     const float bc2_sqrt = float(std::sqrt(1 - std::pow(b2, t_)));
+    float* m = m_.data_ptr<float>();
+    float* v = v_.data_ptr<float>();
+    if (gpu_) return gpu_->adam_step_and_zero(p, g, m, v, n, step_size, bc2_sqrt);
     at::parallel_for(0, n, kGrain, [&](long begin, long end) {
-      adam(p + begin, g + begin, m_.data() + begin, v_.data() + begin, end - begin, step_size, bc2_sqrt);
+      adam(p + begin, g + begin, m + begin, v + begin, end - begin, step_size, bc2_sqrt);
     });
   }
 
@@ -195,7 +202,8 @@ class FlatOptimizer {
 
   bool adam_;
   double lr_;
-  std::vector<float> m_, v_;
+  GpuRuntime* gpu_;
+  torch::Tensor m_, v_;
   long t_ = 0;
 };
 
@@ -219,12 +227,15 @@ class Engine {
 };
 
 // Kernel engine, arena: every buffer allocated once, a step is raw kernel calls (no heap).
+// On a GPU (kernels for device cuda) the same buffers live in device memory, the loss and its seed too.
 class ArenaEngine : public Engine {
  public:
-  ArenaEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, int batch, const TrainOptions& o)
-      : k_(k), shape_(shape), params_(init.clone()), grads_(torch::zeros_like(params_)),
-        ws_(shape.workspace_size(batch)), d_ws_(ws_.size()),
-        opt_(o.optimizer, o.lr, params_.numel()) {}
+  ArenaEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, int batch, const TrainOptions& o,
+              const torch::Device& device, GpuRuntime* gpu)
+      : k_(k), shape_(shape), gpu_(gpu), params_(init.to(device).clone()), grads_(torch::zeros_like(params_)),
+        ws_(torch::zeros({shape.workspace_size(batch) + k.extra_workspace_per_sample * batch}, params_.options())),
+        d_ws_(torch::zeros_like(ws_)), loss_(torch::zeros({1}, params_.options())), seed_(torch::ones_like(loss_)),
+        opt_(o.optimizer, o.lr, params_.numel(), device, gpu) {}
 
   double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
     const float loss = accumulate_gradient(x, y32);
@@ -244,26 +255,36 @@ class ArenaEngine : public Engine {
  private:
   // Adds the batch's gradient into grads_, which is all zeros between calls (see step_and_zero).
   float accumulate_gradient(const torch::Tensor& x, const torch::Tensor& y32) {
-    std::fill(d_ws_.begin(), d_ws_.end(), 0.f);
-    float loss = 0, seed = 1;
+    float* d_ws = d_ws_.data_ptr<float>();
+    if (gpu_) {
+      gpu_->fill_zero(d_ws, d_ws_.numel());
+      k_.f32.pullback(params_.data_ptr<float>(), x.data_ptr<float>(), y32.data_ptr<int>(), shape_.dims.data(),
+                      shape_.count(), int(x.size(0)), ws_.data_ptr<float>(), loss_.data_ptr<float>(),
+                      grads_.data_ptr<float>(), nullptr, d_ws, seed_.data_ptr<float>());
+      return gpu_->read_scalar(loss_.data_ptr<float>());
+    }
+    std::fill(d_ws, d_ws + d_ws_.numel(), 0.f);
+    float loss = 0, seed = 1;  // Clad's pullback consumes its seed
     k_.f32.pullback(params_.data_ptr<float>(), x.data_ptr<float>(), y32.data_ptr<int>(), shape_.dims.data(),
-                    shape_.count(), int(x.size(0)), ws_.data(), &loss, grads_.data_ptr<float>(), nullptr,
-                    d_ws_.data(), &seed);
+                    shape_.count(), int(x.size(0)), ws_.data_ptr<float>(), &loss, grads_.data_ptr<float>(), nullptr,
+                    d_ws, &seed);
     return loss;
   }
 
   const ModelKernels& k_;
   ModelShape shape_;
-  torch::Tensor params_, grads_;
-  std::vector<float> ws_, d_ws_;
+  GpuRuntime* gpu_;
+  torch::Tensor params_, grads_, ws_, d_ws_, loss_, seed_;
   FlatOptimizer opt_;
 };
 
 // Kernel engine, dynamic: the generic autograd::Function and torch.optim, allocating as autograd does.
 class DynamicEngine : public Engine {
  public:
-  DynamicEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, const TrainOptions& o)
-      : k_(k), shape_(shape), params_(init.clone().requires_grad_()), opt_(torch_optimizer(o.optimizer, o.lr, {params_})) {}
+  DynamicEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, const TrainOptions& o,
+                const torch::Device& device)
+      : k_(k), shape_(shape), params_(init.to(device).clone().requires_grad_()),
+        opt_(torch_optimizer(o.optimizer, o.lr, {params_})) {}
 
   double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
     opt_->zero_grad();
@@ -288,7 +309,8 @@ class DynamicEngine : public Engine {
 // The libtorch engine: torch::nn layers, cross_entropy and autograd, as a LibTorch user writes it.
 class LibtorchEngine : public Engine {
  public:
-  LibtorchEngine(const ModelShape& shape, const std::vector<torch::Tensor>& init, const TrainOptions& o) {
+  LibtorchEngine(const ModelShape& shape, const std::vector<torch::Tensor>& init, const TrainOptions& o,
+                 const torch::Device& device) {
     torch::NoGradGuard no_grad;
     size_t next = 0;  // the next layer of `init`
     if (shape.model == "cnn") {
@@ -315,6 +337,7 @@ class LibtorchEngine : public Engine {
       model_->push_back(linear);
       if (next + 1 < n_layers) model_->push_back(torch::nn::ReLU());
     }
+    model_->to(device);
     opt_ = torch_optimizer(o.optimizer, o.lr, model_->parameters());
   }
 
@@ -378,7 +401,7 @@ std::string hostname() {
 // in chunks so that a CNN's activations stay small.
 torch::Tensor logits_of(Engine& engine, const Dataset& data, const ModelShape& shape) {
   torch::NoGradGuard no_grad;
-  const torch::Tensor params = engine.flat_params();
+  const torch::Tensor params = engine.flat_params().cpu();  // evaluated on the CPU, where the data sets are
   std::vector<torch::Tensor> chunks;
   for (long i = 0; i < data.x.size(0); i += 512)
     chunks.push_back(reference_logits(params, data.x.slice(0, i, i + 512), shape, engine.layout()));
@@ -449,24 +472,35 @@ class Run {
     if (long(steps_per_epoch) * o.epochs <= o.warmup)
       throw std::invalid_argument("--warmup " + std::to_string(o.warmup) + " leaves no step to time (" +
                                   std::to_string(long(steps_per_epoch) * o.epochs) + " steps in all)");
+    if (v.device == "cuda") {
+      gpu_ = gpu_runtime();
+      if (!gpu_) throw std::invalid_argument("this program was built without the GPU engine (libcladbench_cuda)");
+      if (!torch::cuda::is_available())
+        throw std::invalid_argument("no CUDA device: LibTorch " TORCH_VERSION " sees no GPU (a CPU-only build, or a node without one)");
+      device_ = torch::Device(torch::kCUDA);
+      record["gpu_model"] = gpu_->device_name();
+      record["versions"]["cuda"] = gpu_->runtime_version();
+    }
+    record["timer"] = gpu_ ? "cuda-events" : "steady-clock";
     const std::vector<torch::Tensor> init = init_params(shape, o.seed);
     if (v.engine == "libtorch") {
-      engine_ = std::make_unique<LibtorchEngine>(shape, init, o);
+      engine_ = std::make_unique<LibtorchEngine>(shape, init, o, device_);
     } else {
       const Layout layout = parse_layout(v.layout);
-      const ModelKernels& k = require_kernels(shape.model, v.engine, layout);
+      const ModelKernels& k = require_kernels(shape.model, v.engine, layout, v.device);
       record["gradient_generator"] = k.generator;
       const torch::Tensor flat = pack_params(init, layout);
-      if (v.alloc == "arena") engine_ = std::make_unique<ArenaEngine>(k, shape, flat, o.batch, o);
-      else engine_ = std::make_unique<DynamicEngine>(k, shape, flat, o);
+      if (v.alloc == "arena") engine_ = std::make_unique<ArenaEngine>(k, shape, flat, o.batch, o, device_, gpu_);
+      else engine_ = std::make_unique<DynamicEngine>(k, shape, flat, o, device_);
     }
-    xb = torch::empty({o.batch, shape.input_size()}, torch::kFloat);
-    yb32 = torch::empty({o.batch}, torch::kInt);
-    yb64_ = torch::empty({o.batch}, torch::kLong);
+    xb = torch::empty({o.batch, shape.input_size()}, torch::TensorOptions(torch::kFloat).device(device_));
+    yb32 = torch::empty({o.batch}, torch::TensorOptions(torch::kInt).device(device_));
+    yb64_ = torch::empty({o.batch}, torch::TensorOptions(torch::kLong).device(device_));
     orders = epoch_orders(n_train, o.epochs, o.seed);
   }
 
-  torch::Tensor xb, yb32;  // the batch the next step() trains on
+  torch::Tensor xb, yb32;  // the batch the next step() trains on, on device()
+  const torch::Device& device() const { return device_; }
   torch::Tensor orders;    // [epochs, n_train]: row e is the order of the samples in epoch e
   const int steps_per_epoch;
 
@@ -486,14 +520,16 @@ class Run {
     if (global_step_ == 0) check_gradient();
     const uint64_t a0 = cladbench_alloc_count();
     const auto t0 = std::chrono::steady_clock::now();
+    if (gpu_) gpu_->timer_start();
     const double loss = engine_->step(xb, yb32, yb64_);
+    const double gpu_seconds = gpu_ ? gpu_->timer_stop_seconds() : 0;
     const auto t1 = std::chrono::steady_clock::now();
     const uint64_t a1 = cladbench_alloc_count();
     if (!std::isfinite(loss))
       throw NonFiniteLoss("non-finite loss (" + std::to_string(loss) + ") at step " + std::to_string(global_step_) +
                           " (epoch " + std::to_string(epoch_ + 1) + "); try a smaller --lr");
     if (global_step_ >= o_.warmup) {
-      step_times_.push_back(std::chrono::duration<double>(t1 - t0).count());
+      step_times_.push_back(gpu_ ? gpu_seconds : std::chrono::duration<double>(t1 - t0).count());
       allocations_ += a1 - a0;
     }
     loss_sum_ += loss;
@@ -534,7 +570,11 @@ class Run {
     record_["step_time_q3_s"] = quantile(sorted, 0.75);
     record_["samples_per_s"] = o_.batch / median;
     // The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
-    record_["gemm_floor_median_s"] = gemm_floor_seconds(shape_, engine_->layout(), o_.batch);
+    // On a GPU, the cuBLAS calls of the MLP's step (the CNN's floor is not measured there).
+    record_["gemm_floor_median_s"] = !gpu_ ? json(gemm_floor_seconds(shape_, engine_->layout(), o_.batch))
+                                     : shape_.model == "mlp"
+                                         ? json(gpu_->mlp_gemm_floor_seconds(shape_.dims.data(), shape_.count(), o_.batch, 50))
+                                         : json();
     record_["allocs_per_step"] = counting && !sorted.empty() ? json(double(allocations_) / double(sorted.size())) : json();
     record_["epoch_train_loss"] = train_loss_;
     record_["epoch_test_loss"] = test_loss_;
@@ -560,6 +600,8 @@ class Run {
   const Variant& v_;
   ModelShape shape_;
   json& record_;
+  GpuRuntime* gpu_ = nullptr;  // set for a CUDA run
+  torch::Device device_ = torch::kCPU;
   std::unique_ptr<Engine> engine_;
   torch::Tensor yb64_;
   std::vector<double> step_times_;
@@ -579,12 +621,14 @@ void train(const TrainOptions& o, const Variant& v, json& record) {
                                  "--test-range");
   const ModelShape shape = model_shape(o, int(all.x.size(1)), all.channels, all.length, all.classes);
   Run run(o, v, shape, train_set.x.size(0), record);
+  // The training set where the run trains (the GPU's memory for a CUDA run).
+  const torch::Tensor train_x = train_set.x.to(run.device()), train_labels = train_set.labels.to(run.device());
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     for (int s = 0; s < run.steps_per_epoch; ++s) {
       // Gathered before the clock starts: a step is gradient + update.
-      const torch::Tensor idx = run.batch_indices(epoch, s);
-      torch::index_select_out(run.xb, train_set.x, 0, idx);
-      torch::index_select_out(run.yb32, train_set.labels, 0, idx);
+      const torch::Tensor idx = run.batch_indices(epoch, s).to(run.device());
+      torch::index_select_out(run.xb, train_x, 0, idx);
+      torch::index_select_out(run.yb32, train_labels, 0, idx);
       run.step();
     }
     run.end_epoch(test_set);
@@ -744,8 +788,8 @@ double FedRun::step(const float* x, const int* labels) {
   State& st = *state_;
   if (failed()) throw std::logic_error("the run has failed: " + error());
   Run& run = *st.run;
-  std::memcpy(run.xb.data_ptr<float>(), x, sizeof(float) * run.xb.numel());
-  std::memcpy(run.yb32.data_ptr<int>(), labels, sizeof(int) * run.yb32.numel());
+  run.xb.copy_(torch::from_blob(const_cast<float*>(x), run.xb.sizes(), torch::kFloat));
+  run.yb32.copy_(torch::from_blob(const_cast<int*>(labels), run.yb32.sizes(), torch::kInt));
   try {
     return run.step();
   } catch (const NonFiniteLoss& e) {

@@ -21,6 +21,7 @@ ModelKernels gpu_mlp() {
   ModelKernels k{"mlp", "clad", Layout::RowMajor, CLADBENCH_CUDA_GENERATOR};
   k.f32 = {mlp_loss, mlp_pullback};
   k.device = "cuda";
+  k.extra_workspace_per_sample = 1;  // mlp.hpp's per-sample losses
   return k;
 }
 

@@ -111,17 +111,15 @@ void launched(const char* kernel) { check(cudaGetLastError(), kernel); }
 
 }  // namespace
 
-// Row-major y = x W^T + b is column-major y^T = W^T' x^T with W's memory read as [in x out].
-void launch_linear(const float* x, const float* W, const float* b, float* y, int batch, int in, int out) {
-  broadcast_bias<<<blocks(long(batch) * out), kThreads>>>(b, y, batch, out);
-  launched("broadcast_bias");
+// Row-major y += x W^T is column-major y^T += W x^T, with W's memory read as its [in x out] transpose.
+void linear_gemm(const float* x, const float* W, float* y, int batch, int in, int out) {
   const float one = 1.f;
   check(cublasSgemm(blas(), CUBLAS_OP_T, CUBLAS_OP_N, out, batch, in, &one, W, in, x, in, &one, y, out),
         "cublasSgemm (linear)");
 }
 
-void launch_linear_backward(const float* x, const float* W, const float* d_y, float* d_x, float* d_W, float* d_b,
-                            int batch, int in, int out) {
+void linear_backward_gemms(const float* x, const float* W, const float* d_y, float* d_x, float* d_W, int batch, int in,
+                           int out) {
   const float one = 1.f;
   if (d_x)  // d_x^T += W^T d_y^T
     check(cublasSgemm(blas(), CUBLAS_OP_N, CUBLAS_OP_N, in, batch, out, &one, W, in, d_y, out, &one, d_x, in),
@@ -129,6 +127,17 @@ void launch_linear_backward(const float* x, const float* W, const float* d_y, fl
   // d_W^T += x^T d_y
   check(cublasSgemm(blas(), CUBLAS_OP_N, CUBLAS_OP_T, in, out, batch, &one, x, in, d_y, out, &one, d_W, in),
         "cublasSgemm (d_W)");
+}
+
+void launch_linear(const float* x, const float* W, const float* b, float* y, int batch, int in, int out) {
+  broadcast_bias<<<blocks(long(batch) * out), kThreads>>>(b, y, batch, out);
+  launched("broadcast_bias");
+  linear_gemm(x, W, y, batch, in, out);
+}
+
+void launch_linear_backward(const float* x, const float* W, const float* d_y, float* d_x, float* d_W, float* d_b,
+                            int batch, int in, int out) {
+  linear_backward_gemms(x, W, d_y, d_x, d_W, batch, in, out);
   bias_backward<<<blocks(out), kThreads>>>(d_y, d_b, batch, out);
   launched("bias_backward");
 }

@@ -32,6 +32,7 @@ struct ModelKernels {
   KernelFns<float> f32;
   KernelFns<double> f64;      // unset (nullptr) for the GPU engine, which trains in float only
   std::string device = "cpu";  // "cuda": every pointer of the contract but dims is device memory
+  long extra_workspace_per_sample = 0;  // ws beyond the model's workspace_size (the GPU MLP's per-sample losses)
 
   template <class T>
   const KernelFns<T>& fns() const {

@@ -43,3 +43,16 @@ std::vector<const ModelKernels*> registered_kernels() {
 }
 
 }  // namespace cladbench
+
+#include "../cuda/runtime.hpp"
+
+namespace cladbench {
+
+namespace {
+GpuRuntime* the_gpu_runtime = nullptr;
+}
+
+void set_gpu_runtime(GpuRuntime* runtime) { the_gpu_runtime = runtime; }
+GpuRuntime* gpu_runtime() { return the_gpu_runtime; }
+
+}  // namespace cladbench

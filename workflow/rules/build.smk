@@ -24,9 +24,9 @@ rule build_variant:
     output:
         f"{BUILD}/{{variant}}/cladbench-train",
     wildcard_constraints:
-        variant="cpu-(clad|manual|libtorch)-(rowmajor|colmajor)-(arena|dynamic)",
+        variant="(cpu|cuda)-(clad|manual|libtorch)-(rowmajor|colmajor)-(arena|dynamic)",
     params:
-        target=lambda wildcards: "train_" + "_".join(wildcards.variant.split("-")[1:]),
+        target=lambda wildcards: "train_" + "_".join(wildcards.variant.split("-")),
     log:
         f"{RESULTS}/logs/build_{{variant}}.log",
     conda:

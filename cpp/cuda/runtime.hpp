@@ -1,0 +1,32 @@
+// What a training run needs of the GPU beyond LibTorch's tensors, as a plain C++ interface: the
+// trainer (cpp/core) compiles without any CUDA header, and a GPU build's libcladbench_cuda
+// registers the implementation (runtime.cpp) when it loads. gpu_runtime() is nullptr in a
+// program built without it.
+#pragma once
+
+#include <string>
+
+namespace cladbench {
+
+class GpuRuntime {
+ public:
+  virtual ~GpuRuntime() = default;
+  // The arena engine's step around the pullback (device pointers).
+  virtual void fill_zero(float* p, long n) = 0;
+  virtual void sgd_step_and_zero(float* p, float* g, long n, float lr) = 0;
+  virtual void adam_step_and_zero(float* p, float* g, float* m, float* v, long n, float step_size,
+                                  float bc2_sqrt) = 0;
+  virtual float read_scalar(const float* device_value) = 0;  // waits for the device
+  // CUDA events around a span of device work (DESIGN §7).
+  virtual void timer_start() = 0;
+  virtual double timer_stop_seconds() = 0;
+  // The MLP step's cuBLAS calls alone (widths dims[0..n_layers]), the median of `repeats`.
+  virtual double mlp_gemm_floor_seconds(const int* dims, int n_layers, int batch, int repeats) = 0;
+  virtual std::string device_name() = 0;      // e.g. "NVIDIA H100 80GB HBM3"
+  virtual std::string runtime_version() = 0;  // e.g. "13.0"
+};
+
+void set_gpu_runtime(GpuRuntime* runtime);
+GpuRuntime* gpu_runtime();
+
+}  // namespace cladbench
