@@ -133,5 +133,5 @@ def test_torch_op_gradcheck(engine, layout, shape):
 
 def test_torch_op_names_a_missing_engine():
     params, x, labels = problem(("mlp", [4, 3]), 2, "rowmajor")
-    with pytest.raises(ValueError, match="mlp engine .nonesuch. with rowmajor weights is not built"):
+    with pytest.raises(ValueError, match="mlp engine .nonesuch. with rowmajor weights on cpu is not built"):
         torch.ops.cladbench.loss(params, x, labels, "mlp", [4, 3], "nonesuch", "rowmajor")
