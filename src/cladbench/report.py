@@ -68,11 +68,12 @@ INTEGERS = ["batch", "threads", "repetition", "epoch", "label"]
 # Reading the tables
 
 
-def read_table(tables_dir: Path, name: str) -> pd.DataFrame:
+def read_table(tables_dir: Path, name: str, stem: str | None = None) -> pd.DataFrame:
     """A table as a DataFrame with at least its documented columns; a missing or empty file is an
-    empty table. Text stays text; numbers are coerced (empty cells: NaN)."""
+    empty table. Text stays text; numbers are coerced (empty cells: NaN). stem: the file's name
+    when it is not the table's (archive_runs.csv holds a runs table)."""
     columns, numeric = TABLES[name]
-    path = Path(tables_dir) / f"{name}.csv"
+    path = Path(tables_dir) / f"{stem or name}.csv"
     try:
         frame = pd.read_csv(path, dtype=str)
     except (FileNotFoundError, pd.errors.EmptyDataError):
