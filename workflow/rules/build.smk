@@ -14,7 +14,7 @@ rule configure:
     conda:
         "../../envs/train.yaml"
     shell:
-        f"make -s -C {REPO} configure > {{log}} 2>&1 && touch {{output}}"
+        f"make -s -C {REPO} configure BUILD={BUILD} > {{log}} 2>&1 && touch {{output}}"
 
 
 rule build_variant:
@@ -24,9 +24,10 @@ rule build_variant:
     output:
         f"{BUILD}/{{variant}}/cladbench-train",
     wildcard_constraints:
-        variant="cpu-(clad|manual|libtorch)-(rowmajor|colmajor)-(arena|dynamic)",
+        variant="(cpu|cuda)-(clad|manual|libtorch)-(rowmajor|colmajor)-(arena|dynamic)",
     params:
-        target=lambda wildcards: "train_" + "_".join(wildcards.variant.split("-")[1:]),
+        # cpu-clad-rowmajor-arena: train_clad_rowmajor_arena; cuda-clad-rowmajor-arena: train_cuda_clad_rowmajor_arena
+        target=lambda wildcards: "train_" + wildcards.variant.removeprefix("cpu-").replace("-", "_"),
     log:
         f"{RESULTS}/logs/build_{{variant}}.log",
     conda:
