@@ -73,7 +73,8 @@ def cuda_table(data: pd.DataFrame) -> pd.DataFrame:
         per_rep = speedup_per_repetition(group, CUDA_BASELINES)
         ratios.append(per_rep.assign(**dict(zip(ARCHIVE, key))))
     ratios = pd.concat(ratios, ignore_index=True)
-    speed = ratios.pivot_table(index=CELL, columns="baseline", values="speedup", aggfunc="median")
+    speed = (ratios.pivot_table(index=CELL, columns="baseline", values="speedup", aggfunc="median")
+             if len(ratios) else pd.DataFrame())
     for baseline in CUDA_BASELINES:
         table[f"clad_vs_{baseline}"] = speed[baseline] if baseline in speed else np.nan
     clad = data[data["engine"].eq("clad")]
