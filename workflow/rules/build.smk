@@ -27,7 +27,7 @@ rule build_variant:
         variant="(cpu|cuda)-(clad|manual|libtorch)-(rowmajor|colmajor)-(arena|dynamic)",
     params:
         # cpu-clad-rowmajor-arena: train_clad_rowmajor_arena; cuda-clad-rowmajor-arena: train_cuda_clad_rowmajor_arena
-        target=lambda wildcards: "train_" + wildcards.variant.removeprefix("cpu-").replace("-", "_"),
+        target=lambda wildcards: f"train_{wildcards.variant.removeprefix('cpu-').replace('-', '_')}",
     log:
         f"{RESULTS}/logs/build_{{variant}}.log",
     conda:
