@@ -789,7 +789,8 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
         lines.append(f"- dates: {', '.join(dates)}")
     lines.append("")
     fields = {"torch_version": "torch", "clad_version": "Clad", "compiler": "compiler", "cuda_version": "CUDA",
-              "python_version": "Python", "root_version": "ROOT", "cpu_model": "CPU model", "hostname": "hostname", "git_commit": "git commit",
+              "python_version": "Python", "root_version": "ROOT", "cpu_model": "CPU model",
+              "gpu_model": "GPU model", "timer": "step timer", "hostname": "hostname", "git_commit": "git commit",
               "gradient_generator": "gradient generator", "compile_flags": "compile flags"}
     lines += ["## Versions, machine and build (distinct values over all runs)", ""]
     for column, name in fields.items():
