@@ -218,7 +218,7 @@ def test_cuda_jobs_ask_for_a_gpu_and_cpu_jobs_do_not(tmp_path):
                           env={**os.environ, "CLADBENCH_BUILD_DIR": str(build)})
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    assert "not run: cuda-manual-rowmajor-arena: cuda-manual-rowmajor-arena is not in this build's CUDA variants" in out
+    assert "not run: cuda-manual-rowmajor-arena: cuda-manual-rowmajor-arena is not among the CUDA variants of this build" in out
     jobs = {}  # (rule, output) -> resources line
     for block in out.split("\nrule ")[1:]:
         lines = block.splitlines()

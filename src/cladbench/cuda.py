@@ -42,7 +42,7 @@ def build_problem(variant: str, manifest: dict) -> str | None:
         reason = manifest.get("cuda_reason")
         return f"{NO_CUDA_BUILD}: {reason}" if reason else NO_CUDA_BUILD
     if variant not in built:
-        return f"{variant} is not in this build's CUDA variants ({', '.join(built)})"
+        return f"{variant} is not among the CUDA variants of this build ({', '.join(built)})"
     return None
 
 

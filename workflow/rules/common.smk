@@ -47,7 +47,7 @@ if "cuda" in DEVICES:
         else:
             VARIANTS.append(cuda_variant(engine))
 else:
-    NOT_RUN["cuda-*"] = "this config's devices do not list cuda (config/paper.yaml does, for a GPU node)"
+    NOT_RUN["cuda-*"] = "devices in the config do not include cuda (config/paper.yaml lists it, for a GPU node)"
 for pattern, reason in NOT_RUN.items():
     logger.warning(f"not run: {pattern}: {reason}")
 
