@@ -21,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/root.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/cuda.smk"
 include: "workflow/rules/onnx.smk"
 include: "workflow/rules/calib.smk"
 
@@ -33,3 +34,4 @@ rule all:
         expand(f"{RESULTS}/report/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]),
         ONNX_TARGETS,
         CALIB_TARGETS,
+        CUDA_TARGETS,

@@ -9,6 +9,7 @@ import sys
 import pytest
 import yaml
 
+from cladbench.cuda import cuda_variant, variant_problem
 from cladbench.paths import REPO, build_dir, build_manifest
 from conftest import CLAD_BUILT, RUNNABLE_VARIANTS
 
@@ -19,7 +20,11 @@ def test_doctor_reports_the_machine():
     out = done.stdout
     assert "torch        2.13.0" in out and "share/cmake/Torch" in out
     assert "C++ compiler" in out and "nvcc" in out and "GPUs" in out
-    assert "yes  cpu-manual-rowmajor-arena" in out and "cuda-*:" in out
+    assert "yes  cpu-manual-rowmajor-arena" in out
+    for engine in ("clad", "manual", "libtorch", "pytorch"):  # each cuda variant, with why not where it cannot run
+        variant = cuda_variant(engine)
+        problem = variant_problem(variant, build_manifest())
+        assert (f"no   {variant}: {problem}" if problem else f"yes  {variant}") in out
     if CLAD_BUILT:
         assert f"Clad         {build_manifest()['clad_version']} at {build_manifest()['clad_prefix']}" in out
         assert "yes  cpu-clad-rowmajor-arena" in out
@@ -90,9 +95,12 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     variants = len(RUNNABLE_VARIANTS)
+    # devices [cpu, cuda]: the cuda variants this build made (and pytorch where torch is a CUDA build) run too
+    cuda = sum(variant_problem(cuda_variant(e), build_manifest(), need_device=False) is None
+               for e in ("clad", "manual", "libtorch", "pytorch"))
     counts = job_counts(out)
-    assert counts["train_mnist"] == variants * 6 * 2 * 5  # batches x threads x repetitions
-    assert counts["bench"] == 3 * variants * 6 * 2 * 5  # models x variants x batches x threads x repetitions
+    assert counts["train_mnist"] == (variants + cuda) * 6 * 2 * 5  # batches x threads x repetitions
+    assert counts["bench"] == 3 * (variants * 6 + cuda * len(config["bench"]["cuda_batch"])) * 2 * 5
 
 
 def test_snakemake_lint_is_clean():

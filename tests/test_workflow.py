@@ -127,6 +127,7 @@ def test_figures_and_tables_are_built_from_the_tables(workdir):
         assert (report / f"{name}.pdf").read_bytes().startswith(b"%PDF") and (report / f"{name}.png").stat().st_size
     assert "\\toprule" in (report / "headline.tex").read_text()
     assert "\\toprule" in (report / "targets.tex").read_text()  # (the targets are the 784-128-10 model's)
+    assert "\\toprule" in (report / "cuda.tex").read_text() and (report / "cuda_step_time.pdf").exists()  # CUDA section
     assert "not run" in (report / "provenance.md").read_text()
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 RUN_COLUMNS = ["purpose", "input", "engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition", "seed",
                "optimizer", "lr", "epochs", "status", "error", "step_time_median_s", "step_time_q1_s", "step_time_q3_s",
                "samples_per_s", "gemm_floor_median_s", "final_loss", "test_accuracy", "grad_max_rel_err", "allocs_per_step", "peak_rss_mb",
-               "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "cpu_model", "git_commit", "compile_flags",
+               "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "cpu_model", "gpu_model", "timer", "git_commit", "compile_flags",
                "gradient_generator", "hostname", "started_utc", "wall_time_s"]
 VERSION_COLUMNS = {"torch": "torch_version", "clad": "clad_version", "compiler": "compiler", "cuda": "cuda_version",
                    "python": "python_version", "root": "root_version"}
@@ -31,7 +31,8 @@ def tables(records: dict[str, dict]) -> dict[str, pd.DataFrame]:
     """{path: record} -> {table name: DataFrame}."""
     runs, epochs, scores, trace = [], [], [], []
     for path, r in sorted(records.items()):
-        r = {"input": "file", **r}  # records from before the TTree paths came from files
+        # Records from before the TTree paths came from files; CPU records time with a monotonic clock.
+        r = {"input": "file", "timer": "steady-clock", **r}
         key = {"variant": variant_of(r), **{k: r.get(k) for k in KEY[1:]}}
         row = {"variant": key["variant"], **{c: r.get(c) for c in RUN_COLUMNS}, "record": path}
         row.update({column: r.get("versions", {}).get(field) for field, column in VERSION_COLUMNS.items()})

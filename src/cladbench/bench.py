@@ -12,7 +12,10 @@ as small ones.
     cladbench bench --models mlp-784-128-10 --batch 32,64,256 --repetitions 5
 
 runs the grid here and prints each engine's median step time, its distance to the GEMM floor and
-clad's speedups; the workflow's bench rule runs the same cells one job each."""
+clad's speedups; the workflow's bench rule runs the same cells one job each. With --device cuda it
+runs the cuda variants (build/cuda-*/cladbench-train and pytorch on the GPU; batches up to 8192
+are the GPU's range), timed with CUDA events against the cuBLAS floor; a variant this build or
+machine cannot run is listed as not run, with the reason."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cuda import CUDA_ENGINES
 from .options import ENGINES
 
 
@@ -79,11 +83,11 @@ def train_args(model: BenchModel, batch: int, threads: int, repetition: int, *, 
 
 
 def run_cell(variant: str, args: list[str], out: Path) -> int:
-    """One bench run of one variant (cpu-<engine>-<layout>-<alloc>); its record goes to `out`."""
+    """One bench run of one variant (<device>-<engine>-<layout>-<alloc>); its record goes to `out`."""
     from .cli import train_command
 
-    _, engine, layout, alloc = variant.split("-")
-    command, env = train_command(engine, layout, alloc, [*args, "--out", str(out)])
+    device, engine, layout, alloc = variant.split("-")
+    command, env = train_command(engine, layout, alloc, [*args, "--out", str(out)], device)
     return subprocess.run(command, env=env).returncode
 
 
@@ -95,26 +99,51 @@ def summary(records: list[dict]) -> str:
     runs = pd.DataFrame([r for r in records if r.get("status") == "ok"])
     if runs.empty:
         return "no successful bench runs"
-    runs["variant"] = runs["engine"] + "-" + runs["layout"] + "-" + runs["alloc"]
+    runs["variant"] = runs["device"] + "-" + runs["engine"] + "-" + runs["layout"] + "-" + runs["alloc"]
     runs["floor_ratio"] = runs["step_time_median_s"] / runs["gemm_floor_median_s"]
     lines = []
-    for (model, threads, batch), cell in runs.groupby(["model", "threads", "batch"]):
+    for (model, device, threads, batch), cell in runs.groupby(["model", "device", "threads", "batch"]):
         clad = cell[(cell["engine"] == "clad") & (cell["layout"] == "rowmajor") & (cell["alloc"] == "arena")]
         clad_time = clad.set_index("repetition")["step_time_median_s"]
-        lines.append(f"{model}, {threads} thread(s), batch {batch}:")
+        lines.append(f"{model}, {device}, {threads} thread(s), batch {batch}:")
         for variant, runs_of in cell.groupby("variant", sort=False):
             times = runs_of.set_index("repetition")["step_time_median_s"]
             speedup = (times / clad_time).dropna()
-            lines.append(f"  {variant:28s} {times.median() * 1e6:10.1f} us  {runs_of['floor_ratio'].median():5.2f}x floor"
-                         + (f"  clad {speedup.median():5.2f}x faster" if len(speedup) and variant != "clad-rowmajor-arena" else ""))
+            lines.append(f"  {variant:32s} {times.median() * 1e6:10.1f} us  {runs_of['floor_ratio'].median():5.2f}x floor"
+                         + (f"  clad {speedup.median():5.2f}x faster" if len(speedup) and not variant.endswith("-clad-rowmajor-arena") else ""))
     return "\n".join(lines)
+
+
+def not_runnable(variants: list[str]) -> dict[str, str]:
+    """{variant: why it cannot run here} for the cuda variants this build or machine lacks (the
+    CPU variants' own errors come from their trainers)."""
+    from .cuda import variant_problem
+    from .paths import NotBuiltError, build_manifest
+
+    cuda = [v for v in variants if v.startswith("cuda-")]
+    if not cuda:
+        return {}
+    try:
+        manifest = build_manifest()
+    except NotBuiltError as error:
+        manifest = {"cuda_reason": str(error)}
+    why = {}
+    for variant in cuda:
+        engine = variant.split("-")[1]
+        if engine not in CUDA_ENGINES:
+            why[variant] = f"the {engine} engine runs on the CPU only"
+        elif problem := variant_problem(variant, manifest):
+            why[variant] = problem
+    return why
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .paths import REPO
 
     parser.add_argument("--models", default="mlp-784-128-10", help="comma-separated bench models")
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines")
+    parser.add_argument("--engines", default="", help="comma-separated engines (default: every engine of the device)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: the cuda variants (build/cuda-*, pytorch on the GPU)")
     parser.add_argument("--variants", default="", help="comma-separated variants (cpu-clad-rowmajor-arena, ...); "
                         "default: each engine's headline variant")
     parser.add_argument("--batch", default="32,64,256", help="comma-separated batch sizes")
@@ -149,8 +178,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from .cli import variant_name
 
+    engines = [e for e in args.engines.split(",") if e] or list(CUDA_ENGINES if args.device == "cuda" else ENGINES)
     variants = [v for v in args.variants.split(",") if v] or [
-        variant_name(e, "rowmajor", "arena") for e in args.engines.split(",") if e]
+        variant_name(e, "rowmajor", "arena", args.device) for e in engines]
+    not_run = not_runnable(variants)
+    for variant, reason in not_run.items():
+        print(f"cladbench bench: not run: {variant}: {reason}", file=sys.stderr)
+    variants = [v for v in variants if v not in not_run]
+    if not variants:
+        print("cladbench bench: none of the asked variants can run here (see above)", file=sys.stderr)
+        return 2
     batches = [int(b) for b in args.batch.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
     repetitions = [args.repetition] if args.repetition is not None else range(args.repetitions)

@@ -11,22 +11,23 @@ from .options import ENGINES, PYTHON_ENGINES, add_train_arguments, train_argv
 from .paths import NotBuiltError, alloc_counter_library, trainer
 
 
-def variant_name(engine: str, layout: str, alloc: str) -> str:
+def variant_name(engine: str, layout: str, alloc: str, device: str = "cpu") -> str:
     """build/<device>-<engine>-<layout>-<alloc>; torch::nn, PyTorch and JAX own their layout and memory."""
     if engine in ("libtorch", *PYTHON_ENGINES):
         layout, alloc = "rowmajor", "dynamic"
-    return f"cpu-{engine}-{layout}-{alloc}"
+    return f"{device}-{engine}-{layout}-{alloc}"
 
 
-def train_command(engine: str, layout: str, alloc: str, argv: list[str]) -> tuple[list[str], dict]:
-    """The command line (and environment) that trains one variant."""
+def train_command(engine: str, layout: str, alloc: str, argv: list[str], device: str = "cpu") -> tuple[list[str], dict]:
+    """The command line (and environment) that trains one variant. The C++ trainers are one binary
+    per device (build/cuda-*/cladbench-train); the Python engines take --device."""
     env = dict(os.environ)
     if engine in PYTHON_ENGINES:
         library = alloc_counter_library()
         if library.exists():  # count the Python engines' heap allocations too
             env["LD_PRELOAD"] = f"{library} {env.get('LD_PRELOAD', '')}".strip()
-        return [sys.executable, "-m", f"cladbench.{engine}_engine", *argv], env
-    return [str(trainer(variant_name(engine, layout, alloc))), *argv], env
+        return [sys.executable, "-m", f"cladbench.{engine}_engine", *argv, "--device", device], env
+    return [str(trainer(variant_name(engine, layout, alloc, device))), *argv], env
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -67,7 +68,7 @@ def cmd_gw(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    command, env = train_command(args.engine, args.layout, args.alloc, train_argv(args))
+    command, env = train_command(args.engine, args.layout, args.alloc, train_argv(args), args.device)
     return subprocess.run(command, env=env).returncode
 
 
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--engine", choices=ENGINES, required=True)
     train.add_argument("--layout", choices=("rowmajor", "colmajor"), default="rowmajor")
     train.add_argument("--alloc", choices=("arena", "dynamic"), default="arena")
+    train.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="cuda: the engine's cuda variant (clad, manual, libtorch: build/cuda-*; pytorch on the GPU)")
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
 

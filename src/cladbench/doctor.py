@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .cuda import CUDA_ENGINES, cuda_variant, variant_problem
 from .paths import REPO, build_dir, build_manifest, NotBuiltError
 
 
@@ -78,13 +79,15 @@ def report() -> list[str]:
                 say(f"  no   cpu-clad-{layout}-{alloc}: Clad not usable (see above)")
     say("  yes  cpu-libtorch-rowmajor-dynamic")
     say("  yes  cpu-pytorch-rowmajor-dynamic (Python, nothing to build)")
-    cuda_missing = []
-    if not nvcc:
-        cuda_missing.append("no nvcc")
-    if not torch.version.cuda:
-        cuda_missing.append(f"torch {torch.__version__} is a CPU-only LibTorch")
-    if not gpu_lines:
-        cuda_missing.append("no GPU")
-    cuda_missing.append("the CUDA variants are not part of this version of cladbench yet")
-    say(f"  no   cuda-*: {'; '.join(cuda_missing)}")
+    # The cuda variants: the C++ ones as this build's manifest lists them (build/variants.json:
+    # cuda_variants, cuda_reason), pytorch as this torch and machine allow.
+    try:
+        manifest = build_manifest()
+    except NotBuiltError as error:
+        manifest = {"cuda_reason": str(error)}
+    for engine in CUDA_ENGINES:
+        variant = cuda_variant(engine)
+        problem = variant_problem(variant, manifest)
+        say(f"  no   {variant}: {problem}" if problem else f"  yes  {variant}")
+    say("  no   cuda-jax-*: the jax engine runs on the CPU only")
     return lines

@@ -30,9 +30,13 @@ def trainer(variant: str) -> Path:
     made it (a binary left over from an earlier build, say with Clad, does not count)."""
     manifest = build_manifest()
     path = build_dir() / variant / "cladbench-train"
-    if variant not in manifest["variants"] or not path.exists():
+    if variant not in [*manifest["variants"], *manifest.get("cuda_variants", [])] or not path.exists():
         why = ""
-        if "-clad-" in variant and not manifest["clad_found"]:
+        if variant.startswith("cuda-"):
+            from .cuda import build_problem
+
+            why = f" ({build_problem(variant, manifest) or 'its binary is missing'})"
+        elif "-clad-" in variant and not manifest["clad_found"]:
             why = f" (the clad engine was not built: {manifest['clad_reason']})"
         raise NotBuiltError(f"variant {variant} is not built{why}; built: {', '.join(manifest['variants'])}")
     return path

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .core import core
+from .cuda import CUDA_ENGINES, StepTimer, gemm_floor_seconds, step_gemms, torch_cuda_problem
 from .models import parse_conv, torch_nn_model
 from .options import add_train_arguments, parse_range
 from .paths import REPO
@@ -86,9 +87,10 @@ class TorchStepper:
 
     name = "pytorch"
     generator = f"PyTorch {torch.__version__} eager autograd"
+    devices = ("cpu", "cuda")  # a stepper without this attribute runs on the CPU only
 
     def __init__(self, model_kind: str, dims: list[int], layers: list[torch.Tensor], args: argparse.Namespace):
-        self.model = torch_nn_model(model_kind, dims, layers)
+        self.model = torch_nn_model(model_kind, dims, layers).to(args.device)
         self.optimizer = (torch.optim.Adam(self.model.parameters(), lr=args.lr) if args.optimizer == "adam"
                           else torch.optim.SGD(self.model.parameters(), lr=args.lr))
         self.loss_fn = nn.CrossEntropyLoss()
@@ -117,6 +119,7 @@ class TorchStepper:
 
 def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)  # cpu, or cuda: model, parameters and batches on the GPU
     data, model_kind, dims = _load(args)
     x_all, y_all = data["x"], data["labels"]
     tb, te = parse_range(args.train_range)
@@ -129,8 +132,8 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
         x_all_test, y_all_test = x_all, y_all
     if not 0 <= vb < ve <= len(x_all_test):
         raise ValueError(f"--test-range range {vb}:{ve} does not fit a dataset of {len(x_all_test)} samples")
-    x_train, y_train = x_all[tb:te], y_all[tb:te].long()
-    x_test, y_test = x_all_test[vb:ve], y_all_test[vb:ve].long()
+    x_train, y_train = x_all[tb:te].to(device), y_all[tb:te].long().to(device)
+    x_test, y_test = x_all_test[vb:ve].to(device), y_all_test[vb:ve].long()
     record["model"] = core.model_name(model_kind, dims)
 
     stepper = make_stepper(model_kind, dims, core.init_params(model_kind, dims, args.seed), args)
@@ -141,16 +144,16 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
         raise ValueError("--batch is larger than the training set")
     if steps_per_epoch * args.epochs <= args.warmup:
         raise ValueError(f"--warmup {args.warmup} leaves no step to time ({steps_per_epoch * args.epochs} steps in all)")
-    orders = core.epoch_orders(n_train, args.epochs, args.seed)
-    xb = torch.empty(args.batch, x_all.shape[1])
-    yb = torch.empty(args.batch, dtype=torch.long)
+    orders = core.epoch_orders(n_train, args.epochs, args.seed).to(device)
+    xb = torch.empty(args.batch, x_all.shape[1], device=device)
+    yb = torch.empty(args.batch, dtype=torch.long, device=device)
 
     def gather(epoch: int, step: int) -> None:
         idx = orders[epoch, step * args.batch:(step + 1) * args.batch]
         torch.index_select(x_train, 0, idx, out=xb)
         torch.index_select(y_train, 0, idx, out=yb)
 
-    # Gradient agreement at the first step, against LibTorch autograd in double.
+    # Gradient agreement at the first step, against LibTorch autograd in double, on the same device.
     gather(0, 0)
     grad, params = stepper.gradient(xb, yb)
     params = params.double().requires_grad_()
@@ -167,19 +170,18 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
         for step in range(steps_per_epoch):
             gather(epoch, step)
             a0 = count() if count else 0
-            t0 = time.perf_counter()
-            value = stepper.step(xb, yb)
-            t1 = time.perf_counter()
+            with StepTimer(device) as timer:  # CUDA events after synchronising on a GPU
+                value = stepper.step(xb, yb)
             a1 = count() if count else 0
             if not math.isfinite(value):
                 raise NonFiniteLoss(f"non-finite loss ({value}) at step {global_step} (epoch {epoch + 1}); "
                                     "try a smaller --lr")
             if global_step >= args.warmup:
-                times.append(t1 - t0)
+                times.append(timer.seconds)
                 allocations += a1 - a0
             loss_sum += value
             global_step += 1
-        logits = stepper.logits(x_test)
+        logits = stepper.logits(x_test).cpu()
         test_loss.append(nn.functional.cross_entropy(logits, y_test).item())
         test_acc.append((logits.argmax(1) == y_test).double().mean().item())
         train_loss.append(loss_sum / steps_per_epoch)
@@ -189,7 +191,10 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
     times.sort()
     median = _quantile(times, 0.5)
     # The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
-    record["gemm_floor_median_s"] = core.gemm_floor_seconds(model_kind, dims, "rowmajor", args.batch)
+    if device.type == "cuda":  # the same GEMMs through cuBLAS, read off the model's layers
+        record["gemm_floor_median_s"] = gemm_floor_seconds(step_gemms(stepper.model, xb), device)
+    else:
+        record["gemm_floor_median_s"] = core.gemm_floor_seconds(model_kind, dims, "rowmajor", args.batch)
     record.update({
         "steps_per_epoch": steps_per_epoch, "steps_timed": len(times),
         "step_time_median_s": median, "step_time_q1_s": _quantile(times, 0.25),
@@ -201,7 +206,7 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
     if args.dataset == "gw-sim":
         score = torch.softmax(logits, 1)[:, 1]
         real = core.load_gw_windows(args.real) if args.real else None
-        real_score = torch.softmax(stepper.logits(real["x"]), 1)[:, 1] if real else None
+        real_score = torch.softmax(stepper.logits(real["x"].to(device)).cpu(), 1)[:, 1] if real else None
         record.update(json.loads(core.gw_metrics(score, y_test.int(), data["snr"][vb:ve], data["merger_offset"],
                                                  real_score, real["t_start"] if real else None)))
 
@@ -209,7 +214,7 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
 def train(args: argparse.Namespace, make_stepper=TorchStepper, versions: dict | None = None) -> tuple[dict, int]:
     """Trains; returns (record, exit status) with the statuses of cladbench-train (0, 3)."""
     record = {
-        "status": "running", "purpose": args.purpose, "error": None, "engine": make_stepper.name, "device": "cpu", "layout": "rowmajor",
+        "status": "running", "purpose": args.purpose, "error": None, "engine": make_stepper.name, "device": args.device, "layout": "rowmajor",
         "alloc": "dynamic", "dataset": args.dataset, "model": None, "batch": args.batch, "threads": args.threads,
         "seed": args.seed, "repetition": args.repetition, "optimizer": args.optimizer, "lr": args.lr,
         "epochs": args.epochs, "warmup_steps": args.warmup, "train_range": list(parse_range(args.train_range)),
@@ -222,6 +227,8 @@ def train(args: argparse.Namespace, make_stepper=TorchStepper, versions: dict | 
         "compile_flags": "", "git_commit": _git_commit(), "cpu_model": _cpu_model(),
         "hostname": socket.gethostname(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if args.device == "cuda":
+        record.update(gpu_model=torch.cuda.get_device_name(), timer="cuda-events")
     start = time.perf_counter()
     status = 0
     try:
@@ -235,10 +242,24 @@ def train(args: argparse.Namespace, make_stepper=TorchStepper, versions: dict | 
     return record, status
 
 
+def device_problem(make_stepper, device: str) -> str | None:
+    """Why this engine cannot train on `device` here (one line), or None."""
+    if device not in getattr(make_stepper, "devices", ("cpu",)):
+        return f"the {make_stepper.name} engine runs on the CPU only (--device {device} is for {', '.join(CUDA_ENGINES)})"
+    if device == "cuda" and (problem := torch_cuda_problem()):
+        return f"no CUDA device: {problem}"
+    return None
+
+
 def main(argv: list[str] | None = None, make_stepper=TorchStepper, versions: dict | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m cladbench.{make_stepper.name}_engine", description=__doc__)
     add_train_arguments(parser)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
+    problem = device_problem(make_stepper, args.device)
+    if problem:
+        print(f"cladbench {make_stepper.name} engine: {problem}", file=sys.stderr)
+        return 2
     try:
         record, status = train(args, make_stepper, versions)
     except (ValueError, RuntimeError) as error:  # bad data file (IdxError is a ValueError), bad range

@@ -68,11 +68,12 @@ INTEGERS = ["batch", "threads", "repetition", "epoch", "label"]
 # Reading the tables
 
 
-def read_table(tables_dir: Path, name: str) -> pd.DataFrame:
+def read_table(tables_dir: Path, name: str, stem: str | None = None) -> pd.DataFrame:
     """A table as a DataFrame with at least its documented columns; a missing or empty file is an
-    empty table. Text stays text; numbers are coerced (empty cells: NaN)."""
+    empty table. Text stays text; numbers are coerced (empty cells: NaN). stem: the file's name
+    when it is not the table's (archive_runs.csv holds a runs table)."""
     columns, numeric = TABLES[name]
-    path = Path(tables_dir) / f"{name}.csv"
+    path = Path(tables_dir) / f"{stem or name}.csv"
     try:
         frame = pd.read_csv(path, dtype=str)
     except (FileNotFoundError, pd.errors.EmptyDataError):
@@ -788,7 +789,8 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
         lines.append(f"- dates: {', '.join(dates)}")
     lines.append("")
     fields = {"torch_version": "torch", "clad_version": "Clad", "compiler": "compiler", "cuda_version": "CUDA",
-              "python_version": "Python", "root_version": "ROOT", "cpu_model": "CPU model", "hostname": "hostname", "git_commit": "git commit",
+              "python_version": "Python", "root_version": "ROOT", "cpu_model": "CPU model",
+              "gpu_model": "GPU model", "timer": "step timer", "hostname": "hostname", "git_commit": "git commit",
               "gradient_generator": "gradient generator", "compile_flags": "compile flags"}
     lines += ["## Versions, machine and build (distinct values over all runs)", ""]
     for column, name in fields.items():

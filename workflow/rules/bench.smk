@@ -15,6 +15,7 @@ rule bench:
         cpus_per_task=lambda wildcards: int(wildcards.threads),
         runtime=30,
         mem_mb=4000,
+        gpu=gpus,
     log:
         f"{RESULTS}/logs/bench/{{model}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.log",
     benchmark:

@@ -14,7 +14,7 @@ rule configure:
     conda:
         "../../envs/train.yaml"
     shell:
-        f"make -s -C {REPO} configure > {{log}} 2>&1 && touch {{output}}"
+        f"make -s -C {REPO} configure BUILD={BUILD} > {{log}} 2>&1 && touch {{output}}"
 
 
 rule build_variant:
@@ -26,6 +26,7 @@ rule build_variant:
     wildcard_constraints:
         variant="(cpu|cuda)-(clad|manual|libtorch)-(rowmajor|colmajor)-(arena|dynamic)",
     params:
+        # the CMake target of build/<device>-<engine>-<layout>-<alloc>: train_<device>_<engine>_<layout>_<alloc>
         target=lambda wildcards: "train_" + "_".join(wildcards.variant.split("-")),
     log:
         f"{RESULTS}/logs/build_{{variant}}.log",

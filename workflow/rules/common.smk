@@ -3,12 +3,15 @@ import json
 from pathlib import Path
 
 from cladbench.bench import parse_model, train_args
+from cladbench.cuda import CUDA_ENGINES, cuda_variant, variant_problem
 from cladbench.doctor import cxx_compiler, find_clad
 from cladbench.jax_engine import jax_available
 from cladbench.options import PYTHON_ENGINES
+from cladbench.paths import build_dir
 
 REPO = Path(workflow.basedir)
-BUILD = Path(workflow.basedir, "build")  # the repository's one C++ build, wherever the workflow runs
+BUILD = build_dir()  # the repository's one C++ build (build/, or $CLADBENCH_BUILD_DIR), wherever the workflow runs
+DEVICES = config.get("devices", ["cpu"])
 LAYOUTS = config["layouts"]
 ALLOCS = config["allocs"]
 RESULTS = config.get("results", "results")
@@ -24,12 +27,27 @@ def variants_of(engine):
 
 JAX_OK = jax_available()  # an optional extra (pip install -e '.[jax]')
 VARIANTS = [v for e in config["engines"] if (e != "clad" or CLAD_OK) and (e != "jax" or JAX_OK) for v in variants_of(e)]
+VARIANTS = VARIANTS if "cpu" in DEVICES else []
 NOT_RUN = {}
 if "clad" in config["engines"] and not CLAD_OK:
     NOT_RUN["cpu-clad-*"] = f"Clad not available: {_clad.get('CLAD_REASON', '')}"
 if "jax" in config["engines"] and not JAX_OK:
     NOT_RUN["cpu-jax-*"] = "JAX not installed (an optional extra: pip install -e '.[jax]')"
-NOT_RUN["cuda-*"] = "no CUDA variants in this version of cladbench"
+# The cuda variants, where the config lists the device: the C++ ones this build made (build/variants.json's
+# cuda_variants), pytorch where torch is a CUDA build. The GPU itself is the job's (a cluster's submit node has none).
+if "cuda" in DEVICES:
+    _manifest_path = BUILD / "variants.json"
+    _manifest = json.loads(_manifest_path.read_text()) if _manifest_path.exists() else {
+        "cuda_reason": f"{_manifest_path} not found: build the C++ core first (`make build`)"}
+    for engine in config["engines"]:
+        if engine not in CUDA_ENGINES:
+            NOT_RUN[f"cuda-{engine}-*"] = f"the {engine} engine runs on the CPU only"
+        elif problem := variant_problem(cuda_variant(engine), _manifest, need_device=False):
+            NOT_RUN[cuda_variant(engine)] = problem
+        else:
+            VARIANTS.append(cuda_variant(engine))
+else:
+    NOT_RUN["cuda-*"] = "devices in the config do not include cuda (config/paper.yaml lists it, for a GPU node)"
 for pattern, reason in NOT_RUN.items():
     logger.warning(f"not run: {pattern}: {reason}")
 
@@ -46,8 +64,13 @@ def trainer(wildcards):
 
 
 def engine_flags(wildcards):
-    _, engine, layout, alloc = wildcards.variant.split("-")
-    return f"--engine {engine} --layout {layout} --alloc {alloc}"
+    device, engine, layout, alloc = wildcards.variant.split("-")
+    return f"--engine {engine} --layout {layout} --alloc {alloc}" + (" --device cuda" if device == "cuda" else "")
+
+
+def gpus(wildcards):
+    """The GPUs a run asks for (the slurm executor's `gpu` resource: --gpus): one for a cuda variant."""
+    return 1 if wildcards.variant.startswith("cuda-") else 0
 
 
 MNIST_FILES = {"t10k": ["mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"],
@@ -68,9 +91,13 @@ MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}
 GW_RECORDS = expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS,
                     rep=range(config["repetitions"])) if config["gw"]["engines"] else []
 GW_RECORDS = [r for r in GW_RECORDS if Path(r).name.split("-")[1] in config["gw"]["engines"]]
-BENCH_RECORDS = expand(f"{RESULTS}/runs/bench/{{model}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
-                       model=config["bench"]["models"], variant=VARIANTS, batch=config["bench"]["batch"],
-                       threads=config["bench"]["threads"], rep=range(config["bench"]["repetitions"]))
+# The cuda variants' batches: bench.cuda_batch (a GPU's range, up to 8192), else the CPU's.
+BENCH_RECORDS = [record for device, batches in (("cpu", config["bench"]["batch"]),
+                                                ("cuda", config["bench"].get("cuda_batch", config["bench"]["batch"])))
+                 for record in expand(f"{RESULTS}/runs/bench/{{model}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
+                                      model=config["bench"]["models"], variant=[v for v in VARIANTS if v.startswith(device)],
+                                      batch=batches, threads=config["bench"]["threads"],
+                                      rep=range(config["bench"]["repetitions"]))]
 
 
 # The performance benchmark's runs (bench.smk): inputs and trainer flags, as `cladbench bench` makes them.

@@ -1,4 +1,5 @@
 # All run records -> tidy tables (results/tables) -> the report (results/report).
+import shlex
 
 
 rule aggregate:
@@ -14,14 +15,14 @@ rule aggregate:
         not_run=f"{RESULTS}/tables/not_run.csv",
     params:
         out=lambda wildcards, output: Path(output.runs).parent,
-        not_run=json.dumps(NOT_RUN),
+        not_run=shlex.quote(json.dumps(NOT_RUN)),  # reasons may hold quotes (CMake's, "pip install -e '.[jax]'")
     localrule: True
     log:
         f"{RESULTS}/logs/aggregate.log",
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m cladbench.aggregate {params.out} {input.records} --not-run '{params.not_run}' > {log} 2>&1"
+        "python -m cladbench.aggregate {params.out} {input.records} --not-run {params.not_run} > {log} 2>&1"
 
 
 # One job per figure, so that a deleted or changed figure is remade alone; every figure is drawn

@@ -19,6 +19,7 @@ rule train_mnist:
         cpus_per_task=lambda wildcards: int(wildcards.threads),
         runtime=60,
         mem_mb=4000,
+        gpu=gpus,
     log:
         f"{RESULTS}/logs/train_mnist/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.log",
     benchmark:
@@ -50,6 +51,7 @@ rule train_gw:
         cpus_per_task=1,
         runtime=60,
         mem_mb=4000,
+        gpu=gpus,
     log:
         f"{RESULTS}/logs/train_gw/{{variant}}-r{{rep}}.log",
     benchmark:

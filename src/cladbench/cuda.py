@@ -1,0 +1,143 @@
+"""The CUDA side on the Python and workflow side: which cuda variants exist, which can run here and
+why not (one place for the reasons doctor, bench, the workflow and the pytorch engine give), and the
+pytorch engine's GPU pieces: CUDA-event timing and the step's cuBLAS GEMM floor.
+
+The C++ cuda trainers (build/cuda-*/cladbench-train) are built where CMake finds nvcc and cuBLAS;
+build/variants.json lists them under "cuda_variants", and "cuda_reason" says why not when it
+lists none. JAX stays on the CPU."""
+
+from __future__ import annotations
+
+import time
+
+CUDA_ENGINES = ("clad", "manual", "libtorch", "pytorch")  # the engines with a cuda variant
+NO_CUDA_BUILD = "this build has no CUDA variants"
+
+
+def cuda_variant(engine: str) -> str:
+    """The one cuda variant of an engine: the kernel engines in rowmajor-arena (what the CUDA build
+    makes), libtorch and pytorch owning their layout and memory as on the CPU."""
+    if engine not in CUDA_ENGINES:
+        raise ValueError(f"the {engine} engine has no cuda variant (cuda engines: {', '.join(CUDA_ENGINES)})")
+    kernel = engine in ("clad", "manual")
+    return f"cuda-{engine}-rowmajor-{'arena' if kernel else 'dynamic'}"
+
+
+def torch_cuda_problem(need_device: bool = True) -> str | None:
+    """Why this torch cannot train on a GPU here, or None. need_device=False asks only whether it
+    is a CUDA build (what a cluster's submit node, which has no GPU, can know)."""
+    import torch
+
+    if not torch.backends.cuda.is_built():
+        return f"torch {torch.__version__} is a CPU-only build"
+    if need_device and not torch.cuda.is_available():
+        return "no GPU visible (torch.cuda.is_available() is false)"
+    return None
+
+
+def build_problem(variant: str, manifest: dict) -> str | None:
+    """Why a C++ cuda variant is not in this build (build/variants.json), or None."""
+    built = manifest.get("cuda_variants")
+    if not built:
+        reason = manifest.get("cuda_reason")
+        return f"{NO_CUDA_BUILD}: {reason}" if reason else NO_CUDA_BUILD
+    if variant not in built:
+        return f"{variant} is not among the CUDA variants of this build ({', '.join(built)})"
+    return None
+
+
+def variant_problem(variant: str, manifest: dict, need_device: bool = True) -> str | None:
+    """Why a cuda variant cannot run (pytorch: this torch; the others: the C++ build), or None."""
+    if variant.split("-")[1] == "pytorch":
+        return torch_cuda_problem(need_device)
+    return build_problem(variant, manifest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing on the GPU (the pytorch engine)
+
+
+class StepTimer:
+    """Times one step: CUDA events around it after synchronising on a GPU, the monotonic clock on
+    the CPU. with timer: ...; then timer.seconds."""
+
+    def __init__(self, device):
+        import torch
+
+        self.cuda = torch.device(device).type == "cuda"
+        if self.cuda:
+            self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        self.seconds = 0.0
+
+    def __enter__(self):
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()  # nothing queued before the step is counted in it
+            self.start.record()
+        else:
+            self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self.end.record()
+            self.end.synchronize()
+            self.seconds = self.start.elapsed_time(self.end) / 1e3
+        else:
+            self.seconds = time.perf_counter() - self.t0
+        return False
+
+
+def step_gemms(model, x) -> list[tuple[int, int, int, bool]]:
+    """The GEMMs of one training step of a torch.nn model on batch x, read off its layers as they
+    run: (rows, in, out, input_gradient) per Linear and per Conv1d (as a GEMM on im2col: rows =
+    batch x output length, in = c_in x kernel), as the C++ floor (cpp/core/gemm_floor.cpp) counts
+    them; the first layer needs no input gradient."""
+    import torch
+    from torch import nn
+
+    layers = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, nn.Linear):
+            layers.append((inputs[0].shape[0], module.in_features, module.out_features))
+        else:
+            layers.append((output.shape[0] * output.shape[2], module.in_channels * module.kernel_size[0],
+                           module.out_channels))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [(rows, n_in, n_out, i > 0) for i, (rows, n_in, n_out) in enumerate(layers)]
+
+
+def gemm_floor_seconds(gemms: list[tuple[int, int, int, bool]], device, repeats: int = 50) -> float:
+    """Median time of the step's GEMM calls alone (forward y = x W^T; backward dW, then dX) on
+    `device` with float32 tensors: cuBLAS on a GPU. The floor a step cannot beat."""
+    import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(7)  # seeded random, never zeros
+    tensors = [tuple(torch.randn(shape, generator=gen).to(device)
+                     for shape in ((rows, n_in), (n_out, n_in), (rows, n_out))) for rows, n_in, n_out, _ in gemms]
+
+    def step():
+        for x, w, y in tensors:
+            torch.mm(x, w.t(), out=y)
+        for (x, w, y), (_, _, _, input_gradient) in zip(reversed(tensors), reversed(gemms)):
+            torch.mm(y.t(), x)  # dW
+            if input_gradient:
+                torch.mm(y, w)  # dX
+
+    for _ in range(5):  # warm-up: cuBLAS handles and workspaces, caches
+        step()
+    times = []
+    for _ in range(repeats):
+        with StepTimer(device) as timer:
+            step()
+        times.append(timer.seconds)
+    return sorted(times)[len(times) // 2]

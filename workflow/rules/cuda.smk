@@ -1,0 +1,78 @@
+# The report's CUDA section (cladbench.cuda_report): clad vs libtorch vs pytorch on a GPU, against the
+# cuBLAS floor, from the recorded GPU runs kept in the repository (results-archive/<device>/<date>/,
+# cladbench.archive) and this study's own cuda runs. Every archived file is an input: a new archive
+# remakes the section.
+from cladbench.archive import archive_files
+from cladbench.cuda_report import CUDA_FIGURES
+
+ARCHIVE_FILES = [str(p) for p in archive_files(REPO / "results-archive")]
+
+
+rule archive_table:
+    input:
+        ARCHIVE_FILES,
+        code=str(REPO / "src" / "cladbench" / "archive.py"),
+    output:
+        f"{RESULTS}/tables/archive_runs.csv",
+    params:
+        archive=str(REPO / "results-archive"),
+    localrule: True
+    log:
+        f"{RESULTS}/logs/archive_table.log",
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "python -m cladbench.archive {output} --archive {params.archive} > {log} 2>&1"
+
+
+CUDA_INPUTS = {
+    "runs": rules.aggregate.output.runs,
+    "archive": rules.archive_table.output[0],
+    "code": [str(REPO / "src" / "cladbench" / name) for name in ("cuda_report.py", "report.py")],
+}
+
+for figure in CUDA_FIGURES:
+
+    rule:
+        name:
+            f"figure_{figure}"
+        input:
+            **CUDA_INPUTS,
+        output:
+            pdf=report(f"{RESULTS}/report/{figure}.pdf", caption=f"../report/{figure}.rst", category="CUDA"),
+            png=f"{RESULTS}/report/{figure}.png",
+        params:
+            figure=figure,
+            tables=lambda wildcards, input: Path(input.runs).parent,
+            out=lambda wildcards, output: Path(output.pdf).parent,
+        localrule: True
+        log:
+            f"{RESULTS}/logs/figure_{figure}.log",
+        conda:
+            "../../envs/report.yaml"
+        shell:
+            "python -m cladbench.cuda_report {params.tables} {params.out} --only {params.figure} > {log} 2>&1"
+
+
+rule cuda_tables:
+    input:
+        **CUDA_INPUTS,
+    output:
+        tex=report(f"{RESULTS}/report/cuda.tex", caption="../report/cuda_table.rst", category="CUDA"),
+        csv=f"{RESULTS}/report/cuda.csv",
+    params:
+        tables=lambda wildcards, input: Path(input.runs).parent,
+        out=lambda wildcards, output: Path(output.tex).parent,
+    localrule: True
+    log:
+        f"{RESULTS}/logs/cuda_tables.log",
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "python -m cladbench.cuda_report {params.tables} {params.out} --only tables > {log} 2>&1"
+
+
+CUDA_TARGETS = [
+    *rules.cuda_tables.output,
+    *expand(f"{RESULTS}/report/{{figure}}.{{ext}}", figure=CUDA_FIGURES, ext=["pdf", "png"]),
+]
