@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := $(shell grep -v '^\#' envs/debian-packages.txt)
 CLUSTER_PACKAGES := $(shell grep -v '^\#' envs/debian-packages-cluster.txt)
 
-.PHONY: run test test-root test-cluster build configure setup system-packages doctor pins clean
+.PHONY: run test test-root test-cluster cuda-records build configure setup system-packages doctor pins clean
 
 # The main job: the workflow on the quick default config (config/config.yaml).
 run: build
@@ -32,6 +32,11 @@ test-root: build
 test-cluster: build
 	@$(MAKE) -s system-packages DEBIAN_PACKAGES="$(CLUSTER_PACKAGES)"
 	CLADBENCH_CLUSTER_TESTS=required $(PY) -m pytest -m cluster
+
+# On a GPU node, with a CUDA torch in .venv: the CUDA runs the report's CUDA section shows, into
+# results-archive/<gpu>/<date>/ (commit them). docs/cuda.md says what they measure.
+cuda-records: build
+	$(PY) -m cladbench.cuda_records
 
 doctor: setup
 	$(VENV)/bin/cladbench doctor

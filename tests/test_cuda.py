@@ -250,3 +250,22 @@ def test_pytorch_trains_on_the_gpu_with_agreeing_gradients(tmp_path, mnist):
     assert record["gpu_model"] == torch.cuda.get_device_name()
     assert record["grad_max_rel_err"] < 1e-4
     assert 0 < record["gemm_floor_median_s"] < record["step_time_median_s"]
+
+
+def test_cuda_records_writes_an_archive_the_report_reads(tmp_path, mnist):
+    """`make cuda-records`' command, run on the CPU (--device cpu) with a one-cell grid: the archive
+    layout, config and MANIFEST it writes, and that cladbench.archive reads the runs back."""
+    images, labels, _ = mnist
+    done = subprocess.run([sys.executable, "-m", "cladbench.cuda_records", "--device", "cpu", "--archive",
+                           str(tmp_path), "--models", "mlp-784-16-10", "--engines", "manual", "--batch", "64",
+                           "--repetitions", "1", "--min-steps", "10", "--gw-engines", "", "--images", str(images),
+                           "--labels", str(labels)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (out,) = tmp_path.glob("cpu/*")
+    info = yaml.safe_load((out / "MANIFEST.yaml").read_text())
+    assert info["device"] == "cpu" and str(info["date"]) == out.name and info["command"].startswith("python -m")
+    assert yaml.safe_load((out / "config.yaml").read_text())["mnist"]["train_range"] == [0, 10000]
+    runs = archive.archive_runs(tmp_path)
+    assert len(runs) == 1 and runs.archive_device.iloc[0] == "cpu"
+    run = runs.iloc[0]
+    assert run.engine == "manual" and run.batch == 64 and run.status == "ok" and run.grad_max_rel_err < 1e-4
