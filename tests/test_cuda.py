@@ -235,6 +235,8 @@ def test_cuda_jobs_ask_for_a_gpu_and_cpu_jobs_do_not(tmp_path):
     # The cuda bench runs use the GPU's batches.
     assert {re.search(r"-b(\d+)-", k[1])[1] for k in cuda if k[0] == "bench"} == {"1024", "4096"}
     assert any(k[0] == "train_gw" for k in cuda)  # the GW runs of the cuda variants too
+    # ... except the GPU clad engine's, which is the MLP's only.
+    assert not any(k[0] == "train_gw" and "/cuda-clad-" in k[1] for k in cuda)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

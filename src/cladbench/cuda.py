@@ -47,10 +47,24 @@ def build_problem(variant: str, manifest: dict) -> str | None:
 
 
 def variant_problem(variant: str, manifest: dict, need_device: bool = True) -> str | None:
-    """Why a cuda variant cannot run (pytorch: this torch; the others: the C++ build), or None."""
+    """Why a cuda variant cannot run, or None: pytorch needs a CUDA torch; the C++ trainers must be
+    in the build and, to run, link a CUDA LibTorch too. need_device=False (planning a workflow on
+    a submit node) asks only what can be known there: the build, and whether torch is a CUDA build
+    for pytorch."""
     if variant.split("-")[1] == "pytorch":
         return torch_cuda_problem(need_device)
-    return build_problem(variant, manifest)
+    return build_problem(variant, manifest) or (torch_cuda_problem() if need_device else None)
+
+
+# The GPU kernel engines cover the MLP only (docs/cuda.md); the GW CNN runs on CUDA through
+# libtorch and pytorch.
+GPU_KERNEL_ENGINES = ("clad", "manual")
+
+
+def trains_cnn(variant: str) -> bool:
+    """Whether a variant (<device>-<engine>-...) can train the GW CNN."""
+    device, engine = variant.split("-")[:2]
+    return not (device == "cuda" and engine in GPU_KERNEL_ENGINES)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from cladbench.bench import parse_model, train_args
-from cladbench.cuda import CUDA_ENGINES, cuda_variant, variant_problem
+from cladbench.cuda import CUDA_ENGINES, cuda_variant, trains_cnn, variant_problem
 from cladbench.doctor import cxx_compiler, find_clad
 from cladbench.jax_engine import jax_available
 from cladbench.options import PYTHON_ENGINES
@@ -48,6 +48,8 @@ if "cuda" in DEVICES:
             VARIANTS.append(cuda_variant(engine))
 else:
     NOT_RUN["cuda-*"] = "devices in the config do not include cuda (config/paper.yaml lists it, for a GPU node)"
+if any(not trains_cnn(v) for v in VARIANTS):
+    NOT_RUN["cuda-clad-*, cuda-manual-* on the GW CNN"] = "the GPU kernel engines cover the MLP (docs/cuda.md)"
 for pattern, reason in NOT_RUN.items():
     logger.warning(f"not run: {pattern}: {reason}")
 
@@ -90,14 +92,15 @@ MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}
                        rep=range(config["repetitions"]))
 GW_RECORDS = expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS,
                     rep=range(config["repetitions"])) if config["gw"]["engines"] else []
-GW_RECORDS = [r for r in GW_RECORDS if Path(r).name.split("-")[1] in config["gw"]["engines"]]
+GW_RECORDS = [r for r in GW_RECORDS if Path(r).name.split("-")[1] in config["gw"]["engines"] and trains_cnn(Path(r).name)]
 # The cuda variants' batches: bench.cuda_batch (a GPU's range, up to 8192), else the CPU's.
 BENCH_RECORDS = [record for device, batches in (("cpu", config["bench"]["batch"]),
                                                 ("cuda", config["bench"].get("cuda_batch", config["bench"]["batch"])))
                  for record in expand(f"{RESULTS}/runs/bench/{{model}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
                                       model=config["bench"]["models"], variant=[v for v in VARIANTS if v.startswith(device)],
                                       batch=batches, threads=config["bench"]["threads"],
-                                      rep=range(config["bench"]["repetitions"]))]
+                                      rep=range(config["bench"]["repetitions"]))
+                 if trains_cnn(Path(record).name) or not Path(record).parent.name == "gw-cnn"]
 
 
 # The performance benchmark's runs (bench.smk): inputs and trainer flags, as `cladbench bench` makes them.
