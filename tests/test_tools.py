@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from cladbench.cuda import cuda_variant, variant_problem
+from cladbench.cuda import cuda_variant, trains_cnn, variant_problem
 from cladbench.paths import REPO, build_dir, build_manifest
 from conftest import CLAD_BUILT, RUNNABLE_VARIANTS
 
@@ -96,11 +96,13 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
     assert done.returncode == 0, out[-3000:]
     variants = len(RUNNABLE_VARIANTS)
     # devices [cpu, cuda]: the cuda variants this build made (and pytorch where torch is a CUDA build) run too
-    cuda = sum(variant_problem(cuda_variant(e), build_manifest(), need_device=False) is None
-               for e in ("clad", "manual", "libtorch", "pytorch"))
+    cuda = [cuda_variant(e) for e in ("clad", "manual", "libtorch", "pytorch")
+            if variant_problem(cuda_variant(e), build_manifest(), need_device=False) is None]
+    cuda_cnn = sum(trains_cnn(v) for v in cuda)  # the GPU clad engine is the MLP's: no gw-cnn cells
     counts = job_counts(out)
-    assert counts["train_mnist"] == (variants + cuda) * 6 * 2 * 5  # batches x threads x repetitions
-    assert counts["bench"] == 3 * (variants * 6 + cuda * len(config["bench"]["cuda_batch"])) * 2 * 5
+    assert counts["train_mnist"] == (variants + len(cuda)) * 6 * 2 * 5  # batches x threads x repetitions
+    # models: two MLPs and gw-cnn
+    assert counts["bench"] == (3 * variants * 6 + (2 * len(cuda) + cuda_cnn) * len(config["bench"]["cuda_batch"])) * 2 * 5
 
 
 def test_snakemake_lint_is_clean():
