@@ -179,31 +179,23 @@ T run_kernels(const ModelKernels& kernels, const torch::Tensor& params, const to
   const int batch = int(x.size(0));
   torch::Tensor ws = torch::empty({shape.workspace_size(batch) + kernels.extra_workspace_per_sample * batch},
                                   params.options());  // dynamic: per call
-  if (kernels.device == "cuda") {  // the loss and its seed in device memory too
-    torch::Tensor loss = torch::zeros({1}, params.options()), seed = torch::ones_like(loss);
-    if (!d_params.defined())
-      kernels.fns<T>().forward(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(),
-                               shape.count(), batch, ws.data_ptr<T>(), loss.data_ptr<T>());
-    else
-      kernels.fns<T>().pullback(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(),
-                                shape.count(), batch, ws.data_ptr<T>(), loss.data_ptr<T>(), d_params.data_ptr<T>(),
-                                d_x.defined() ? d_x.data_ptr<T>() : nullptr, torch::zeros_like(ws).data_ptr<T>(),
-                                seed.data_ptr<T>());
-    return loss.item<T>();
-  }
-  T loss = 0;
+  // The loss and its seed: on the stack, or in device memory for the GPU kernels.
+  T host_scalars[2] = {0, 1};
+  const torch::Tensor device_scalars =
+      kernels.device == "cuda" ? torch::tensor({T(0), T(1)}, params.options()) : torch::Tensor();
+  T* loss = device_scalars.defined() ? device_scalars.data_ptr<T>() : host_scalars;
+  T* seed = loss + 1;
   const KernelFns<T>& fns = kernels.fns<T>();
   if (!d_params.defined()) {
     fns.forward(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(), shape.count(), batch,
-                ws.data_ptr<T>(), &loss);
-    return loss;
+                ws.data_ptr<T>(), loss);
+  } else {
+    torch::Tensor d_ws = torch::zeros_like(ws);
+    fns.pullback(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(), shape.count(),
+                 batch, ws.data_ptr<T>(), loss, d_params.data_ptr<T>(), d_x.defined() ? d_x.data_ptr<T>() : nullptr,
+                 d_ws.data_ptr<T>(), seed);
   }
-  torch::Tensor d_ws = torch::zeros_like(ws);
-  T seed = 1;
-  fns.pullback(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(), shape.count(), batch,
-               ws.data_ptr<T>(), &loss, d_params.data_ptr<T>(), d_x.defined() ? d_x.data_ptr<T>() : nullptr,
-               d_ws.data_ptr<T>(), &seed);
-  return loss;
+  return device_scalars.defined() ? device_scalars[0].item<T>() : host_scalars[0];
 }
 
 torch::Tensor run_loss(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,

@@ -227,7 +227,7 @@ class Engine {
 };
 
 // Kernel engine, arena: every buffer allocated once, a step is raw kernel calls (no heap).
-// On a GPU (kernels for device cuda) the same buffers live in device memory, the loss and its seed too.
+// On a GPU (kernels for device cuda) the same buffers, the loss and its seed live in device memory.
 class ArenaEngine : public Engine {
  public:
   ArenaEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, int batch, const TrainOptions& o,
@@ -256,19 +256,18 @@ class ArenaEngine : public Engine {
   // Adds the batch's gradient into grads_, which is all zeros between calls (see step_and_zero).
   float accumulate_gradient(const torch::Tensor& x, const torch::Tensor& y32) {
     float* d_ws = d_ws_.data_ptr<float>();
+    float* loss = loss_.data_ptr<float>();
+    float* seed = seed_.data_ptr<float>();
     if (gpu_) {
       gpu_->fill_zero(d_ws, d_ws_.numel());
-      k_.f32.pullback(params_.data_ptr<float>(), x.data_ptr<float>(), y32.data_ptr<int>(), shape_.dims.data(),
-                      shape_.count(), int(x.size(0)), ws_.data_ptr<float>(), loss_.data_ptr<float>(),
-                      grads_.data_ptr<float>(), nullptr, d_ws, seed_.data_ptr<float>());
-      return gpu_->read_scalar(loss_.data_ptr<float>());
+    } else {
+      std::fill(d_ws, d_ws + d_ws_.numel(), 0.f);
+      *seed = 1;  // Clad's CPU pullback consumes its seed
     }
-    std::fill(d_ws, d_ws + d_ws_.numel(), 0.f);
-    float loss = 0, seed = 1;  // Clad's pullback consumes its seed
     k_.f32.pullback(params_.data_ptr<float>(), x.data_ptr<float>(), y32.data_ptr<int>(), shape_.dims.data(),
-                    shape_.count(), int(x.size(0)), ws_.data_ptr<float>(), &loss, grads_.data_ptr<float>(), nullptr,
-                    d_ws, &seed);
-    return loss;
+                    shape_.count(), int(x.size(0)), ws_.data_ptr<float>(), loss, grads_.data_ptr<float>(), nullptr,
+                    d_ws, seed);
+    return gpu_ ? gpu_->read_scalar(loss) : *loss;
   }
 
   const ModelKernels& k_;

@@ -20,10 +20,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .cuda import CUDA_ENGINES
 from .report import (COLORS, RC, _batch_axis, _dodge, _engine_legend, _engine_order, _facets, _log_y, _num, _tabular,
                      _tex, headline_runs, placeholder, read_table, save, speedup_per_repetition, timing_runs)
 
-CUDA_ENGINES = ["clad", "manual", "libtorch", "pytorch"]
 CUDA_BASELINES = ["libtorch", "pytorch"]  # clad's ratios
 CUDA_FIGURES = ["cuda_step_time"]
 ARCHIVE = ["archive_device", "archive_date"]
@@ -62,7 +62,7 @@ def cuda_table(data: pd.DataFrame) -> pd.DataFrame:
     if data.empty:
         return pd.DataFrame(columns=columns)
     times = data.pivot_table(index=CELL, columns="engine", values="step_time_median_s", aggfunc="median") * 1e6
-    table = times.reindex(columns=CUDA_ENGINES).add_suffix("_us")
+    table = times.reindex(columns=list(CUDA_ENGINES)).add_suffix("_us")
     cells = data.groupby(CELL)
     table["floor_us"] = cells["gemm_floor_median_s"].median() * 1e6
     table["grad_max_rel_err"] = cells["grad_max_rel_err"].max()
