@@ -13,6 +13,7 @@ import yaml
 
 from cladbench import gw
 from cladbench.cli import train_command
+from cladbench.options import parse_variant
 from cladbench.data import GW150914, DataError, stage_all
 from cladbench.paths import REPO
 from conftest import RUNNABLE_VARIANTS
@@ -37,7 +38,7 @@ def gw_files(tmp_path_factory):
 
 
 def train(variant, out, *args):
-    _, engine, layout, alloc = variant.split("-")
+    _, engine, layout, alloc = parse_variant(variant)
     command, env = train_command(engine, layout, alloc, ["--dataset", "gw-sim", "--out", str(out), *args])
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 

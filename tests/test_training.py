@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from cladbench.cli import train_command
+from cladbench.options import parse_variant
 from cladbench.jax_engine import jax_available
 from cladbench.paths import REPO
 from conftest import RUNNABLE_VARIANTS, CLAD_BUILT, clad_skip_reason, write_idx
@@ -24,7 +25,7 @@ VARIANTS = RUNNABLE_VARIANTS  # jax's only when installed (an optional extra)
 
 
 def train(variant: str, images, labels, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    _, engine, layout, alloc = variant.split("-")
+    _, engine, layout, alloc = parse_variant(variant)
     argv = ["--images", str(images), "--labels", str(labels), "--out", str(out), "--batch", "32", "--epochs", "3",
             "--lr", "0.1", "--seed", "1", "--threads", "1", *extra]
     command, env = train_command(engine, layout, alloc, argv)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cuda import CUDA_ENGINES
-from .options import ENGINES
+from .options import ENGINES, parse_variant
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def run_cell(variant: str, args: list[str], out: Path) -> int:
     """One bench run of one variant (<device>-<engine>-<layout>-<alloc>); its record goes to `out`."""
     from .cli import train_command
 
-    device, engine, layout, alloc = variant.split("-")
+    device, engine, layout, alloc = parse_variant(variant)
     command, env = train_command(engine, layout, alloc, [*args, "--out", str(out)], device)
     return subprocess.run(command, env=env).returncode
 
@@ -129,7 +129,7 @@ def not_runnable(variants: list[str]) -> dict[str, str]:
         manifest = {"cuda_reason": str(error)}
     why = {}
     for variant in cuda:
-        engine = variant.split("-")[1]
+        engine = parse_variant(variant)[1]
         if engine not in CUDA_ENGINES:
             why[variant] = f"the {engine} engine runs on the CPU only"
         elif problem := variant_problem(variant, manifest):

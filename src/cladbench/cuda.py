@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 
+from .options import parse_variant, record_variant
+
 CUDA_ENGINES = ("clad", "manual", "libtorch", "pytorch")  # the engines with a cuda variant
 NO_CUDA_BUILD = "this build has no CUDA variants"
 
@@ -51,7 +53,7 @@ def variant_problem(variant: str, manifest: dict, need_device: bool = True) -> s
     in the build and, to run, link a CUDA LibTorch too. need_device=False (planning a workflow on
     a submit node) asks only what can be known there: the build, and whether torch is a CUDA build
     for pytorch."""
-    if variant.split("-")[1] == "pytorch":
+    if parse_variant(variant)[1] == "pytorch":
         return torch_cuda_problem(need_device)
     return build_problem(variant, manifest) or (torch_cuda_problem() if need_device else None)
 
@@ -62,8 +64,8 @@ GPU_KERNEL_ENGINES = ("clad", "manual")
 
 
 def trains_cnn(variant: str) -> bool:
-    """Whether a variant (<device>-<engine>-...) can train the GW CNN."""
-    device, engine = variant.split("-")[:2]
+    """Whether a variant (or a record file named after one) can train the GW CNN."""
+    device, engine = parse_variant(record_variant(variant) if variant.endswith(".json") else variant)[:2]
     return not (device == "cuda" and engine in GPU_KERNEL_ENGINES)
 
 

@@ -4,9 +4,27 @@ trainers (which parse the same flags)."""
 from __future__ import annotations
 
 import argparse
+import re
 
 ENGINES = ("clad", "manual", "libtorch", "pytorch", "jax")
 PYTHON_ENGINES = ("pytorch", "jax")  # trained by a Python module, cladbench.<engine>_engine
+
+
+def parse_variant(variant: str) -> tuple[str, str, str, str]:
+    """'<device>-<engine>-<layout>-<alloc>' -> its four parts; an engine name may hold a hyphen
+    (pytorch-compile), so device is the first part and layout, alloc the last two."""
+    parts = variant.split("-")
+    if len(parts) < 4:
+        raise ValueError(f"variant {variant!r} is not <device>-<engine>-<layout>-<alloc>")
+    return parts[0], "-".join(parts[1:-2]), parts[-2], parts[-1]
+
+
+def record_variant(filename: str) -> str:
+    """The variant a run record's file is named after: '<variant>-b32-t1-r0.json' or '<variant>-r0.json'."""
+    match = re.match(r"(.+?-(?:rowmajor|colmajor)-(?:arena|dynamic))(?:-|\.json$)", filename)
+    if not match:
+        raise ValueError(f"record file {filename!r} is not named <device>-<engine>-<layout>-<alloc>-...")
+    return match.group(1)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ from cladbench.bench import parse_model, train_args
 from cladbench.cuda import CUDA_ENGINES, cuda_variant, trains_cnn, variant_problem
 from cladbench.doctor import cxx_compiler, find_clad
 from cladbench.jax_engine import jax_available
-from cladbench.options import PYTHON_ENGINES
+from cladbench.options import PYTHON_ENGINES, parse_variant, record_variant
 from cladbench.paths import build_dir
 
 REPO = Path(workflow.basedir)
@@ -57,7 +57,7 @@ for pattern, reason in NOT_RUN.items():
 def trainer(wildcards):
     """What a variant's runs depend on: its binary (rule build_variant), or for the pytorch engine
     its Python and the C++ core module it shares data and initialisation with."""
-    engine = wildcards.variant.split("-")[1]
+    engine = parse_variant(wildcards.variant)[1]
     if engine in PYTHON_ENGINES:
         package = REPO / "src" / "cladbench"
         code = {package / "pytorch_engine.py", package / f"{engine}_engine.py", package / "models.py"}
@@ -66,7 +66,7 @@ def trainer(wildcards):
 
 
 def engine_flags(wildcards):
-    device, engine, layout, alloc = wildcards.variant.split("-")
+    device, engine, layout, alloc = parse_variant(wildcards.variant)
     return f"--engine {engine} --layout {layout} --alloc {alloc}" + (" --device cuda" if device == "cuda" else "")
 
 
@@ -92,7 +92,7 @@ MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}
                        rep=range(config["repetitions"]))
 GW_RECORDS = expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS,
                     rep=range(config["repetitions"])) if config["gw"]["engines"] else []
-GW_RECORDS = [r for r in GW_RECORDS if Path(r).name.split("-")[1] in config["gw"]["engines"] and trains_cnn(Path(r).name)]
+GW_RECORDS = [r for r in GW_RECORDS if parse_variant(record_variant(Path(r).name))[1] in config["gw"]["engines"] and trains_cnn(Path(r).name)]
 # The cuda variants' batches: bench.cuda_batch (a GPU's range, up to 8192), else the CPU's.
 BENCH_RECORDS = [record for device, batches in (("cpu", config["bench"]["batch"]),
                                                 ("cuda", config["bench"].get("cuda_batch", config["bench"]["batch"])))
