@@ -1,12 +1,27 @@
-// The floor a training step cannot beat: the same GEMM calls the kernels make for one forward and
-// backward pass (same shapes, same BLAS, same transposes as the layout), and nothing else.
-// Timed in the trainer's process, so an engine's step time can be reported as a multiple of it.
+// The floor a training step cannot beat: the GEMM calls the kernels make for one forward and
+// backward pass (same shapes, same BLAS, same transposes, the conv blocks' chunks on the same
+// parallel tasks), and nothing else. Timed in the trainer's process, so an engine's step time can
+// be reported as a multiple of it. tests/test_kernels checks step_gemms against the BLAS calls a
+// real step makes.
 #pragma once
+
+#include <vector>
 
 #include "../kernels/kernel_set.hpp"
 #include "model_torch.hpp"
 
 namespace cladbench {
+
+// One row-major GEMM C[M x N] = op(A) op(B) + beta C, as kernels/blas.hpp's gemm() takes it.
+struct GemmCall {
+  bool trans_a, trans_b;
+  int M, N, K;
+  float beta;
+  int group;  // calls of one group are independent (a conv block's chunks) and run on parallel tasks
+};
+
+// The GEMMs of one training step without the input's gradient, in the order the kernels call them.
+std::vector<GemmCall> step_gemms(const ModelShape& shape, Layout layout, int batch);
 
 // Median wall time (s) of one step's GEMM calls, over `repeats` after a warm-up, on seeded
 // random data (never zeros), with the given threads already set.

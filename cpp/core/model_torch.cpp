@@ -113,7 +113,7 @@ torch::Tensor reference_logits(const torch::Tensor& params, const torch::Tensor&
       h = torch::relu(torch::max_pool1d(h, pool));
       c_in = c_out;
     }
-    h = h.permute({0, 2, 1}).reshape({x.size(0), -1});  // the kernels' activations are time-major
+    h = h.flatten(1);  // [batch][channels][time], flattened as torch's Flatten does
   }
   const size_t n_layers = layers.size() / 2;
   for (; next < n_layers; ++next) {

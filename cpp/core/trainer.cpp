@@ -143,9 +143,15 @@ TrainOptions parse_args(int argc, char** argv) {
   return o;
 }
 
-struct NonFiniteLoss : std::runtime_error {
+// A run that cannot give a result: a non-finite loss, or a gradient that disagrees with autograd.
+// Its record says so (status "failed") and the trainer exits 3.
+struct TrainingFailed : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// The largest relative gradient error (float, against autograd in double) a run may have; beyond
+// it the run is failed and kept out of every timing table (cladbench.options.GRADIENT_TOLERANCE).
+constexpr double kGradientTolerance = 1e-4;
 
 // The optimizer update of the arena engines, on flat arrays: the arithmetic of torch.optim's
 // single-tensor SGD and Adam (default betas and eps), so every engine follows the same curve.
@@ -232,19 +238,27 @@ class ArenaEngine : public Engine {
  public:
   ArenaEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, int batch, const TrainOptions& o,
               const torch::Device& device, GpuRuntime* gpu)
-      : k_(k), shape_(shape), gpu_(gpu), params_(init.to(device).clone()), grads_(torch::zeros_like(params_)),
+      : k_(k), shape_(shape), gpu_(gpu), sgd_in_pullback_(o.optimizer == "sgd" && !gpu), lr_(float(o.lr)),
+        params_(init.to(device).clone()), grads_(torch::zeros_like(params_)),
         ws_(torch::zeros({shape.workspace_size(batch) + k.extra_workspace_per_sample * batch}, params_.options())),
         d_ws_(torch::zeros_like(ws_)), loss_(torch::zeros({1}, params_.options())), seed_(torch::ones_like(loss_)),
         opt_(o.optimizer, o.lr, params_.numel(), device, gpu) {}
 
   double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
-    const float loss = accumulate_gradient(x, y32);
+    if (sgd_in_pullback_) {
+      // Plain SGD is the pullback itself: it adds d_loss * dL/dparams into its d_params, so with
+      // d_params = params and the seed d_loss = -lr it leaves params - lr * grad, with no gradient
+      // buffer and no pass of the optimizer. Exact because every pullback reads its layer's
+      // weights before it adds into their adjoint, and no weight is read twice (docs/performance.md).
+      return pullback(x, y32, params_.data_ptr<float>(), -lr_);
+    }
+    const float loss = pullback(x, y32, grads_.data_ptr<float>(), 1.f);
     opt_.step_and_zero(params_.data_ptr<float>(), grads_.data_ptr<float>(), params_.numel());
     return loss;
   }
 
   torch::Tensor gradient(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
-    accumulate_gradient(x, y32);
+    pullback(x, y32, grads_.data_ptr<float>(), 1.f);
     torch::Tensor g = grads_.clone();
     grads_.zero_();
     return g;
@@ -253,26 +267,28 @@ class ArenaEngine : public Engine {
   Layout layout() const override { return k_.layout; }
 
  private:
-  // Adds the batch's gradient into grads_, which is all zeros between calls (see step_and_zero).
-  float accumulate_gradient(const torch::Tensor& x, const torch::Tensor& y32) {
+  // Adds seed * the batch's gradient into d_params (grads_, all zeros between calls, or params_).
+  // The CPU kernels leave d_ws zeroed after a pullback (kernels/layers.hpp), so it is zeroed once,
+  // when allocated; the GPU kernels do not, so there it is cleared per step.
+  float pullback(const torch::Tensor& x, const torch::Tensor& y32, float* d_params, float seed) {
     float* d_ws = d_ws_.data_ptr<float>();
     float* loss = loss_.data_ptr<float>();
-    float* seed = seed_.data_ptr<float>();
+    float* d_loss = seed_.data_ptr<float>();
     if (gpu_) {
       gpu_->fill_zero(d_ws, d_ws_.numel());
     } else {
-      std::fill(d_ws, d_ws + d_ws_.numel(), 0.f);
-      *seed = 1;  // Clad's CPU pullback consumes its seed
+      *d_loss = seed;  // Clad's CPU pullback consumes its seed
     }
     k_.f32.pullback(params_.data_ptr<float>(), x.data_ptr<float>(), y32.data_ptr<int>(), shape_.dims.data(),
-                    shape_.count(), int(x.size(0)), ws_.data_ptr<float>(), loss, grads_.data_ptr<float>(), nullptr,
-                    d_ws, seed);
+                    shape_.count(), int(x.size(0)), ws_.data_ptr<float>(), loss, d_params, nullptr, d_ws, d_loss);
     return gpu_ ? gpu_->read_scalar(loss) : *loss;
   }
 
   const ModelKernels& k_;
   ModelShape shape_;
   GpuRuntime* gpu_;
+  bool sgd_in_pullback_;
+  float lr_;
   torch::Tensor params_, grads_, ws_, d_ws_, loss_, seed_;
   FlatOptimizer opt_;
 };
@@ -325,8 +341,7 @@ class LibtorchEngine : public Engine {
         model_->push_back(torch::nn::ReLU());
         c_in = c_out;
       }
-      // cnn.hpp flattens time-major; torch's conv output is [batch][channels][time].
-      model_->push_back(torch::nn::Functional([](const torch::Tensor& h) { return h.permute({0, 2, 1}).flatten(1); }));
+      model_->push_back(torch::nn::Flatten());
     }
     const size_t n_layers = init.size() / 2;
     for (; next < n_layers; ++next) {
@@ -509,7 +524,7 @@ class Run {
   }
 
   // One timed step (gradient and update) on xb, yb32; returns the batch loss. The first step
-  // first checks the engine's gradient. Throws NonFiniteLoss.
+  // first checks the engine's gradient. Throws TrainingFailed.
   double step() {
     if (epoch_ >= o_.epochs || step_in_epoch_ >= steps_per_epoch)
       throw std::logic_error("step " + std::to_string(step_in_epoch_ + 1) + " of epoch " + std::to_string(epoch_ + 1) +
@@ -525,7 +540,7 @@ class Run {
     const auto t1 = std::chrono::steady_clock::now();
     const uint64_t a1 = cladbench_alloc_count();
     if (!std::isfinite(loss))
-      throw NonFiniteLoss("non-finite loss (" + std::to_string(loss) + ") at step " + std::to_string(global_step_) +
+      throw TrainingFailed("non-finite loss (" + std::to_string(loss) + ") at step " + std::to_string(global_step_) +
                           " (epoch " + std::to_string(epoch_ + 1) + "); try a smaller --lr");
     if (global_step_ >= o_.warmup) {
       step_times_.push_back(gpu_ ? gpu_seconds : std::chrono::duration<double>(t1 - t0).count());
@@ -592,7 +607,11 @@ class Run {
     const torch::Tensor g = engine_->gradient(xb, yb32, yb64_);
     torch::Tensor p = engine_->flat_params().detach().to(torch::kDouble).requires_grad_();
     torch::Tensor ref_loss = reference_loss(p, xb.to(torch::kDouble), yb32, shape_, engine_->layout());
-    record_["grad_max_rel_err"] = max_rel_err(g, torch::autograd::grad({ref_loss}, {p})[0]);
+    const double err = max_rel_err(g, torch::autograd::grad({ref_loss}, {p})[0]);
+    record_["grad_max_rel_err"] = err;
+    if (!(err <= kGradientTolerance))
+      throw TrainingFailed("the gradient disagrees with LibTorch autograd: max relative error " + std::to_string(err) +
+                           " > " + std::to_string(kGradientTolerance) + " at the first step");
   }
 
   const TrainOptions& o_;
@@ -709,7 +728,7 @@ int train_main(int argc, char** argv, const Variant& variant) {
   try {
     train(o, variant, record);
     record["status"] = "ok";
-  } catch (const NonFiniteLoss& e) {
+  } catch (const TrainingFailed& e) {
     record["status"] = "failed";
     record["error"] = e.what();
     status = 3;
@@ -791,7 +810,7 @@ double FedRun::step(const float* x, const int* labels) {
   run.yb32.copy_(torch::from_blob(const_cast<int*>(labels), run.yb32.sizes(), torch::kInt));
   try {
     return run.step();
-  } catch (const NonFiniteLoss& e) {
+  } catch (const TrainingFailed& e) {
     st.record["status"] = "failed";
     st.record["error"] = e.what();
     return std::nan("");

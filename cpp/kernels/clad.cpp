@@ -6,10 +6,9 @@
 
 // Custom derivatives Clad picks up by name (layers.hpp and cnn.hpp say why each is hand-written).
 namespace clad::custom_derivatives::cladbench {
-using ::cladbench::im2col_pullback;
+using ::cladbench::conv_block_pullback;
 using ::cladbench::linear_colmajor_pullback;
 using ::cladbench::linear_rowmajor_pullback;
-using ::cladbench::max_pool_pullback;
 using ::cladbench::max_shift_pullback;
 using ::cladbench::relu_pullback;
 }  // namespace clad::custom_derivatives::cladbench

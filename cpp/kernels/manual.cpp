@@ -56,61 +56,30 @@ void mlp_loss_pullback(const T* params, const T* x, const int* labels, const int
   }
 }
 
-// Where one conv block's tensors are, walked in forward order (cnn.hpp gives the layout).
-struct ConvBlock {
-  int c_in, len, c_out, kernel, pool, t_out, t_pool;
-  long input, col, z, pooled, h, params;  // offsets; input is in ws except for block 0 (x)
-};
-
-constexpr int kMaxConvBlocks = 16;
-
 template <class T>
 void cnn_loss_pullback(const T* params, const T* x, const int* labels, const int* dims, int n_conv, int batch, T* ws,
                        T* loss, T* d_params, T* d_x, T* d_ws, T* d_loss) {
   cnn_loss(params, x, labels, dims, n_conv, batch, ws, loss);  // forward sweep fills ws
 
-  ConvBlock blocks[kMaxConvBlocks];  // fixed size: a pullback allocates nothing
-  long w = 0, p = 0;
-  int c_in = dims[0], len = dims[1];
-  for (int l = 0; l < n_conv && l < kMaxConvBlocks; ++l) {
-    ConvBlock& B = blocks[l];
-    B = {c_in, len, dims[2 + 3 * l], dims[3 + 3 * l], dims[4 + 3 * l], 0, 0, l == 0 ? 0 : w - long(batch) * len * c_in,
-         w, 0, 0, 0, p};
-    B.t_out = cnn_conv_out(len, B.kernel);
-    B.t_pool = B.t_out / B.pool;
-    B.z = B.col + long(batch) * B.t_out * c_in * B.kernel;
-    B.pooled = B.z + long(batch) * B.t_out * B.c_out;
-    B.h = B.pooled + long(batch) * B.t_pool * B.c_out;
-    w = B.h + long(batch) * B.t_pool * B.c_out;
-    p += long(B.c_out) * c_in * B.kernel + B.c_out;
-    c_in = B.c_out;
-    len = B.t_pool;
-  }
-  // The head, in reverse.
-  const int features = len * c_in, hidden = dims[2 + 3 * n_conv], classes = dims[3 + 3 * n_conv];
-  const long f = w - long(batch) * features, z1 = w, h1 = z1 + long(batch) * hidden, logits = h1 + long(batch) * hidden;
-  const long q = p + long(hidden) * features + hidden;
+  // The head, in reverse (cnn.hpp's layout).
+  const int features = cnn_features(dims, n_conv), hidden = dims[2 + 3 * n_conv], classes = dims[3 + 3 * n_conv];
+  const long f = conv_output_offset(dims, n_conv, batch, n_conv - 1), z1 = conv_output_offset(dims, n_conv, batch, n_conv);
+  const long h1 = z1 + long(batch) * hidden, logits = h1 + long(batch) * hidden;
+  const long p = conv_weights_offset(dims, n_conv), q = p + long(hidden) * features + hidden;
   cross_entropy_pullback(ws + logits, labels, batch, classes, d_ws + logits, d_loss);
   linear_pullback(ws + h1, params + q, params + q + long(classes) * hidden, ws + logits, batch, hidden, classes,
                   d_ws + h1, d_params + q, d_params + q + long(classes) * hidden, d_ws + logits);
   relu_pullback(ws + z1, ws + h1, batch * hidden, d_ws + z1, d_ws + h1, nullptr);
   linear_pullback(ws + f, params + p, params + p + long(hidden) * features, ws + z1, batch, features, hidden,
                   d_ws + f, d_params + p, d_params + p + long(hidden) * features, d_ws + z1);
-  // The conv blocks, in reverse.
+  // The conv blocks, in reverse; block 0 reads x.
   for (int l = n_conv - 1; l >= 0; --l) {
-    const ConvBlock& B = blocks[l];
-    const int width = B.c_in * B.kernel, rows = batch * B.t_out;
-    relu_pullback(ws + B.pooled, ws + B.h, batch * B.t_pool * B.c_out, d_ws + B.pooled, d_ws + B.h, nullptr);
-    max_pool_pullback(ws + B.z, ws + B.pooled, batch, B.t_out, B.c_out, B.pool, d_ws + B.z, d_ws + B.pooled,
-                      nullptr, nullptr, nullptr, nullptr);
-    linear_pullback(ws + B.col, params + B.params, params + B.params + long(B.c_out) * width, ws + B.z, rows, width,
-                    B.c_out, d_ws + B.col, d_params + B.params, d_params + B.params + long(B.c_out) * width, d_ws + B.z);
-    if (l > 0)
-      im2col_pullback(ws + B.input, ws + B.col, batch, B.len, B.c_in, B.kernel, B.len * B.c_in, B.c_in, 1,
-                      d_ws + B.input, d_ws + B.col, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
-    else
-      im2col_pullback(x, ws + B.col, batch, B.len, B.c_in, B.kernel, B.c_in * B.len, 1, B.len, d_x, d_ws + B.col,
-                      nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+    const long input = l == 0 ? 0 : conv_output_offset(dims, n_conv, batch, l - 1);
+    const long h = conv_output_offset(dims, n_conv, batch, l), argmax = conv_argmax_offset(dims, n_conv, batch, l);
+    const long w = conv_weights_offset(dims, l), b = conv_bias_offset(dims, l);
+    conv_block_pullback<T>(l == 0 ? x : ws + input, params + w, params + b, ws + h, ws + argmax, ws, dims, l, batch,
+                           l == 0 ? d_x : d_ws + input, d_params + w, d_params + b, d_ws + h, nullptr, nullptr, nullptr,
+                           nullptr);
   }
 }
 

@@ -52,7 +52,7 @@ class JaxStepper:
 
         def forward(params, x):
             h = x
-            if blocks:  # [batch][channels][time], torch's Conv1d and MaxPool1d, then time-major flatten
+            if blocks:  # [batch][channels][time], torch's Conv1d and MaxPool1d, then Flatten
                 h = x.reshape(x.shape[0], dims[0], dims[1])
                 for i, (c_out, kernel, pool) in enumerate(blocks):
                     w = params[2 * i].reshape(c_out, h.shape[1], kernel)
@@ -60,7 +60,7 @@ class JaxStepper:
                     h = h + params[2 * i + 1][None, :, None]
                     h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 1, pool), (1, 1, pool), "VALID")
                     h = jax.nn.relu(h)
-                h = h.transpose(0, 2, 1).reshape(h.shape[0], -1)
+                h = h.reshape(h.shape[0], -1)
             linear = range(len(blocks), len(params) // 2)
             for i in linear:
                 h = h @ params[2 * i].T + params[2 * i + 1]

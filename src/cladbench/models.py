@@ -8,13 +8,6 @@ import torch
 from torch import nn
 
 
-class TimeMajorFlatten(nn.Module):
-    """The kernels flatten activations as [batch][time][channels]; torch's conv gives [batch][channels][time]."""
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h.permute(0, 2, 1).flatten(1)
-
-
 def conv_blocks(dims: list[int]) -> list[tuple[int, int, int]]:
     return [tuple(dims[2 + 3 * i: 5 + 3 * i]) for i in range((len(dims) - 4) // 3)]
 
@@ -34,7 +27,7 @@ def torch_nn_model(model: str, dims: list[int], layers: list[torch.Tensor]) -> n
             modules += [conv, nn.MaxPool1d(pool), nn.ReLU()]
             c_in = c_out
             next_layer += 1
-        modules.append(TimeMajorFlatten())
+        modules.append(nn.Flatten())  # [batch][channels][time], as the kernels keep it
     n_layers = len(layers) // 2
     for i in range(next_layer, n_layers):
         weight = layers[2 * i]
