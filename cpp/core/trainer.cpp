@@ -230,6 +230,8 @@ class Engine {
   // Current parameters as a flat vector in the engine's layout.
   virtual torch::Tensor flat_params() = 0;
   virtual Layout layout() const = 0;
+  // Whether the optimizer's update happens inside the pullback (plain SGD in the arena engine).
+  virtual bool update_in_pullback() const { return false; }
 };
 
 // Kernel engine, arena: every buffer allocated once, a step is raw kernel calls (no heap).
@@ -265,6 +267,7 @@ class ArenaEngine : public Engine {
   }
   torch::Tensor flat_params() override { return params_; }
   Layout layout() const override { return k_.layout; }
+  bool update_in_pullback() const override { return sgd_in_pullback_; }
 
  private:
   // Adds seed * the batch's gradient into d_params (grads_, all zeros between calls, or params_).
@@ -507,6 +510,7 @@ class Run {
       if (v.alloc == "arena") engine_ = std::make_unique<ArenaEngine>(k, shape, flat, o.batch, o, device_, gpu_);
       else engine_ = std::make_unique<DynamicEngine>(k, shape, flat, o, device_);
     }
+    record["update_in_pullback"] = engine_->update_in_pullback();
     xb = torch::empty({o.batch, shape.input_size()}, torch::TensorOptions(torch::kFloat).device(device_));
     yb32 = torch::empty({o.batch}, torch::TensorOptions(torch::kInt).device(device_));
     yb64_ = torch::empty({o.batch}, torch::TensorOptions(torch::kLong).device(device_));

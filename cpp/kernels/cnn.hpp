@@ -235,12 +235,14 @@ void conv_block(const T* in, const T* W, const T* b, T* h, T* argmax, T* scratch
   for_each_chunk(g, batch, chunk);
 }
 
-// Custom derivative of the whole block: one pass builds the conv outputs' adjoint (each window's
-// maximum gets d_h where the ReLU let it through, the rest zero), then dW += dz col^T with col
-// rebuilt in cache (cheaper than keeping it: it would leave the cache between the sweeps), and,
-// when the input's gradient is wanted (not for x in training: d_in nullptr), d_col = W^T dz and
-// its scatter-add into d_in. Each task sums dW and db in its own slot; they are added up last.
-// d_h is consumed (see layers.hpp).
+// Custom derivative of the whole block, for the reasons layers.hpp gives for its own: the GEMMs go
+// through the BLAS, and Clad's derivative of the im2col copy and of the pooling loop would tape
+// every element they overwrite (a heap-growing tape per step). One pass builds the conv outputs'
+// adjoint (each window's maximum gets d_h where the ReLU let it through, the rest zero), then
+// dW += dz col^T with col rebuilt in cache (cheaper than keeping it: it would leave the cache
+// between the sweeps), and, when the input's gradient is wanted (not for x in training: d_in is
+// nullptr), d_col = W^T dz and its scatter-add into d_in. Each task sums dW and db in its own
+// slot; they are added up last. d_h is consumed (see layers.hpp).
 template <class T>
 void conv_block_pullback(const T* in, const T* W, const T* b, T* h, T* argmax, T* scratch, const int* dims, int l,
                          int batch, T* d_in, T* d_W, T* d_b, T* d_h, T*, T*, int*, int*) {
