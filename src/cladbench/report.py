@@ -55,12 +55,12 @@ TABLES = {  # name: (columns, numeric columns); text columns stay text ("3.10" i
               "step_time_q3_s", "samples_per_s", "final_loss", "test_accuracy", "grad_max_rel_err", "allocs_per_step",
               "peak_rss_mb", "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "wall_time_s",
               "gemm_floor_median_s"]),
-    "epochs": (["variant", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
+    "epochs": (["variant", "purpose", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
                 "epoch", "train_loss", "test_loss", "test_accuracy"],
                ["batch", "threads", "repetition", "epoch", "train_loss", "test_loss", "test_accuracy"]),
-    "gw_scores": (["variant", "engine", "layout", "alloc", "model", "batch", "repetition", "score", "label", "snr"],
+    "gw_scores": (["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "score", "label", "snr"],
                   ["batch", "repetition", "score", "label", "snr"]),
-    "gw150914_trace": (["variant", "engine", "layout", "alloc", "model", "batch", "repetition", "t_rel_s", "score"],
+    "gw150914_trace": (["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "t_rel_s", "score"],
                        ["batch", "repetition", "t_rel_s", "score"]),
     "not_run": (["variant", "reason"], []),
 }
@@ -886,8 +886,9 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
     runs = file_fed(all_runs[all_runs["engine"].isin(ENGINES)])  # figures: an unknown engine would have no colour
     out_dir.mkdir(parents=True, exist_ok=True)
     timed = timing_runs(runs)
-    if "purpose" in epochs:
-        epochs = epochs[~epochs["purpose"].eq("bench")]  # learning curves come from training runs
+    # Learning curves and the classifier's scores come from training runs; a bench run trains only
+    # as long as its timing needs.
+    epochs, scores, trace = (table[~table["purpose"].eq("bench")] for table in (epochs, scores, trace))
     all_epochs, epochs = epochs, file_fed(epochs)
     figures = {
         "step_time": lambda: fig_step_time(timed),
