@@ -109,3 +109,25 @@ def test_snakemake_lint_is_clean():
     done = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile"),
                            "--directory", str(REPO)], capture_output=True, text=True, timeout=300)
     assert "Congratulations, your workflow is in a good condition!" in done.stdout + done.stderr, done.stdout
+
+
+def test_jobs_that_fit_no_node_of_their_partition_are_named():
+    """cladbench.slurm on a made-up sinfo: a 2-CPU default partition and a GPU partition."""
+    from cladbench.slurm import Demand, misfits, parse_sinfo
+
+    partitions, default = parse_sinfo("cpu*|2|3900|(null)\ncpu*|2|7800|(null)\ngpu|16|64000|gpu:a100:4(S:0-1)\n")
+    assert default == "cpu" and partitions["gpu"] == [{"cpus": 16, "mem_mb": 64000, "gpus": 4}]
+    fine = [Demand("train_mnist", "", 2, 4000, 0), Demand("bench_cuda_gw_cnn", "gpu", 16, 4000, 1)]
+    assert misfits(fine, partitions, default) == []
+    too_big = [Demand("build_variant", "", 4, 8000, 0), Demand("build_variant", "", 4, 8000, 0),
+               Demand("bench_cuda_gw_cnn", "", 1, 4000, 1), Demand("calib", "long", 1, 4000, 0)]
+    assert misfits(too_big, partitions, default) == [
+        "rule build_variant asks 4 CPUs, 8000 MB but the nodes of partition cpu have at most 2 CPUs, 7800 MB: lower "
+        "its resources (set-resources in the profile, or its threads in the config) or send it to a partition whose "
+        "nodes have them (slurm_partition)",
+        "rule bench_cuda_gw_cnn asks 1 CPUs, 4000 MB, 1 GPUs but the nodes of partition cpu have at most 2 CPUs, "
+        "7800 MB, 0 GPUs: lower its resources (set-resources in the profile, or its threads in the config) or send "
+        "it to a partition whose nodes have them (slurm_partition)",
+        "rule calib asks 1 CPUs, 4000 MB but no partition 'long' (sinfo lists cpu, gpu): lower its resources "
+        "(set-resources in the profile, or its threads in the config) or send it to a partition whose nodes have "
+        "them (slurm_partition)"]

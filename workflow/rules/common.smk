@@ -143,3 +143,17 @@ def bench_data_flags(model):
 # so a timing job starts only when nothing else runs and nothing starts beside it. On SLURM each
 # gets a node of its own (sbatch --exclusive).
 TIMING_RESOURCES = dict(machine=100, slurm_extra="--exclusive")
+
+
+# On SLURM, before the first submission: a job that no node of its partition can hold would pend
+# forever, so stop at once, naming the rule, what it asks and what the nodes have (cladbench.slurm).
+onstart:
+    if workflow.executor_plugin.name == "slurm":
+        from cladbench.slurm import Demand, check_jobs
+
+        demands = [Demand(job.rule.name, job.resources.get("slurm_partition") or "",
+                          int(job.resources.get("cpus_per_task") or job.threads), int(job.resources.get("mem_mb") or 0),
+                          int(job.resources.get("gpu") or 0))
+                   for job in workflow.dag.needrun_jobs() if not job.is_local]
+        if problems := check_jobs(demands):
+            raise WorkflowError("\n".join(problems))
