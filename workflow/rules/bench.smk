@@ -25,7 +25,7 @@ for (device, model), cells in BENCH_CELLS.items():
             data=bench_data_flags(model),
             settings=shlex.quote(json.dumps(bench_settings(parse_model(model), config), sort_keys=True)),
             min_steps=config["bench"]["min_steps"],
-            out_dir=f"{RESULTS}/runs/bench",
+            out_dir=lambda wildcards, output: Path(output[0]).parent.parent,  # records go to <out_dir>/<model>/
         threads: lambda wildcards: int(wildcards.threads)
         resources:
             cpus_per_task=lambda wildcards: int(wildcards.threads),
