@@ -138,16 +138,16 @@ PartitionName={PARTITION} Nodes={hostname} Default=YES MaxTime=INFINITE State=UP
 
     def queue(self) -> list[dict]:
         """Every job slurmctld still knows (finished ones for MinJobAge): id, state, comment (Snakemake
-        puts the rule and wildcards there)."""
-        rows = self.run("squeue", "--states=all", "-h", "-o", "%i|%T|%k").splitlines()
-        return [dict(zip(["id", "state", "comment"], row.split("|"))) for row in rows]
+        puts the rule and wildcards there), reason (why a job pends)."""
+        rows = self.run("squeue", "--states=all", "-h", "-o", "%i|%T|%k|%r").splitlines()
+        return [dict(zip(["id", "state", "comment", "reason"], row.split("|"))) for row in rows]
 
     def accounting(self) -> dict[str, dict]:
-        """sacct from the job completion log: {job id: {name, state, partition, time limit}} of
-        finished jobs."""
+        """sacct from the job completion log: {job id: {name, state, partition, time limit, start,
+        end}} of finished jobs (start and end to the second, ISO 8601)."""
         rows = self.run("sacct", "--completion", "--parsable2", "--noheader",
-                        "--format=JobIdRaw,JobName,State,Partition,Timelimit").splitlines()
-        keys = ["name", "state", "partition", "timelimit"]
+                        "--format=JobIdRaw,JobName,State,Partition,Timelimit,Start,End").splitlines()
+        keys = ["name", "state", "partition", "timelimit", "start", "end"]
         return {r[0]: dict(zip(keys, r[1:])) for r in (row.split("|") for row in rows)}
 
     def stop(self) -> None:

@@ -5,11 +5,14 @@ here: it lives in the benchmark's figures and targets table."""
 from __future__ import annotations
 
 import json
+import re
+import statistics
 import subprocess
 import sys
 
 import pytest
 
+from cladbench import bench
 from cladbench.bench import epochs_for, parse_model, train_args
 from conftest import CLAD_BUILT, clad_skip_reason
 
@@ -74,11 +77,20 @@ def test_bench_writes_a_record_per_cell_with_its_floor(bench_run):
     assert "x floor" in done.stdout and "libtorch-rowmajor-dynamic" in done.stdout
 
 
-def test_bench_summary_has_clads_speedups(bench_run):
-    done, _, _ = bench_run
+def test_bench_summary_prints_clads_ratios_as_the_records_give_them(bench_run):
+    """Each printed ratio is the median over repetitions of t_variant / t_clad from the records, and
+    says "faster" exactly when it is above 1."""
+    done, out, variants = bench_run
     if not CLAD_BUILT:
         pytest.skip(clad_skip_reason())
-    assert "clad-rowmajor-arena" in done.stdout and "faster" in done.stdout
+    records = [json.loads(p.read_text()) for p in (out / "mlp-784-32-10").glob("*.json")]
+    times = {(r["engine"], r["repetition"]): r["step_time_median_s"] for r in records}
+    printed = dict(re.findall(r"^\s+cpu-(\w+)-\S+ .*  (clad \d+\.\d+x (?:faster|\(slower\)))$", done.stdout, re.M))
+    assert set(printed) == {"manual", "libtorch"}, done.stdout
+    for engine, text in printed.items():
+        expected = statistics.median(times[engine, rep] / times["clad", rep] for rep in (0, 1))
+        assert text == bench.clad_ratio(expected), (engine, text, expected)
+    assert bench.clad_ratio(1.22) == "clad 1.22x faster" and bench.clad_ratio(0.81) == "clad 0.81x (slower)"
 
 
 def test_bench_rejects_a_bad_model(tmp_path):

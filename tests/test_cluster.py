@@ -1,7 +1,8 @@
 """The workflow on a real SLURM (`make test-cluster`): a single-node cluster started here
 (tests/local_slurm.py), the tiny config run with `--profile workflow/profiles/slurm`, and the
-faults a cluster run meets: a job killed mid-run, a job that exits non-zero, and two invocations
-on the same directory."""
+faults a cluster run meets: a job killed mid-run, a job that exits non-zero, two invocations
+on the same directory, and a job that asks more than any node has. Every Snakemake invocation has a
+time limit (SNAKEMAKE_TIMEOUT): a job that would pend forever fails the test, showing the queue."""
 
 from __future__ import annotations
 
@@ -30,12 +31,15 @@ RETRIES = yaml.safe_load((PROFILE / "config.v8+.yaml").read_text())["retries"]
 # (simulation, real strain, training) for one engine: every rule family that runs on the cluster.
 SMALL = copy.deepcopy(TINY)
 SMALL.update(engines=["manual", "pytorch"], layouts=["rowmajor"], allocs=["arena"])
-SMALL["bench"]["repetitions"] = 1
+SMALL["bench"]["grids"] = [{**SMALL["bench"]["grids"][0], "repetitions": 1}]  # the MLP's cell, once
 SMALL["gw"]["engines"] = ["manual"]
 TABLES = "results/tables/runs.csv"  # the target: every record and the tables, not the figures
 # The time limit (minutes) each remote rule asks for: its resources, else the profile's.
-RUNTIMES = {"train_mnist": "60", "bench": "30", "train_gw": "120", "gw_simulate": "30", "gw_real": "60"}
+BENCH = "bench_mlp_784_32_10"  # the bench rule of SMALL's model
+RUNTIMES = {"train_mnist": "60", BENCH: "120", "train_gw": "120", "gw_simulate": "30", "gw_real": "60"}
 REMOTE_RULES = set(RUNTIMES)
+# Seconds one Snakemake invocation may take here: the longest takes about 2 minutes on 2 cores.
+SNAKEMAKE_TIMEOUT = 480
 RESULT_KEYS = ["status", "epoch_train_loss", "epoch_test_loss", "epoch_test_accuracy", "final_loss", "test_accuracy",
                "roc_auc", "gw150914_peak_offset_s"]
 
@@ -79,14 +83,29 @@ def on_slurm_command(workdir: Path, *args: str) -> list[str]:
             "--slurm-init-seconds-before-status-checks", "2", *args]
 
 
-def on_slurm(cluster: LocalSlurm, workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(on_slurm_command(workdir, *args), cwd=workdir, env=cluster.env, capture_output=True,
-                          text=True, timeout=900)
+def on_slurm(cluster: LocalSlurm, workdir: Path, *args: str, timeout: float = SNAKEMAKE_TIMEOUT
+             ) -> subprocess.CompletedProcess:
+    process = subprocess.Popen(on_slurm_command(workdir, *args), cwd=workdir, env=cluster.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out, err = finish(cluster, process, timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def start_on_slurm(cluster: LocalSlurm, workdir: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(on_slurm_command(workdir, *args), cwd=workdir, env=cluster.env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def finish(cluster: LocalSlurm, process: subprocess.Popen, timeout: float = SNAKEMAKE_TIMEOUT) -> tuple[str, str]:
+    """The output of a Snakemake run once it ends; past the timeout it is killed (with its process
+    group) and the test fails with the queue (e.g. a job pending for PartitionConfig) and its output."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"snakemake did not end within {timeout} s; the queue: {cluster.queue()}\n"
+                    f"{(out or '')[-2000:]}{(err or '')[-2000:]}")
 
 
 def submissions(out: str) -> dict[str, str]:
@@ -130,7 +149,7 @@ def cluster_run(cluster, tmp_path_factory):
         # The lock is taken before the first submission, which makes the SLURM log directory.
         wait_for(lambda: (workdir / ".snakemake" / "slurm_logs").exists(), 300, "first submission", first)
         second = on_slurm(cluster, workdir, TABLES)
-        out, _ = first.communicate(timeout=900)
+        out, _ = finish(cluster, first)
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
@@ -142,13 +161,19 @@ def test_jobs_go_through_sbatch_and_match_a_local_run(cluster, cluster_run, loca
     workdir, out, _ = cluster_run
     submitted = submissions(out)
     assert set(submitted.values()) == REMOTE_RULES, out[-3000:]
-    assert len(submitted) == 7  # train_mnist x2, bench x2, gw_simulate, gw_real, train_gw
+    assert len(submitted) == 6  # train_mnist x2, one bench cell (both engines), gw_simulate, gw_real, train_gw
     run_id = re.search(r"SLURM run ID: (\S+)", out)[1]
     accounting = cluster.accounting()
     for job_id, rule in submitted.items():
         assert accounting[job_id]["name"] == run_id and accounting[job_id]["state"] == "COMPLETED"
         assert accounting[job_id]["partition"] == PARTITION
         assert accounting[job_id]["timelimit"] == RUNTIMES[rule], (rule, accounting[job_id])
+    # The timing job had the node to itself (sbatch --exclusive): no other job ran while it ran.
+    spans = {job_id: (accounting[job_id]["start"], accounting[job_id]["end"]) for job_id in submitted}
+    (bench,) = [job_id for job_id, rule in submitted.items() if rule == BENCH]
+    beside = [submitted[j] for j, (start, end) in spans.items() if j != bench and start < spans[bench][1]
+              and spans[bench][0] < end]
+    assert not beside, (beside, spans)
     # Local rules (fetch, aggregate) stay on the submitting machine.
     assert {"fetch_mnist_t10k", "aggregate"} <= set(finished(out))
 
@@ -174,7 +199,7 @@ def test_a_job_killed_mid_run_is_rerun_alone(cluster, tmp_path_factory):
     """The submitting Snakemake dies (a lost login session) while a training job runs, and the job
     is killed on the node. The rerun, after --unlock, runs that job and the aggregation only."""
     config = copy.deepcopy(SMALL)
-    config["bench"]["repetitions"] = 0
+    config["bench"]["grids"] = []
     config["gw"]["engines"] = []
     config["train"]["epochs"] = 1000  # the pytorch run takes long enough to be killed mid-run
     workdir = scratch(tmp_path_factory, "killed", config)
@@ -235,3 +260,21 @@ def test_a_failing_job_is_retried_then_reported_with_its_logs(cluster, tmp_path_
     assert "non-finite loss" in (workdir / rule_log).read_text()
     assert "non-zero exit" in (workdir / slurm_log).read_text()
     assert not (workdir / target).exists()
+
+
+def test_a_job_asking_more_cpus_than_any_node_has_fails_at_once(cluster, tmp_path_factory):
+    """Training on more threads than the node has CPUs: SLURM would leave the job pending forever
+    (PartitionConfig); the workflow stops before submitting anything, naming the rule and the numbers."""
+    cpus = max(int(c.rstrip("+")) for c in cluster.run("sinfo", "--noheader", "--Node", "--format=%c").split())
+    config = copy.deepcopy(SMALL)
+    config["train"]["threads"] = [cpus + 1]
+    config["bench"]["grids"] = []
+    config["gw"]["engines"] = []
+    workdir = scratch(tmp_path_factory, "too-big", config)
+    started = time.monotonic()
+    done = on_slurm(cluster, workdir, TABLES, timeout=180)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "has been submitted" not in out, out[-3000:]
+    assert (f"rule train_mnist asks {cpus + 1} CPUs, 4000 MB but the nodes of partition {PARTITION} have at most "
+            f"{cpus} CPUs") in out, out[-3000:]
+    assert "Traceback" not in out and time.monotonic() - started < 120

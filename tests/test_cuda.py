@@ -219,13 +219,13 @@ def test_cuda_jobs_ask_for_a_gpu_and_cpu_jobs_do_not(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     assert "not run: cuda-manual-rowmajor-arena: cuda-manual-rowmajor-arena is not among the CUDA variants of this build" in out
-    jobs = {}  # (rule, output) -> resources line
+    jobs = {}  # (rule, output) -> resources line, for each output of each job
     for block in out.split("\nrule ")[1:]:
         lines = block.splitlines()
-        output = next((line.split(": ", 1)[1] for line in lines if line.strip().startswith("output:")), "")
+        outputs = next((line.split(": ", 1)[1] for line in lines if line.strip().startswith("output:")), "")
         resources = next((line for line in lines if line.strip().startswith("resources:")), "")
-        jobs[(lines[0].rstrip(":"), output)] = resources
-    runs = {key: res for key, res in jobs.items() if key[0] in ("train_mnist", "train_gw", "bench")}
+        jobs.update({(lines[0].rstrip(":"), output): resources for output in outputs.split(", ")})
+    runs = {key: res for key, res in jobs.items() if key[0] in ("train_mnist", "train_gw") or key[0].startswith("bench_")}
     cuda = {key: res for key, res in runs.items() if "/cuda-" in key[1]}
     cpu = {key: res for key, res in runs.items() if "/cpu-" in key[1]}
     assert {re.match(r"cuda-\w+-\w+-\w+", Path(k[1]).name)[0] for k in cuda} == {
@@ -233,7 +233,7 @@ def test_cuda_jobs_ask_for_a_gpu_and_cpu_jobs_do_not(tmp_path):
     assert len(cpu) and all("gpu=0" in res for res in cpu.values())
     assert all("gpu=1" in res for res in cuda.values())
     # The cuda bench runs use the GPU's batches.
-    assert {re.search(r"-b(\d+)-", k[1])[1] for k in cuda if k[0] == "bench"} == {"1024", "4096"}
+    assert {re.search(r"-b(\d+)-", k[1])[1] for k in cuda if k[0].startswith("bench_")} == {"1024", "4096"}
     assert any(k[0] == "train_gw" for k in cuda)  # the GW runs of the cuda variants too
     # ... except the GPU clad engine's, which is the MLP's only.
     assert not any(k[0] == "train_gw" and "/cuda-clad-" in k[1] for k in cuda)

@@ -48,7 +48,8 @@ def step_time(engine, layout, alloc, batch, model, rep, rng):
 
 
 def write_tables(directory: Path, *, gw=True, epochs=True, engines=None) -> Path:
-    """Tables as the aggregator writes them: 2 repetitions, batches 32/256 on MNIST, one GW model."""
+    """Tables as the aggregator writes them: 2 repetitions, batches 32/256 on MNIST (bench runs), one GW
+    model (training runs)."""
     rng = np.random.default_rng(0)
     runs, epoch_rows, scores, trace = [], [], [], []
     engines = engines or ("clad", "manual", "libtorch", "pytorch")
@@ -58,7 +59,7 @@ def write_tables(directory: Path, *, gw=True, epochs=True, engines=None) -> Path
             for rep in (0, 1):
                 t = step_time(engine, layout, alloc, batch, model, rep, rng)
                 key = dict(zip(KEY, [variant, engine, layout, alloc, dataset, model, batch, 1, rep]))
-                row = {**key, "device": "cpu", "seed": 1, "optimizer": "sgd", "lr": 0.1, "epochs": 3,
+                row = {**key, "purpose": "bench" if dataset == "mnist" else "train", "device": "cpu", "seed": 1, "optimizer": "sgd", "lr": 0.1, "epochs": 3,
                        "status": "ok", "step_time_median_s": t, "step_time_q1_s": t * 0.95,
                        "step_time_q3_s": t * 1.08, "samples_per_s": batch / t, "final_loss": 0.3,
                        "gemm_floor_median_s": 0.8 * t,
@@ -132,7 +133,7 @@ def test_headline_table_has_booktabs_and_the_controlled_numbers(full_report):
         assert tex.count(rule) == 1
     row = next(line for line in tex.splitlines() if line.startswith(f"mnist & {MLP} & 32 & 1 &"))
     cells = [c.strip() for c in row.rstrip("\\ ").split("&")]
-    assert cells[4:] == ["100.0", "120.0", "200.0", "400.0", "--", "2.00", "4.00", "--"]  # no jax runs here
+    assert cells[4:] == ["100.0", "120.0", "200.0", "400.0", "--", "2.00", "4.00", "--", "0"]  # no jax runs here
 
 
 def test_gw_table_lists_every_gw_run(full_report):
@@ -221,7 +222,7 @@ def test_header_only_tables_and_the_command_line(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert {Path(line) for line in done.stdout.split()} == expected_files(out)
-    assert "no successful timed runs in this study" in (out / "headline.tex").read_text()
+    assert report.NO_BENCH_RUNS in (out / "headline.tex").read_text()
     md = (out / "provenance.md").read_text()
     assert "- runs: 0 (0 ok, 0 failed)" in md and "Every configured variant ran." in md
 
@@ -250,11 +251,15 @@ def test_floor_is_each_run_over_its_own_gemm_time():
 
 
 
-def test_timing_uses_a_models_bench_runs_where_it_has_any():
-    from cladbench.report import timing_runs
-
+def test_timing_uses_bench_runs_only_and_says_which_models_have_none():
     runs = pd.DataFrame({"purpose": ["train", "bench", "bench", "train"], "model": [MLP, MLP, MLP, CNN]})
-    assert list(timing_runs(runs).index) == [1, 2, 3]
+    assert list(report.timing_runs(runs).index) == [1, 2]  # the CNN's training run is not timed
+    assert report.untimed_note(runs) == f"no timing panel for {CNN}: no bench runs (training runs are not timed)"
+
+
+def test_a_timing_figure_notes_the_models_without_bench_runs(full_report):
+    _, out = full_report  # the GW model has training runs only
+    assert f"no timing panel for {CNN}" in (out / "provenance.md").read_text()
 
 
 def test_targets_table_measures_each_target_per_repetition(tmp_path):
@@ -280,3 +285,70 @@ def test_targets_table_is_empty_without_clad(tmp_path):
                                           engines=("manual", "libtorch", "pytorch")), "runs")
     assert report.targets_table(runs).empty
     assert "no bench runs" in report.targets_tex(runs)
+
+
+def controlled_cell(times: dict[str, list[float]], batch: int = 32) -> list[dict]:
+    """Bench runs of one cell: {engine: its step times (s), one per repetition}."""
+    return [dict(variant=f"cpu-{e}-rowmajor-{'arena' if e == 'clad' else 'dynamic'}", purpose="bench", engine=e,
+                 device="cpu", layout="rowmajor", alloc="arena" if e == "clad" else "dynamic", dataset="mnist",
+                 model=MLP, batch=batch, threads=1, repetition=rep, status="ok", step_time_median_s=t,
+                 step_time_q1_s=t, step_time_q3_s=t, samples_per_s=batch / t, gemm_floor_median_s=t / 2,
+                 grad_max_rel_err=1e-7)
+            for e, ts in times.items() for rep, t in enumerate(ts)]
+
+
+# One engine whose repetitions spread 2% (IQR/median), one spread 20%: only the second is noisy.
+STEADY, SPREAD = [99e-6, 99e-6, 100e-6, 101e-6, 102e-6], [90e-6, 95e-6, 100e-6, 115e-6, 120e-6]
+
+
+def test_a_cell_spread_over_ten_percent_is_marked_noisy():
+    runs = pd.DataFrame(controlled_cell({"clad": STEADY, "libtorch": SPREAD}))
+    steps = report.step_time_table(runs).set_index("engine")
+    assert steps.loc["clad", "spread"] == pytest.approx(0.02) and not steps.loc["clad", "noisy"]
+    assert steps.loc["libtorch", "spread"] == pytest.approx(0.20) and steps.loc["libtorch", "noisy"]
+    # clad's per-repetition ratios over libtorch inherit libtorch's spread (18%): a noisy ratio.
+    assert report.speedup_table(runs).set_index("baseline").loc["libtorch", "noisy"]
+    row = next(line for line in report.headline_tex(runs).splitlines() if line.startswith(f"mnist & {MLP} & 32"))
+    cells = [c.strip() for c in row.rstrip("\\ ").split("&")]
+    assert cells[4] == "100.0" and cells[6] == "100.0$^\\dagger$"  # clad firm, libtorch noisy
+    assert cells[9] == "1.00$^\\dagger$" and cells[-1] == "20"  # the ratio noisy; the row's largest spread
+    assert "noisy: its repetitions spread more than 10\\%" in report.headline_tex(runs)
+    # In the figure the noisy engine's point is hollow, the steady one's filled.
+    fig = report.fig_step_time(runs)
+    faces = {tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color():
+             line.get_markerfacecolor() for ax in fig.axes for line in ax.get_lines() if len(line.get_xdata())}
+    hollow = [color for color, face in faces.items() if face == "white"]
+    assert hollow == [report.COLORS["libtorch"]], faces
+
+
+def test_a_steady_ratio_of_two_drifting_engines_is_firm():
+    """Both engines drift together across repetitions (a busy machine): the ratio within each
+    repetition is steady, so the ratio cell is firm while both step-time cells are noisy."""
+    runs = pd.DataFrame(controlled_cell({"clad": SPREAD, "pytorch": [2 * t for t in SPREAD]}))
+    assert report.step_time_table(runs)["noisy"].all()
+    speed = report.speedup_table(runs).iloc[0]
+    assert speed["speedup"] == pytest.approx(2.0) and speed["spread"] == pytest.approx(0) and not speed["noisy"]
+
+
+def test_a_run_whose_gradient_disagrees_is_kept_out_of_every_timing_table(tmp_path):
+    """A records set in which one bench run (status "ok", as older records say) has a gradient 3e-3
+    away from autograd's: it would make clad look 100x faster."""
+    from cladbench import aggregate
+
+    rows = controlled_cell({"clad": [100e-6, 100e-6], "libtorch": [200e-6, 200e-6]})
+    rows[0].update(step_time_median_s=1e-6, grad_max_rel_err=3e-3)
+    records = tmp_path / "records"
+    records.mkdir()
+    for i, row in enumerate(rows):
+        (records / f"{i}.json").write_text(pd.Series(row).to_json())
+    aggregate.write_tables(sorted(records.glob("*.json")), tmp_path / "tables", {})
+    report.build_report(tmp_path / "tables", tmp_path / "report", only="tables")
+    row = next(line for line in (tmp_path / "report" / "headline.tex").read_text().splitlines()
+               if line.startswith(f"mnist & {MLP} & 32"))
+    assert [c.strip() for c in row.rstrip("\\ ").split("&")][4:7] == ["100.0", "--", "200.0"]
+    targets = pd.read_csv(tmp_path / "report" / "targets.csv").set_index("target")
+    assert targets.loc["clad vs libtorch", "ratio"] == pytest.approx(2.0) and targets.loc["clad vs libtorch", "n"] == 1
+    md = (tmp_path / "report" / "provenance.md").read_text()
+    assert "(3 ok, 1 failed)" in md
+    assert ("failed: `cpu-clad-rowmajor-arena` mnist mlp-784-128-10 batch 32 threads 1 repetition 0: gradient "
+            "disagrees with autograd: grad_max_rel_err 3.0e-03 > 0.0001") in md

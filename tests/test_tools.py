@@ -55,6 +55,11 @@ def dry_run(tmp_path, config):
     return done.returncode, done.stdout + done.stderr
 
 
+def bench_rule(model: str, device: str = "cpu") -> str:
+    """The name of the bench rule of a model's cells (workflow/rules/bench.smk)."""
+    return "bench_" + ("" if device == "cpu" else f"{device}_") + model.replace("-", "_")
+
+
 def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     rc, out = dry_run(tmp_path, config)
@@ -63,9 +68,13 @@ def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
     variants = len(RUNNABLE_VARIANTS)
     assert counts["train_mnist"] == variants * len(config["train"]["batch"]) * len(config["train"]["threads"])
     assert counts["train_gw"] == variants
-    bench = config["bench"]
-    assert counts["bench"] == (len(bench["models"]) * variants * len(bench["batch"]) * len(bench["threads"])
-                               * bench["repetitions"])
+    # One bench job per cell (model, batch, threads, repetition), timing the cell's variants in turn.
+    cells = {}
+    for grid in config["bench"]["grids"]:
+        for model in grid["models"]:
+            cells[bench_rule(model)] = len(grid["batch"]) * len(grid["threads"]) * grid["repetitions"]
+    assert {rule: n for rule, n in counts.items() if rule.startswith("bench_")} == cells
+    assert cells[bench_rule("gw-cnn")] >= 6  # the GW CNN's cells: 1 and 2 threads, 3 repetitions at least
     assert "not run: cuda-*" in out
     if not CLAD_BUILT:
         assert "not run: cpu-clad-*: Clad not available" in out
@@ -101,11 +110,38 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
     cuda_cnn = sum(trains_cnn(v) for v in cuda)  # the GPU clad engine is the MLP's: no gw-cnn cells
     counts = job_counts(out)
     assert counts["train_mnist"] == (variants + len(cuda)) * 6 * 2 * 5  # batches x threads x repetitions
-    # models: two MLPs and gw-cnn
-    assert counts["bench"] == (3 * variants * 6 + (2 * len(cuda) + cuda_cnn) * len(config["bench"]["cuda_batch"])) * 2 * 5
+    # One bench job per cell: the two MLPs and gw-cnn, at 6 batches, 1 and 16 threads, 5 repetitions; the
+    # cuda variants' cells at the GPU's batches.
+    expected = {bench_rule(model): 6 * 2 * 5 for model in ("mlp-784-128-10", "mlp-784-512-512-10", "gw-cnn")}
+    for model in ("mlp-784-128-10", "mlp-784-512-512-10", "gw-cnn"):
+        if len(cuda) if model != "gw-cnn" else cuda_cnn:
+            expected[bench_rule(model, "cuda")] = len(config["bench"]["cuda_batch"]) * 2 * 5
+    assert {rule: n for rule, n in counts.items() if rule.startswith("bench_")} == expected
 
 
 def test_snakemake_lint_is_clean():
     done = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile"),
                            "--directory", str(REPO)], capture_output=True, text=True, timeout=300)
     assert "Congratulations, your workflow is in a good condition!" in done.stdout + done.stderr, done.stdout
+
+
+def test_jobs_that_fit_no_node_of_their_partition_are_named():
+    """cladbench.slurm on a made-up sinfo: a 2-CPU default partition and a GPU partition."""
+    from cladbench.slurm import Demand, misfits, parse_sinfo
+
+    partitions, default = parse_sinfo("cpu*|2|3900|(null)\ncpu*|2|7800|(null)\ngpu|16|64000|gpu:a100:4(S:0-1)\n")
+    assert default == "cpu" and partitions["gpu"] == [{"cpus": 16, "mem_mb": 64000, "gpus": 4}]
+    fine = [Demand("train_mnist", "", 2, 4000, 0), Demand("bench_cuda_gw_cnn", "gpu", 16, 4000, 1)]
+    assert misfits(fine, partitions, default) == []
+    too_big = [Demand("build_variant", "", 4, 8000, 0), Demand("build_variant", "", 4, 8000, 0),
+               Demand("bench_cuda_gw_cnn", "", 1, 4000, 1), Demand("calib", "long", 1, 4000, 0)]
+    assert misfits(too_big, partitions, default) == [
+        "rule build_variant asks 4 CPUs, 8000 MB but the nodes of partition cpu have at most 2 CPUs, 7800 MB: lower "
+        "its resources (set-resources in the profile, or its threads in the config) or send it to a partition whose "
+        "nodes have them (slurm_partition)",
+        "rule bench_cuda_gw_cnn asks 1 CPUs, 4000 MB, 1 GPUs but the nodes of partition cpu have at most 2 CPUs, "
+        "7800 MB, 0 GPUs: lower its resources (set-resources in the profile, or its threads in the config) or send "
+        "it to a partition whose nodes have them (slurm_partition)",
+        "rule calib asks 1 CPUs, 4000 MB but no partition 'long' (sinfo lists cpu, gpu): lower its resources "
+        "(set-resources in the profile, or its threads in the config) or send it to a partition whose nodes have "
+        "them (slurm_partition)"]

@@ -1,9 +1,12 @@
-"""The workflow end to end on a tiny config, in a scratch directory: every buildable variant gets
-a record and a row in runs.csv, the GW runs carry their metrics, and a second run does nothing."""
+"""The workflow end to end on a tiny config, in a scratch directory, as `make run` runs it (the
+default profile, here on 2 cores): every buildable variant gets a record and a row in runs.csv, the
+GW runs carry their metrics, no timing job runs beside another job, a second run does nothing, and
+a run without the data mirror shows the fetch error's instructions."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,6 +15,7 @@ import pytest
 import yaml
 
 from cladbench.data import MNIST_T10K, mirror_dir
+from cladbench.options import parse_variant
 from cladbench.paths import REPO, build_manifest
 from conftest import RUNNABLE_VARIANTS
 
@@ -26,7 +30,9 @@ TINY = {
     "gw": {"n_windows": 96, "seed": 2, "snr_range": [10, 20], "train_range": [0, 64], "test_range": [64, 96],
            "model": "cnn", "conv": "4k16p4,8k8p4", "hidden": 16, "batch": 16, "epochs": 1, "lr": 0.001,
            "optimizer": "adam", "warmup": 1, "engines": ["manual", "pytorch"]},
-    "bench": {"models": ["mlp-784-32-10"], "batch": [32], "threads": [1], "repetitions": 2, "min_steps": 20},
+    "bench": {"grids": [{"models": ["mlp-784-32-10"], "batch": [32], "threads": [1], "repetitions": 2},
+                        {"models": ["gw-cnn"], "batch": [16], "threads": [1], "repetitions": 1}],
+              "ablation": ["mlp-784-32-10"], "min_steps": 20},
     "onnx": {"hidden": [16], "train_range": [0, 1024], "tune_range": [9000, 9512], "epochs": 1, "tune_epochs": 2,
              "batch": 32, "lr": 0.05, "activation": "relu", "bench_reps": 200, "bench_warmup": 20},
     "engines": ["clad", "manual", "libtorch", "pytorch", "jax"],
@@ -38,10 +44,11 @@ TINY = {
 }
 
 
-def snakemake(workdir, *args):
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile",
-               str(REPO / "Snakefile"), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+def snakemake(workdir, *args, env=None):
+    """The workflow as `make run` runs it (the default profile), on 2 cores."""
+    command = [sys.executable, "-m", "snakemake", "--profile", str(REPO / "workflow" / "profiles" / "default"),
+               "--cores", "2", "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +70,11 @@ def test_every_buildable_variant_has_a_record_and_a_row(workdir):
     mnist = runs[(runs.dataset == "mnist") & (runs.purpose == "train")]
     assert set(mnist.variant) == variants and (mnist.status == "ok").all()
     bench = runs[runs.purpose == "bench"]
-    assert len(bench) == 2 * len(variants) and (bench.gemm_floor_median_s > 0).all()
+    assert (bench.gemm_floor_median_s > 0).all()
+    assert set(bench[bench.dataset == "mnist"].variant) == variants and (bench.dataset == "mnist").sum() == 2 * len(variants)
+    # the GW CNN's cells: each engine's headline variant (gw-cnn is not in the ablation)
+    headline = {v for v in variants if v.endswith("-rowmajor-arena") or parse_variant(v)[1] not in ("clad", "manual")}
+    assert set(bench[bench.dataset == "gw-sim"].variant) == headline
     for column in ["engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
                    "step_time_median_s", "step_time_q1_s", "step_time_q3_s", "samples_per_s", "final_loss",
                    "test_accuracy", "grad_max_rel_err", "allocs_per_step", "peak_rss_mb", "roc_auc",
@@ -73,13 +84,38 @@ def test_every_buildable_variant_has_a_record_and_a_row(workdir):
     assert (runs.step_time_median_s > 0).all()
 
 
+def job_intervals(workdir) -> list[tuple[str, float, float]]:
+    """(rule, start, end) of every job of the run, from Snakemake's own metadata of its outputs (a
+    job's outputs share its job_hash; each records when the job started and ended)."""
+    times = {}
+    for path in (workdir / ".snakemake" / "metadata").rglob("*"):
+        meta = json.loads(path.read_text()) if path.is_file() else {}
+        if meta.get("starttime") and meta.get("endtime"):
+            times.setdefault((meta["rule"], meta["job_hash"]), []).append((meta["starttime"], meta["endtime"]))
+    return [(rule, min(t[0] for t in ts), max(t[1] for t in ts)) for (rule, _), ts in times.items()]
+
+
+def test_no_timing_job_runs_beside_another_job(workdir):
+    """Jobs whose records feed a timing figure or table (the bench cells, the ONNX bench, the
+    calibration's engine timings) ran with nothing else running, though 2 cores let two jobs run."""
+    jobs = job_intervals(workdir)
+    timing = [j for j in jobs if j[0].startswith("bench_") or j[0] in ("onnx_bench", "calib")]
+    assert {j[0] for j in timing} == {"bench_mlp_784_32_10", "bench_gw_cnn", "onnx_bench", "calib"}
+    assert len(timing) == 2 + 1 + 1 + 1
+    overlaps = [(t[0], j[0]) for t in timing for j in jobs if j != t and t[1] < j[2] and j[1] < t[2]]
+    assert not overlaps, overlaps
+    # ... while other jobs did share the machine (so the check above could fail).
+    others = sorted((j for j in jobs if j not in timing), key=lambda j: j[1])
+    assert any(b[1] < a[2] for a, b in zip(others, others[1:])), others
+
+
 def test_gw_runs_carry_their_metrics(workdir):
     runs = pd.read_csv(workdir / "results" / "tables" / "runs.csv")
-    gw = runs[runs.dataset == "gw-sim"]
+    gw = runs[(runs.dataset == "gw-sim") & (runs.purpose == "train")]
     assert set(gw.engine) == {"manual", "pytorch"}
     assert gw.roc_auc.between(0, 1).all() and gw.gw150914_peak_offset_s.notna().all()
     scores = pd.read_csv(workdir / "results" / "tables" / "gw_scores.csv")
-    assert len(scores) == 32 * len(gw)
+    assert (scores.purpose == "train").sum() == 32 * len(gw)
 
 
 def test_variants_that_cannot_run_are_reported(workdir):
@@ -144,3 +180,17 @@ def test_the_html_report(workdir):
     done = snakemake(workdir, "--report", str(workdir / "report.html"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert (workdir / "report.html").stat().st_size > 10000
+
+
+def test_a_run_without_the_data_mirror_shows_how_to_pre_stage_the_data(tmp_path):
+    """A newcomer's `make run` with no data mirror: the fetch fails, and its error, with the
+    pre-staging instructions, is on the terminal (not only in the log file it points to)."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "config" / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
+    (tmp_path / "empty").mkdir()
+    done = snakemake(tmp_path, "resources/mnist/t10k-images-idx3-ubyte.gz",
+                     env={**os.environ, "DATA_MIRROR": str(tmp_path / "empty")})
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "Error in rule fetch_mnist_t10k" in out
+    assert "could not be fetched: no copy in a mirror" in out and "Pre-stage it: download" in out, out[-3000:]

@@ -12,7 +12,9 @@ as small ones.
     cladbench bench --models mlp-784-128-10 --batch 32,64,256 --repetitions 5
 
 runs the grid here and prints each engine's median step time, its distance to the GEMM floor and
-clad's speedups; the workflow's bench rule runs the same cells one job each. With --device cuda it
+clad's speedups. Within a repetition the variants of a cell run one after another, so a drift of
+the machine hits them alike; the workflow runs one such cell (model, batch, threads, repetition:
+--repetition R) per job, with no other job beside it (workflow/rules/bench.smk). With --device cuda it
 runs the cuda variants (build/cuda-*/cladbench-train and pytorch on the GPU; batches up to 8192
 are the GPU's range), timed with CUDA events against the cuBLAS floor; a variant this build or
 machine cannot run is listed as not run, with the reason."""
@@ -59,6 +61,19 @@ def epochs_for(n_train: int, batch: int, warmup: int, min_steps: int) -> int:
     return max(1, math.ceil((warmup + min_steps) / steps_per_epoch))
 
 
+# What a bench run takes from the workflow config, per dataset: train_args reads these keys and no
+# others, so the workflow passes exactly them (--settings) and a change elsewhere reruns no timing run.
+CONFIG_KEYS = {
+    "mnist": {"mnist": ["train_range", "test_range"], "train": ["lr", "optimizer", "seed", "warmup"]},
+    "gw-sim": {"gw": ["train_range", "test_range", "conv", "hidden", "lr", "optimizer", "seed", "warmup"]},
+}
+
+
+def bench_settings(model: BenchModel, config: dict) -> dict:
+    """The config sections (only CONFIG_KEYS) a bench run of this model uses."""
+    return {section: {key: config[section][key] for key in keys} for section, keys in CONFIG_KEYS[model.dataset].items()}
+
+
 def train_args(model: BenchModel, batch: int, threads: int, repetition: int, *, mnist: dict, gw: dict,
                train: dict, min_steps: int) -> list[str]:
     """The trainer flags of one bench run. mnist: images, labels, train_range, test_range; gw: the
@@ -91,12 +106,19 @@ def run_cell(variant: str, args: list[str], out: Path) -> int:
     return subprocess.run(command, env=env).returncode
 
 
+def clad_ratio(speedup: float) -> str:
+    """clad's speedup over a variant (t_variant / t_clad), in words that cannot be misread."""
+    return f"clad {speedup:.2f}x faster" if speedup >= 1 else f"clad {speedup:.2f}x (slower)"
+
+
 def summary(records: list[dict]) -> str:
     """Per model, threads and batch: each variant's median step time (median over repetitions),
     its ratio to the GEMM floor, and clad's speedup over it (per repetition, then the median)."""
     import pandas as pd
 
-    runs = pd.DataFrame([r for r in records if r.get("status") == "ok"])
+    from .timing import ok_runs
+
+    runs = ok_runs(pd.DataFrame(records)) if records else pd.DataFrame()
     if runs.empty:
         return "no successful bench runs"
     runs["variant"] = runs["device"] + "-" + runs["engine"] + "-" + runs["layout"] + "-" + runs["alloc"]
@@ -110,7 +132,7 @@ def summary(records: list[dict]) -> str:
             times = runs_of.set_index("repetition")["step_time_median_s"]
             speedup = (times / clad_time).dropna()
             lines.append(f"  {variant:32s} {times.median() * 1e6:10.1f} us  {runs_of['floor_ratio'].median():5.2f}x floor"
-                         + (f"  clad {speedup.median():5.2f}x faster" if len(speedup) and not variant.endswith("-clad-rowmajor-arena") else ""))
+                         + (f"  {clad_ratio(speedup.median())}" if len(speedup) and not variant.endswith("-clad-rowmajor-arena") else ""))
     return "\n".join(lines)
 
 
@@ -153,6 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-steps", type=int, default=100, help="timed steps per run, at least")
     parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml",
                         help="the workflow config whose mnist, train and gw sections the runs use")
+    parser.add_argument("--settings", default="", help="those sections as JSON, in place of --config's "
+                        "(the workflow passes its own: bench_settings)")
     parser.add_argument("--images", default="", help="MNIST images (default: the t10k file, staged from the mirror)")
     parser.add_argument("--labels", default="")
     parser.add_argument("--gw-data", default="", help="simulated GW windows for gw-cnn (cladbench gw simulate)")
@@ -166,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .data import DataError, mnist_t10k
 
-    config = yaml.safe_load(args.config.read_text())
+    config = json.loads(args.settings) if args.settings else yaml.safe_load(args.config.read_text())
     try:
         models = [parse_model(m) for m in args.models.split(",") if m]
         if not (args.images and args.labels) and any(m.dataset == "mnist" for m in models):
@@ -195,8 +219,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out and len(cells) != 1:
         print(f"cladbench bench: --out takes one cell, this asks for {len(cells)}; use --out-dir", file=sys.stderr)
         return 2
-    mnist = {**config["mnist"], "images": args.images, "labels": args.labels}
-    gw = {**config["gw"], "data": args.gw_data}
+    mnist = {**config.get("mnist", {}), "images": args.images, "labels": args.labels}
+    gw = {**config.get("gw", {}), "data": args.gw_data}
     records, failed = [], 0
     for i, (model, variant, batch, thread, rep) in enumerate(cells, 1):
         out = args.out or args.out_dir / model.name / f"{variant}-b{batch}-t{thread}-r{rep}.json"
@@ -204,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[bench {i}/{len(cells)}] {model.name} {variant} batch {batch} threads {thread} rep {rep}",
               file=sys.stderr, flush=True)
         try:
-            run_args = train_args(model, batch, thread, rep, mnist=mnist, gw=gw, train=config["train"],
+            run_args = train_args(model, batch, thread, rep, mnist=mnist, gw=gw, train=config.get("train", {}),
                                   min_steps=args.min_steps)
         except ValueError as error:
             print(f"cladbench bench: {error}", file=sys.stderr)

@@ -8,6 +8,9 @@ import re
 
 ENGINES = ("clad", "manual", "libtorch", "pytorch", "jax")
 PYTHON_ENGINES = ("pytorch", "jax")  # trained by a Python module, cladbench.<engine>_engine
+# A run whose first-step gradient differs from autograd's by more than this (grad_max_rel_err,
+# relative, float32) is a failed run: its timing measures a wrong computation.
+GRADIENT_TOLERANCE = 1e-4
 
 
 def parse_variant(variant: str) -> tuple[str, str, str, str]:

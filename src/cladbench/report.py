@@ -29,6 +29,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
+from .timing import NOISY_SPREAD, failure_reason, noisy, ok_runs, spread  # noqa: E402
+
 ENGINES = ["clad", "manual", "libtorch", "pytorch", "jax"]
 DATASETS = ["mnist", "gw-sim"]
 KERNEL_ENGINES = ["clad", "manual"]  # the engines built in every layout x alloc
@@ -44,20 +46,21 @@ MIN_SNR = 10  # ROC: signals with SNR >= 10 against all noise, as the records' r
 RC = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"), "pdf.fonttype": 42, "font.size": 9,
       "axes.titlesize": 8.5, "legend.fontsize": 8, "legend.title_fontsize": 8}
 PANEL_W, PANEL_H = 2.4, 2.0
+NO_BENCH_RUNS = "no successful bench runs in this study (training runs are not timed)"
 
 TABLES = {  # name: (columns, numeric columns); text columns stay text ("3.10" is not 3.1)
-    "runs": (["variant", "input", "engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads",
+    "runs": (["variant", "purpose", "input", "engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads",
               "repetition", "status"],
              ["batch", "threads", "repetition", "seed", "lr", "epochs", "step_time_median_s", "step_time_q1_s",
               "step_time_q3_s", "samples_per_s", "final_loss", "test_accuracy", "grad_max_rel_err", "allocs_per_step",
               "peak_rss_mb", "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "wall_time_s",
               "gemm_floor_median_s"]),
-    "epochs": (["variant", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
+    "epochs": (["variant", "purpose", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
                 "epoch", "train_loss", "test_loss", "test_accuracy"],
                ["batch", "threads", "repetition", "epoch", "train_loss", "test_loss", "test_accuracy"]),
-    "gw_scores": (["variant", "engine", "layout", "alloc", "model", "batch", "repetition", "score", "label", "snr"],
+    "gw_scores": (["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "score", "label", "snr"],
                   ["batch", "repetition", "score", "label", "snr"]),
-    "gw150914_trace": (["variant", "engine", "layout", "alloc", "model", "batch", "repetition", "t_rel_s", "score"],
+    "gw150914_trace": (["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "t_rel_s", "score"],
                        ["batch", "repetition", "t_rel_s", "score"]),
     "not_run": (["variant", "reason"], []),
 }
@@ -93,18 +96,19 @@ def with_layout_alloc(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(layout_alloc=frame["layout"].astype(str) + "-" + frame["alloc"].astype(str))
 
 
-def ok_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs that finished; failed ones are listed on the provenance page instead."""
-    return runs[runs["status"].fillna("ok").eq("ok")]
-
-
 def timing_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs timing figures use: a model's bench runs (purpose=bench) where it has any, else
-    its training runs, so the two are never pooled into one repetition."""
-    if "purpose" not in runs:
-        return runs
-    bench = runs["purpose"].eq("bench")
-    return runs[bench | ~runs["model"].isin(set(runs.loc[bench, "model"]))]
+    """The runs every timing figure and table uses: bench runs (purpose=bench), which run with no
+    other job beside them, a cell's engines in turn. Training runs share the machine with other
+    jobs, so they are never timed; a model with no bench runs has no timing panel (untimed_note)."""
+    return runs[runs["purpose"].eq("bench")]
+
+
+def untimed_note(runs: pd.DataFrame) -> str | None:
+    """The note under a timing figure naming the models that ran but have no bench runs."""
+    models = sorted(set(runs["model"].dropna()) - set(timing_runs(runs)["model"].dropna()))
+    if not models:
+        return None
+    return f"no timing panel for {', '.join(models)}: no bench runs (training runs are not timed)"
 
 
 def headline_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -121,39 +125,47 @@ def headline_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 def step_time_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per panel, engine and batch: median over repetitions of the runs' median step time, of
-    their q1 and q3, and of samples/s; n = repetitions."""
+    their q1 and q3, and of samples/s; n = repetitions; spread of the repetitions' step times and
+    whether that makes the cell noisy (cladbench.timing)."""
     data = headline_runs(runs).dropna(subset=["step_time_median_s"])
     keys = [*PANEL, "engine", "batch"]
     table = data.groupby(keys, dropna=False).agg(
         median_s=("step_time_median_s", "median"), q1_s=("step_time_q1_s", "median"),
         q3_s=("step_time_q3_s", "median"), samples_per_s=("samples_per_s", "median"),
-        n=("step_time_median_s", "size")).reset_index()
-    return table
+        n=("step_time_median_s", "size"), spread=("step_time_median_s", spread)).reset_index()
+    return table.assign(noisy=noisy(table["spread"]))
 
 
 def floor_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per panel, engine and batch: each run's median step time over the median time of the same
-    step's GEMM calls alone, measured in the same process (median over repetitions, and range)."""
+    step's GEMM calls alone, measured in the same process (median over repetitions, range, and
+    whether the ratios' spread makes the cell noisy)."""
     if "gemm_floor_median_s" not in runs:
-        return pd.DataFrame(columns=[*PANEL, "engine", "batch", "ratio", "low", "high"])
+        return pd.DataFrame(columns=[*PANEL, "engine", "batch", "ratio", "low", "high", "spread", "noisy"])
     data = headline_runs(runs).dropna(subset=["step_time_median_s", "gemm_floor_median_s"])
     data = data.assign(ratio=data["step_time_median_s"] / data["gemm_floor_median_s"])
-    return data.groupby([*PANEL, "engine", "batch"], dropna=False).agg(
-        ratio=("ratio", "median"), low=("ratio", "min"), high=("ratio", "max")).reset_index()
+    table = data.groupby([*PANEL, "engine", "batch"], dropna=False).agg(
+        ratio=("ratio", "median"), low=("ratio", "min"), high=("ratio", "max"), spread=("ratio", spread)).reset_index()
+    return table.assign(noisy=noisy(table["spread"]))
 
 
 def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Speedup of clad (rowmajor-arena) over each baseline = t_baseline / t_clad, computed within
     each repetition (same dataset, model, device, threads, batch, repetition), then summarised
-    across repetitions: median, min, max, n. Pooled medians would mix repetitions that ran under
-    different machine conditions."""
+    across repetitions: median, min, max, n, and the spread of the per-repetition ratios. Pooled
+    medians would mix repetitions that ran under different machine conditions. A ratio cell is
+    noisy when its per-repetition ratios spread more than NOISY_SPREAD: the engines of a cell take
+    turns within a repetition, so a drift between repetitions that slows both cancels in the ratio,
+    and only the ratio's own spread says whether it holds (each engine's step-time spread is marked
+    on its own cell)."""
     per_rep = speedup_per_repetition(runs)
     keys = [*PANEL, "batch", "baseline"]
     if per_rep.empty:
-        return pd.DataFrame(columns=[*keys, "speedup", "speedup_min", "speedup_max", "n"])
-    return per_rep.groupby(keys, dropna=False).agg(
+        return pd.DataFrame(columns=[*keys, "speedup", "speedup_min", "speedup_max", "n", "spread", "noisy"])
+    table = per_rep.groupby(keys, dropna=False).agg(
         speedup=("speedup", "median"), speedup_min=("speedup", "min"), speedup_max=("speedup", "max"),
-        n=("speedup", "size")).reset_index()
+        n=("speedup", "size"), spread=("speedup", spread)).reset_index()
+    return table.assign(noisy=noisy(table["spread"]))
 
 
 def speedup_per_repetition(runs: pd.DataFrame, baselines=BASELINES) -> pd.DataFrame:
@@ -200,7 +212,7 @@ def targets_table(runs: pd.DataFrame) -> pd.DataFrame:
     t_baseline / t_clad; the floor ratio t_clad / t_gemm), its median and quartiles, whether it
     meets the goal, and its bound: the speedup clad would have at its own GEMM floor (t_baseline /
     t_gemm), which no engine on the same BLAS beats."""
-    columns = ["target", "batch", "goal", "ratio", "q1", "q3", "n", "met", "bound"]
+    columns = ["target", "batch", "goal", "ratio", "q1", "q3", "n", "spread", "noisy", "met", "bound"]
     data = headline_runs(runs)
     data = data[data["model"].eq(TARGET_MODEL) & data["threads"].eq(TARGET_THREADS)
                 & data["device"].fillna("cpu").eq("cpu")].dropna(subset=["step_time_median_s"])
@@ -219,9 +231,10 @@ def targets_table(runs: pd.DataFrame) -> pd.DataFrame:
         for batch, ratios in per_rep.dropna().groupby(level="batch"):
             if not applies(batch):
                 continue
-            median = float(ratios.median())
+            median, cell_spread = float(ratios.median()), spread(ratios)
             rows.append([name, int(batch), goal, median, float(ratios.quantile(0.25)), float(ratios.quantile(0.75)),
-                         len(ratios), _meets(median, goal), float(bound.loc[batch].median())])
+                         len(ratios), cell_spread, bool(noisy(cell_spread)), _meets(median, goal),
+                         float(bound.loc[batch].median())])
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -278,16 +291,19 @@ def roc_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, model, device, batch, threads): each engine's median step time (us) and clad's
-    per-repetition speedups over libtorch and pytorch (median across repetitions)."""
+    per-repetition speedups over libtorch and pytorch (median across repetitions); <column>_noisy
+    for each, and spread: the largest step-time spread of the row's engines."""
     steps = step_time_table(runs)
     keys = ["dataset", "model", "device", "batch", "threads"]
+    values = [*ENGINES, *[f"speedup_{b}" for b in BASELINES]]
     if steps.empty:
-        return pd.DataFrame(columns=[*keys, *ENGINES, *[f"speedup_{b}" for b in BASELINES]])
-    table = steps.pivot_table(index=keys, columns="engine", values="median_s", aggfunc="median") * 1e6
-    table = table.reindex(columns=ENGINES)
-    speed = speedup_table(runs).pivot_table(index=keys, columns="baseline", values="speedup", aggfunc="median")
-    for baseline in BASELINES:
-        table[f"speedup_{baseline}"] = speed[baseline] if baseline in speed else np.nan
+        return pd.DataFrame(columns=[*keys, *values, *[f"{v}_noisy" for v in values], "spread"])
+    speeds = speedup_table(runs).assign(engine=lambda t: "speedup_" + t["baseline"])
+    cells = pd.concat([steps.assign(value=steps["median_s"] * 1e6), speeds.assign(value=speeds["speedup"])])
+    table = cells.pivot_table(index=keys, columns="engine", values="value", aggfunc="median").reindex(columns=values)
+    flags = cells.pivot_table(index=keys, columns="engine", values="noisy", aggfunc="max").reindex(columns=values)
+    table = table.join(flags.eq(True).add_suffix("_noisy"))  # no cell: not noisy
+    table["spread"] = steps.groupby(keys, dropna=False)["spread"].max()
     return table.reset_index()
 
 
@@ -358,6 +374,19 @@ def _legend(fig: Figure, handles: list) -> None:
     fig.legend(handles=handles, loc="outside upper center", ncols=ncols, frameon=False)
 
 
+# A noisy cell's point is hollow: the repetitions disagree, so the point is no firm number.
+NOISY_HANDLE = Line2D([], [], color="0.3", marker="o", mfc="white", ls="none",
+                      label=f"hollow: noisy (repetitions spread > {NOISY_SPREAD:.0%})")
+
+
+def _points(ax, x, y, err, is_noisy, color, **line) -> None:
+    """A line with error bars through (x, y); filled markers, hollow where the cell is noisy."""
+    ax.errorbar(x, y, yerr=err, color=color, lw=1.2, capsize=2, **line)
+    is_noisy = np.asarray(is_noisy, dtype=bool)
+    ax.plot(x[~is_noisy], y[~is_noisy], "o", color=color, ms=3.5)
+    ax.plot(x[is_noisy], y[is_noisy], "o", color=color, ms=4, mfc="white", mew=1.2)
+
+
 def _dodge(x: np.ndarray, i: int, n: int) -> np.ndarray:
     """Shift the i-th of n series a little along a log axis so that error bars do not overlap."""
     return x * 2 ** ((i - (n - 1) / 2) * 0.06)
@@ -422,8 +451,7 @@ def _engine_lines(table: pd.DataFrame, value, low, high, ylabel: str, *, log_y: 
             r = panel[panel["engine"].eq(engine)].sort_values("batch")
             x, y = r["batch"].to_numpy(float), value(r)
             err = np.clip([y - low(r), high(r) - y], 0, None)
-            ax.errorbar(_dodge(x, ENGINES.index(engine), len(ENGINES)), y, yerr=err, color=COLORS[engine],
-                        marker="o", ms=3.5, lw=1.2, capsize=2)
+            _points(ax, _dodge(x, ENGINES.index(engine), len(ENGINES)), y, err, r["noisy"], COLORS[engine])
         if reference is not None:
             ax.axhline(reference, color="0.3", ls="--", lw=1)
         if log_y:
@@ -432,14 +460,14 @@ def _engine_lines(table: pd.DataFrame, value, low, high, ylabel: str, *, log_y: 
         ax.set_ylabel(ylabel)
 
     fig = _facets(table, PANEL, draw)
-    _engine_legend(fig, table["engine"])
+    _engine_legend(fig, table["engine"], [NOISY_HANDLE] if table["noisy"].any() else [])
     return fig
 
 
 def fig_step_time(runs: pd.DataFrame) -> Figure:
     table = step_time_table(runs)
     if table.empty:
-        return placeholder("no successful timed runs in this study")
+        return placeholder(NO_BENCH_RUNS)
     us = lambda column: lambda r: r[column].to_numpy(float) * 1e6  # noqa: E731
     return _engine_lines(table, us("median_s"), us("q1_s"), us("q3_s"), "median step time (µs)")
 
@@ -457,7 +485,7 @@ def fig_floor(runs: pd.DataFrame) -> Figure:
 def fig_throughput(runs: pd.DataFrame) -> Figure:
     table = step_time_table(runs).dropna(subset=["samples_per_s"])
     if table.empty:
-        return placeholder("no successful timed runs in this study")
+        return placeholder(NO_BENCH_RUNS)
     # samples/s = batch / step time, so the step-time quartiles map to its interval.
     return _engine_lines(table, lambda r: r["samples_per_s"].to_numpy(float),
                          lambda r: r["batch"].to_numpy(float) / r["q3_s"].to_numpy(float),
@@ -478,8 +506,7 @@ def fig_speedup(runs: pd.DataFrame, not_run: pd.DataFrame) -> Figure:
             x, y = _dodge(r["batch"].to_numpy(float), BASELINES.index(baseline), len(BASELINES)), r["speedup"].to_numpy(float)
             # min-max across repetitions; a single repetition has no interval.
             err = np.clip([y - r["speedup_min"].to_numpy(float), r["speedup_max"].to_numpy(float) - y], 0, None)
-            ax.errorbar(x, y, yerr=np.where(r["n"].to_numpy() > 1, err, 0), color=COLORS[baseline], marker="o",
-                        ms=3.5, lw=1.2, capsize=2, label=f"over {baseline}")
+            _points(ax, x, y, np.where(r["n"].to_numpy() > 1, err, 0), r["noisy"], COLORS[baseline])
         ax.axhline(1, color="0.3", ls="--", lw=0.8)
         _log_y(ax)
         _batch_axis(ax, panel["batch"])
@@ -489,7 +516,7 @@ def fig_speedup(runs: pd.DataFrame, not_run: pd.DataFrame) -> Figure:
     handles = [Line2D([], [], color=COLORS[b], marker="o", label=f"clad over {b}")
                for b in BASELINES if b in set(table["baseline"])]
     handles.append(Line2D([], [], color="0.3", ls="--", label="no speedup"))
-    _legend(fig, handles)
+    _legend(fig, handles + ([NOISY_HANDLE] if table["noisy"].any() else []))
     return fig
 
 
@@ -665,12 +692,26 @@ def _num(value, fmt: str) -> str:
     return "--" if value is None or pd.isna(value) else format(value, fmt)
 
 
-def _tabular(header: list[str], rows: list[list[str]], align: str, comment: str) -> str:
+def _tabular(header: list[str], rows: list[list[str]], align: str, comment: str, note: str | None = None) -> str:
+    """A booktabs tabular; note: a line under it (what a dagger means)."""
     lines = [f"% {comment}", "% generated by cladbench.report from the aggregated tables; needs \\usepackage{booktabs}",
              f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + r" \\", "\\midrule"]
     lines += [" & ".join(row) + r" \\" for row in rows]
-    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    lines += ["\\bottomrule"]
+    if note:
+        lines.append(f"\\multicolumn{{{len(header)}}}{{l}}{{\\footnotesize {note}}} \\\\")
+    lines += ["\\end{tabular}", ""]
     return "\n".join(lines)
+
+
+DAGGER = "$^\\dagger$"
+NOISY_NOTE = (f"{DAGGER} noisy: its repetitions spread more than {NOISY_SPREAD:.0%} (IQR/median), so it is no firm "
+              "number").replace("%", "\\%")
+
+
+def _firm(value, fmt: str, is_noisy) -> str:
+    """A number, with a dagger when its cell is noisy."""
+    return _num(value, fmt) + (DAGGER if is_noisy and not pd.isna(value) else "")
 
 
 def file_fed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -684,8 +725,8 @@ TTREE_MATCH = ["variant", "dataset", "model", "batch", "threads", "repetition", 
 
 def ttree_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     """Each TTree-fed run beside its file-fed twin (same variant, data, model, batch, threads,
-    repetition): the largest relative difference of their per-epoch training losses, and the ratio
-    of their median step times."""
+    repetition): the largest relative difference of their per-epoch training losses. (No step-time
+    ratio: these are training runs, which share the machine with other jobs and are not timed.)"""
     runs = ok_runs(runs)
     fed, files = runs[~runs.index.isin(file_fed(runs).index)], file_fed(runs)
     rows = []
@@ -693,68 +734,70 @@ def ttree_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
         r = r._asdict()
         twin = files[np.logical_and.reduce([files[k].eq(r[k]) for k in [*TTREE_MATCH, "seed"]])]
         row = {k: r[k] for k in ["input", "engine", "layout", "alloc", "batch", "threads", "repetition"]}
-        row.update(epochs=np.nan, loss_max_rel_diff=np.nan, step_time_ratio=np.nan, final_loss=r["final_loss"])
+        row.update(epochs=np.nan, loss_max_rel_diff=np.nan, final_loss=r["final_loss"])
         if len(twin):
-            twin = twin.iloc[0]
             keys = {k: r[k] for k in TTREE_MATCH if k in epochs}
             mine, theirs = (epochs[np.logical_and.reduce([epochs[k].eq(v) for k, v in keys.items()]) & epochs["input"].eq(i)]
                             .set_index("epoch")["train_loss"] for i in (r["input"], "file"))
             both = pd.concat([mine, theirs], axis=1, keys=["fed", "file"]).dropna()
-            row.update(epochs=len(both), step_time_ratio=r["step_time_median_s"] / twin["step_time_median_s"],
+            row.update(epochs=len(both),
                        loss_max_rel_diff=((both["fed"] - both["file"]).abs() / both["file"].abs()).max() if len(both) else np.nan)
         rows.append(row)
     columns = ["input", "engine", "layout", "alloc", "batch", "threads", "repetition", "epochs", "final_loss",
-               "loss_max_rel_diff", "step_time_ratio"]
+               "loss_max_rel_diff"]
     return pd.DataFrame(rows, columns=columns).sort_values(["input", "engine", "batch", "repetition"])
 
 
 def ttree_tex(runs: pd.DataFrame, epochs: pd.DataFrame, not_run: pd.DataFrame) -> str:
     table = ttree_table(runs, epochs)
-    header = ["input", "engine", "batch", "rep.", "epochs", "final loss", "max rel. loss diff.", "step time / file-fed"]
+    header = ["input", "engine", "batch", "rep.", "epochs", "final loss", "max rel. loss diff."]
     rows = [[_tex(r.input), _tex(f"{r.engine}-{r.layout}-{r.alloc}"), str(r.batch), str(r.repetition),
-             _num(r.epochs, ".0f"), _num(r.final_loss, ".4f"), _num(r.loss_max_rel_diff, ".1e"),
-             _num(r.step_time_ratio, ".2f")] for r in table.itertuples(index=False)]
+             _num(r.epochs, ".0f"), _num(r.final_loss, ".4f"), _num(r.loss_max_rel_diff, ".1e")]
+            for r in table.itertuples(index=False)]
     if not rows:
         why = [r.reason for r in not_run.itertuples(index=False) if str(r.variant).startswith("ttree")]
         rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no TTree-fed runs in this study"
                  f"{': ' + _tex(why[0]) if why else ''}}}"]]
-    return _tabular(header, rows, "llrrrrrr", "TTree-fed runs (ROOT macro, PyROOT) against the file-fed run with the "
-                    "same variant, batch and seed: largest relative difference of the per-epoch training losses, "
-                    "and the ratio of the median step times")
+    return _tabular(header, rows, "llrrrrr", "TTree-fed runs (ROOT macro, PyROOT) against the file-fed run with the "
+                    "same variant, batch and seed: largest relative difference of the per-epoch training losses")
 
 
 def headline_tex(runs: pd.DataFrame) -> str:
     table = headline_table(runs)
     with_device = table["device"].nunique() > 1
     header = ["dataset", "model", *(["device"] if with_device else []), "batch", "threads",
-              *[f"{e} ($\\mu$s)" for e in ENGINES], *[f"clad/{b}" for b in BASELINES]]
-    align = "ll" + ("l" if with_device else "") + "rr" + "r" * len(ENGINES) + "r" * len(BASELINES)
+              *[f"{e} ($\\mu$s)" for e in ENGINES], *[f"clad/{b}" for b in BASELINES], "spread (\\%)"]
+    align = "ll" + ("l" if with_device else "") + "rr" + "r" * len(ENGINES) + "r" * len(BASELINES) + "r"
     rows = []
     for r in table.itertuples(index=False):
         r = r._asdict()
         rows.append([_tex(r["dataset"]), _tex(r["model"]), *([_tex(r["device"])] if with_device else []),
-                     str(r["batch"]), str(r["threads"]), *[_num(r[e], ".1f") for e in ENGINES],
-                     *[_num(r[f"speedup_{b}"], ".2f") for b in BASELINES]])
+                     str(r["batch"]), str(r["threads"]), *[_firm(r[e], ".1f", r[f"{e}_noisy"]) for e in ENGINES],
+                     *[_firm(r[f"speedup_{b}"], ".2f", r[f"speedup_{b}_noisy"]) for b in BASELINES],
+                     _num(r["spread"] * 100, ".0f")])
     if not rows:
-        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no successful timed runs in this study}}"]]
+        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{{NO_BENCH_RUNS}}}"]]
     return _tabular(header, rows, align, "median step time (median over repetitions) per engine; clad's speedup "
-                    "= t_baseline / t_clad within each repetition, median over repetitions")
+                    "= t_baseline / t_clad within each repetition, median over repetitions; spread = the largest "
+                    "IQR/median of the engines' step times across repetitions", NOISY_NOTE)
 
 
 def targets_tex(runs: pd.DataFrame) -> str:
     table = targets_table(runs)
-    header = ["target", "batch", "goal", "measured", "IQR", "reps", "met", "bound"]
-    rows = [[_tex(r.target), str(r.batch), _tex(r.goal), _num(r.ratio, ".2f"), f"{r.q1:.2f}--{r.q3:.2f}", str(r.n),
-             "yes" if r.met else "no", "--" if r.target.endswith("floor") else _num(r.bound, ".2f")]
+    header = ["target", "batch", "goal", "measured", "IQR", "spread (\\%)", "reps", "met", "bound"]
+    rows = [[_tex(r.target), str(r.batch), _tex(r.goal), _firm(r.ratio, ".2f", r.noisy), f"{r.q1:.2f}--{r.q3:.2f}",
+             _num(r.spread * 100, ".0f"), str(r.n), ("yes" if r.met else "no") + (DAGGER if r.noisy else ""),
+             "--" if r.target.endswith("floor") else _num(r.bound, ".2f")]
             for r in table.itertuples(index=False)]
     if not rows:
         rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no bench runs of {TARGET_MODEL} at {TARGET_THREADS} thread}}"]]
-    return _tabular(header, rows, "lrlrrrlr", f"performance targets, {TARGET_MODEL}, {TARGET_THREADS} thread, fp32: "
-                    "per-repetition ratios, median and IQR; bound = the speedup at clad's GEMM-only time")
+    return _tabular(header, rows, "lrlrrrrlr", f"performance targets, {TARGET_MODEL}, {TARGET_THREADS} thread, fp32: "
+                    "per-repetition ratios, median, IQR and spread (IQR/median); bound = the speedup at clad's "
+                    "GEMM-only time", NOISY_NOTE)
 
 
 def gw_tex(runs: pd.DataFrame) -> str:
-    gw = ok_runs(runs[runs["dataset"].eq("gw-sim")])
+    gw = ok_runs(runs[runs["dataset"].eq("gw-sim") & ~runs["purpose"].eq("bench")])  # the classifier's training runs
     gw = gw.assign(order=gw["engine"].map(lambda e: ENGINES.index(e) if e in ENGINES else len(ENGINES)))
     gw = gw.sort_values(["model", "order", "layout", "alloc", "batch", "repetition"])
     with_model = gw["model"].nunique() > 1
@@ -777,8 +820,19 @@ def _not_run_note(not_run: pd.DataFrame, engine: str) -> str | None:
     return None
 
 
-def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, str]) -> str:
-    """Versions, machine and build of every run, how many ran, when, and what did not run."""
+def timing_summary(runs: pd.DataFrame) -> list[str]:
+    """The provenance page's timing lines: where the timing comes from, how many cells are noisy."""
+    timed = timing_runs(runs)
+    steps, ratios = step_time_table(timed), speedup_table(timed)
+    lines = [f"- timing figures and tables: the {len(ok_runs(timed))} ok bench runs only",
+             f"- noisy cells (repetitions spread > {NOISY_SPREAD:.0%}, IQR/median): {int(steps['noisy'].sum())} of "
+             f"{len(steps)} step-time cells, {int(ratios['noisy'].sum())} of {len(ratios)} speedup cells"]
+    return lines + ([f"- {untimed_note(runs)}"] if untimed_note(runs) else [])
+
+
+def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, str], timing: list[str] = ()) -> str:
+    """Versions, machine and build of every run, how many ran, when, what did not run or failed
+    (and why), and timing: the lines of timing_summary."""
     lines = ["# Provenance", ""]
     ok, failed = ok_runs(runs), runs[~runs.index.isin(ok_runs(runs).index)]
     started = runs.get("started_utc", pd.Series(dtype=str)).dropna().sort_values()
@@ -803,12 +857,11 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
     for r in not_run.itertuples(index=False):
         lines.append(f"- not run: {r.reason} (variants `{r.variant}`)")
     if len(failed):
-        lines += ["", "## Failed runs", ""]
-        for r in failed.itertuples(index=False):
-            error = getattr(r, "error", None)
-            error = "" if error is None or pd.isna(error) else f": {error}"
-            lines.append(f"- failed: `{r.variant}` {r.dataset} {r.model} batch {r.batch} threads {r.threads} "
-                         f"repetition {r.repetition}{error}")
+        lines += ["", "## Failed runs (kept out of every table and figure)", ""]
+        for r in failed.to_dict("records"):
+            lines.append(f"- failed: `{r['variant']}` {r['dataset']} {r['model']} batch {r['batch']} threads "
+                         f"{r['threads']} repetition {r['repetition']}: {failure_reason(r)}")
+    lines += ["", "## Timing", "", *timing] if timing else []
     lines += ["", "## Figures shown as placeholders", ""]
     lines += [f"- `{name}`: {why}" for name, why in notes.items()] or ["None: every figure has data."]
     return "\n".join(lines) + "\n"
@@ -819,6 +872,7 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
 
 FIGURES = ["step_time", "throughput", "speedup", "floor", "loss_curves", "allocations", "ablation", "gw_roc",
            "gw150914_trace"]
+TIMING_FIGURES = ["step_time", "throughput", "speedup", "floor", "ablation"]  # drawn from bench runs only
 
 
 def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
@@ -832,8 +886,9 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
     runs = file_fed(all_runs[all_runs["engine"].isin(ENGINES)])  # figures: an unknown engine would have no colour
     out_dir.mkdir(parents=True, exist_ok=True)
     timed = timing_runs(runs)
-    if "purpose" in epochs:
-        epochs = epochs[~epochs["purpose"].eq("bench")]  # learning curves come from training runs
+    # Learning curves and the classifier's scores come from training runs; a bench run trains only
+    # as long as its timing needs.
+    epochs, scores, trace = (table[~table["purpose"].eq("bench")] for table in (epochs, scores, trace))
     all_epochs, epochs = epochs, file_fed(epochs)
     figures = {
         "step_time": lambda: fig_step_time(timed),
@@ -857,6 +912,8 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
             fig = make()
             if getattr(fig, "note", None):
                 notes[name] = fig.note  # the provenance page lists figures left as placeholders
+            elif name in TIMING_FIGURES and untimed_note(runs):
+                fig.text(0.5, 0, textwrap.fill(untimed_note(runs), 90), ha="center", va="top", fontsize=8)
             if only in (None, name):
                 written += save(fig, out_dir, name)
             plt.close(fig)
@@ -867,7 +924,7 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
     targets_table(timed).to_csv(out_dir / "targets.csv", index=False)
     (out_dir / "gw.tex").write_text(gw_tex(runs))
     (out_dir / "ttree.tex").write_text(ttree_tex(all_runs[all_runs["engine"].isin(ENGINES)], all_epochs, not_run))
-    (out_dir / "provenance.md").write_text(provenance_md(all_runs, not_run, notes))
+    (out_dir / "provenance.md").write_text(provenance_md(all_runs, not_run, notes, timing_summary(runs)))
     return written + [out_dir / name for name in ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "ttree.tex",
                                                   "provenance.md")]
 

@@ -17,9 +17,15 @@ rule configure:
         f"make -s -C {REPO} configure BUILD={BUILD} > {{log}} 2>&1 && touch {{output}}"
 
 
+# What makes a binary stale is its sources, the CMake files among them; build.ninja must exist but its
+# time says nothing: CMake rewrites it at every configure (each `make build` runs one) even when
+# nothing changed, so a newer build.ninja would send every binary to be rebuilt for nothing.
+CONFIGURED = ancient(f"{BUILD}/build.ninja")
+
+
 rule build_variant:
     input:
-        f"{BUILD}/build.ninja",
+        CONFIGURED,
         CPP_SOURCES,
     output:
         f"{BUILD}/{{variant}}/cladbench-train",

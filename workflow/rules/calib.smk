@@ -10,7 +10,7 @@ CALIB_SOURCES = [p for p in CPP_SOURCES if "/calib/" in p]
 
 rule build_calib:
     input:
-        f"{BUILD}/build.ninja",
+        CONFIGURED,
         CALIB_SOURCES,
     output:
         touch(f"{BUILD}/calib/_calib.built"),
@@ -40,6 +40,7 @@ rule calib:
     resources:
         runtime=30,
         mem_mb=4000,
+        **TIMING_RESOURCES,  # its fits are quick; its engine timings feed calib_timing
     log:
         f"{RESULTS}/logs/calib.log",
     benchmark:

@@ -1,8 +1,10 @@
 # The study's matrix, decided once: which variants run here, which cannot and why (DESIGN §4).
 import json
+import shlex
 from pathlib import Path
 
-from cladbench.bench import parse_model, train_args
+from cladbench.bench import bench_settings, parse_model
+from cladbench.cli import variant_name
 from cladbench.cuda import CUDA_ENGINES, cuda_variant, trains_cnn, variant_problem
 from cladbench.doctor import cxx_compiler, find_clad
 from cladbench.jax_engine import jax_available
@@ -54,15 +56,19 @@ for pattern, reason in NOT_RUN.items():
     logger.warning(f"not run: {pattern}: {reason}")
 
 
-def trainer(wildcards):
-    """What a variant's runs depend on: its binary (rule build_variant), or for the pytorch engine
+def trainer_files(variant):
+    """What a variant's runs depend on: its binary (rule build_variant), or for a Python engine
     its Python and the C++ core module it shares data and initialisation with."""
-    engine = parse_variant(wildcards.variant)[1]
+    engine = parse_variant(variant)[1]
     if engine in PYTHON_ENGINES:
         package = REPO / "src" / "cladbench"
         code = {package / "pytorch_engine.py", package / f"{engine}_engine.py", package / "models.py"}
         return sorted(map(str, code)) + sorted(map(str, package.glob("_core*.so")))
-    return f"{BUILD}/{wildcards.variant}/cladbench-train"
+    return [f"{BUILD}/{variant}/cladbench-train"]
+
+
+def trainer(wildcards):
+    return trainer_files(wildcards.variant)
 
 
 def engine_flags(wildcards):
@@ -93,29 +99,61 @@ MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}
 GW_RECORDS = expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS,
                     rep=range(config["repetitions"])) if config["gw"]["engines"] else []
 GW_RECORDS = [r for r in GW_RECORDS if parse_variant(record_variant(Path(r).name))[1] in config["gw"]["engines"] and trains_cnn(Path(r).name)]
-# The cuda variants' batches: bench.cuda_batch (a GPU's range, up to 8192), else the CPU's.
-BENCH_RECORDS = [record for device, batches in (("cpu", config["bench"]["batch"]),
-                                                ("cuda", config["bench"].get("cuda_batch", config["bench"]["batch"])))
-                 for record in expand(f"{RESULTS}/runs/bench/{{model}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
-                                      model=config["bench"]["models"], variant=[v for v in VARIANTS if v.startswith(device)],
-                                      batch=batches, threads=config["bench"]["threads"],
-                                      rep=range(config["bench"]["repetitions"]))
-                 if trains_cnn(Path(record).name) or not Path(record).parent.name == "gw-cnn"]
+
+# The performance benchmark (bench.smk): one job per cell (model, batch, threads, repetition) of a
+# bench grid, timing the cell's variants one after another; the cuda variants' cells have their
+# own jobs and batches (bench.cuda_batch, a GPU's range).
+def bench_variants(device, model):
+    """The variants a cell of this model times on this device: those that train the model; every
+    layout x alloc for the ablation's models, else each engine's headline variant (rowmajor-arena)."""
+    variants = [v for v in VARIANTS if parse_variant(v)[0] == device and (model != "gw-cnn" or trains_cnn(v))]
+    if model in config["bench"].get("ablation", []):
+        return variants
+    return [v for v in variants if v == variant_name(parse_variant(v)[1], "rowmajor", "arena", device)]
 
 
-# The performance benchmark's runs (bench.smk): inputs and trainer flags, as `cladbench bench` makes them.
-def bench_data(wildcards):
-    if parse_model(wildcards.model).dataset == "gw-sim":
+BENCH_CELLS = {}  # (device, model): {(batch, threads, repetition), ...}
+for grid in config["bench"]["grids"]:
+    for device in DEVICES:
+        batches = config["bench"].get("cuda_batch", grid["batch"]) if device == "cuda" else grid["batch"]
+        for model in grid["models"]:
+            if bench_variants(device, model):
+                BENCH_CELLS.setdefault((device, model), set()).update(
+                    (b, t, r) for b in batches for t in grid["threads"] for r in range(grid["repetitions"]))
+BENCH_RECORD = "{results}/runs/bench/{model}/{variant}-b{batch}-t{threads}-r{rep}.json"
+BENCH_RECORDS = [BENCH_RECORD.format(results=RESULTS, model=model, variant=variant, batch=b, threads=t, rep=r)
+                 for (device, model), cells in BENCH_CELLS.items() for variant in bench_variants(device, model)
+                 for b, t, r in sorted(cells)]
+
+
+def bench_data(model):
+    if parse_model(model).dataset == "gw-sim":
         return [GW_DATA]
     return [f"resources/{name}" for name in MNIST_FILES[config["mnist"]["split"]]]
 
 
-def bench_args(wildcards, input):
-    """The trainer's flags, as `cladbench bench` makes them (src/cladbench/bench.py)."""
-    model = parse_model(wildcards.model)
-    data = input.data
-    mnist = {**config["mnist"], "images": data[0], "labels": data[-1]}
-    gw = {**config["gw"], "data": data[0]}
-    args = train_args(model, int(wildcards.batch), int(wildcards.threads), int(wildcards.rep), mnist=mnist, gw=gw,
-                      train=config["train"], min_steps=config["bench"]["min_steps"])
-    return " ".join(args)
+def bench_data_flags(model):
+    files = bench_data(model)
+    return f"--gw-data {files[0]}" if parse_model(model).dataset == "gw-sim" else f"--images {files[0]} --labels {files[1]}"
+
+
+# Timing jobs (their records feed the timing figures and tables) have the machine to themselves.
+# Locally they take all of the `machine` resource, of which every other job holds 1 (the profile
+# workflow/profiles/default: 100 in all, each job 1 by default; a job asks at most what there is),
+# so a timing job starts only when nothing else runs and nothing starts beside it. On SLURM each
+# gets a node of its own (sbatch --exclusive).
+TIMING_RESOURCES = dict(machine=100, slurm_extra="--exclusive")
+
+
+# On SLURM, before the first submission: a job that no node of its partition can hold would pend
+# forever, so stop at once, naming the rule, what it asks and what the nodes have (cladbench.slurm).
+onstart:
+    if workflow.executor_plugin.name == "slurm":
+        from cladbench.slurm import Demand, check_jobs
+
+        demands = [Demand(job.rule.name, job.resources.get("slurm_partition") or "",
+                          int(job.resources.get("cpus_per_task") or job.threads), int(job.resources.get("mem_mb") or 0),
+                          int(job.resources.get("gpu") or 0))
+                   for job in workflow.dag.needrun_jobs() if not job.is_local]
+        if problems := check_jobs(demands):
+            raise WorkflowError("\n".join(problems))

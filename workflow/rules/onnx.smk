@@ -40,8 +40,7 @@ rule onnx_roundtrip:
         "> {log} 2>&1"
 
 
-# A timing job on one thread, like the bench rule's runs (asking for `workflow.cores` instead broke
-# cluster runs, which have no core count).
+# A timing job on one thread, with the machine to itself like the bench cells (TIMING_RESOURCES).
 rule onnx_bench:
     input:
         code=ONNX_CODE,
@@ -54,6 +53,7 @@ rule onnx_bench:
     resources:
         runtime=30,
         mem_mb=4000,
+        **TIMING_RESOURCES,
     log:
         f"{RESULTS}/logs/onnx_bench.log",
     conda:

@@ -1,6 +1,4 @@
 # All run records -> tidy tables (results/tables) -> the report (results/report).
-import shlex
-
 
 rule aggregate:
     input:

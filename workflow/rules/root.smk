@@ -57,7 +57,7 @@ rule ttree_gw:
 
 rule build_capi:
     input:
-        f"{BUILD}/build.ninja",
+        CONFIGURED,
         CPP_SOURCES,
     output:
         f"{BUILD}/libcladbench_c.so",
