@@ -3,6 +3,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include "../kernels/parallel.hpp"
+
 #include <algorithm>
 #include <chrono>
 
@@ -85,10 +87,11 @@ double gemm_floor_seconds(const ModelShape& shape, Layout layout, int batch, int
       if (threads <= 1) {
         for (size_t j = i; j < end; ++j) run(calls[j], 0);
       } else {
-        at::parallel_for(0, threads, 1, [&](int64_t t0, int64_t t1) {
-          for (int64_t t = t0; t < t1; ++t)
+        const auto tasks_of = [&](long t0, long t1) {
+          for (long t = t0; t < t1; ++t)
             for (long j = n * t / threads; j < n * (t + 1) / threads; ++j) run(calls[i + j], t);
-        });
+        };
+        parallel_for(threads, 1, tasks_of);
       }
       i = end;
     }

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "../alloc/alloc_count.h"
+#include "../kernels/parallel.hpp"
 #include "build_info.hpp"
 #include "datasets.hpp"
 #include "idx.hpp"
@@ -164,12 +165,13 @@ class FlatOptimizer {
 
   // Updates p from g and zeroes g as it goes: the next step's pullback accumulates into a clean
   // buffer without a separate pass over memory to clear it. Split over the same threads as the
-  // GEMMs (torch's intra-op pool; inline at 1 thread).
+  // GEMMs (torch's intra-op pool, kernels/parallel.hpp; inline at 1 thread).
   void step_and_zero(float* p, float* g, long n) {
     const float lr = float(lr_);
     if (!adam_ && gpu_) return gpu_->sgd_step_and_zero(p, g, n, lr);
     if (!adam_) {
-      at::parallel_for(0, n, kGrain, [&](long begin, long end) { sgd(p + begin, g + begin, end - begin, lr); });
+      const auto range = [&](long begin, long end) { sgd(p + begin, g + begin, end - begin, lr); };
+      parallel_for(n, kGrain, range);
       return;
     }
     ++t_;
@@ -179,9 +181,10 @@ class FlatOptimizer {
     float* m = m_.data_ptr<float>();
     float* v = v_.data_ptr<float>();
     if (gpu_) return gpu_->adam_step_and_zero(p, g, m, v, n, step_size, bc2_sqrt);
-    at::parallel_for(0, n, kGrain, [&](long begin, long end) {
+    const auto range = [&](long begin, long end) {
       adam(p + begin, g + begin, m + begin, v + begin, end - begin, step_size, bc2_sqrt);
-    });
+    };
+    parallel_for(n, kGrain, range);
   }
 
  private:
