@@ -11,7 +11,7 @@ import yaml
 
 from cladbench.cuda import cuda_variant, trains_cnn, variant_problem
 from cladbench.paths import REPO, build_dir, build_manifest
-from conftest import CLAD_BUILT, RUNNABLE_VARIANTS
+from conftest import CLAD_BUILT, COMPILE_VARIANTS, RUNNABLE_VARIANTS
 
 
 def test_doctor_reports_the_machine():
@@ -60,13 +60,15 @@ def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
     rc, out = dry_run(tmp_path, config)
     assert rc == 0, out
     counts = job_counts(out)
-    variants = len(RUNNABLE_VARIANTS)
+    variants = len(RUNNABLE_VARIANTS) + len(COMPILE_VARIANTS)  # the configs list pytorch-compile
     assert counts["train_mnist"] == variants * len(config["train"]["batch"]) * len(config["train"]["threads"])
     assert counts["train_gw"] == variants
     bench = config["bench"]
     assert counts["bench"] == (len(bench["models"]) * variants * len(bench["batch"]) * len(bench["threads"])
                                * bench["repetitions"])
     assert "not run: cuda-*" in out
+    if not COMPILE_VARIANTS:
+        assert "not run: cpu-pytorch-compile-*: torch.compile (Inductor) needs" in out
     if not CLAD_BUILT:
         assert "not run: cpu-clad-*: Clad not available" in out
 
@@ -94,7 +96,7 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    variants = len(RUNNABLE_VARIANTS)
+    variants = len(RUNNABLE_VARIANTS) + len(COMPILE_VARIANTS)  # the configs list pytorch-compile
     # devices [cpu, cuda]: the cuda variants this build made (and pytorch where torch is a CUDA build) run too
     cuda = [cuda_variant(e) for e in ("clad", "manual", "libtorch", "pytorch")
             if variant_problem(cuda_variant(e), build_manifest(), need_device=False) is None]

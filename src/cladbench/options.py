@@ -6,8 +6,16 @@ from __future__ import annotations
 import argparse
 import re
 
-ENGINES = ("clad", "manual", "libtorch", "pytorch", "jax")
-PYTHON_ENGINES = ("pytorch", "jax")  # trained by a Python module, cladbench.<engine>_engine
+ENGINES = ("clad", "manual", "libtorch", "pytorch", "pytorch-compile", "jax")
+PYTHON_ENGINES = ("pytorch", "pytorch-compile", "jax")  # trained by a Python module (engine_module)
+# A run whose first-step gradient differs from LibTorch autograd's (in double) by more than this,
+# relative to the gradient's largest element, fails (exit 3); the C++ trainers use the same number.
+GRADIENT_TOLERANCE = 1e-4
+
+
+def engine_module(engine: str) -> str:
+    """The module that trains a Python engine: cladbench.pytorch_compile_engine for pytorch-compile."""
+    return f"cladbench.{engine.replace('-', '_')}_engine"
 
 
 def parse_variant(variant: str) -> tuple[str, str, str, str]:

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-ENGINES = ["clad", "manual", "libtorch", "pytorch", "jax"]
+ENGINES = ["clad", "manual", "libtorch", "pytorch", "pytorch-compile", "jax"]
 DATASETS = ["mnist", "gw-sim"]
 KERNEL_ENGINES = ["clad", "manual"]  # the engines built in every layout x alloc
 BASELINES = ["libtorch", "pytorch", "jax"]  # what clad's speedup is measured against
@@ -730,8 +730,7 @@ def headline_tex(runs: pd.DataFrame) -> str:
               *[f"{e} ($\\mu$s)" for e in ENGINES], *[f"clad/{b}" for b in BASELINES]]
     align = "ll" + ("l" if with_device else "") + "rr" + "r" * len(ENGINES) + "r" * len(BASELINES)
     rows = []
-    for r in table.itertuples(index=False):
-        r = r._asdict()
+    for r in table.to_dict("records"):  # not itertuples: an engine name may hold a hyphen (pytorch-compile)
         rows.append([_tex(r["dataset"]), _tex(r["model"]), *([_tex(r["device"])] if with_device else []),
                      str(r["batch"]), str(r["threads"]), *[_num(r[e], ".1f") for e in ENGINES],
                      *[_num(r[f"speedup_{b}"], ".2f") for b in BASELINES]])

@@ -1,0 +1,88 @@
+"""The pytorch-compile engine: the pytorch engine's training step (torch.nn model, CrossEntropyLoss,
+torch.optim; the same parameters, batches and updates) under torch.compile, Inductor on the CPU.
+The peer a PyTorch user picks for speed. It runs in the Python engines' training loop
+(pytorch_engine.py) and writes the same run record, plus `compile_time_s`.
+
+How it is compiled, following PyTorch's docs (the torch.compile tutorial; the "compiled optimizer"
+recipe, https://pytorch.org/tutorials/recipes/compiling_optimizer.html):
+- the batch loss, model forward and CrossEntropyLoss, is one graph (fullgraph=True: no graph
+  break); AOTAutograd compiles its backward, which loss.backward() runs; the gradient check runs
+  the same compiled forward and backward;
+- torch.optim's step is compiled on its own; not fullgraph, because torch.optim's step holds a
+  graph break of its own (Dynamo refuses it under fullgraph=True).
+- mode: the default. On the CPU "reduce-overhead" (CUDA graphs) has nothing to capture, and
+  "max-autotune-no-cudagraphs" compiled longer without a faster step (measured on the MLP and the
+  GW CNN at batch 32). Compiling the whole step in one torch.compile (the tutorial's training
+  example; it breaks at backward()) measured within 3% of this; compiled autograd and
+  cpp_wrapper=True were slower.
+
+Compiling costs seconds per process. Inductor's caches (FX graphs, AOTAutograd) persist in
+INDUCTOR_CACHE (or $TORCHINDUCTOR_CACHE_DIR), so a run whose shapes were compiled before skips
+Inductor's C++ builds. Without a C++ compiler for Inductor this engine exits 2 with the reason and
+the workflow lists it as not run. Run as `python -m cladbench.pytorch_compile_engine` or
+`cladbench train --engine pytorch-compile`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+import torch
+
+from . import pytorch_engine
+from .paths import REPO
+
+INDUCTOR_CACHE = REPO / ".cache" / "torchinductor"
+
+
+def compile_problem() -> str | None:
+    """Why torch.compile cannot build its CPU kernels here (one line), or None. Inductor compiles
+    them as C++ against Python's headers, with the first compiler of its config.cpp.cxx found
+    ($CXX, else g++). Checked without compiling anything."""
+    from torch._inductor import config
+
+    compilers = [c for c in config.cpp.cxx if c]
+    if not any(shutil.which(c) for c in compilers):
+        return f"torch.compile (Inductor) needs a C++ compiler: {' or '.join(compilers)} not found (set CXX)"
+    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not header.exists():
+        return f"torch.compile (Inductor) needs Python's C headers: {header} not found"
+    return None
+
+
+class CompiledTorchStepper(pytorch_engine.TorchStepper):
+    """TorchStepper with its loss (forward, backward) and its optimizer step compiled."""
+
+    name = "pytorch-compile"
+    generator = f"PyTorch {torch.__version__} torch.compile (Inductor) autograd"
+    devices = ("cpu",)
+
+    def __init__(self, model_kind: str, dims: list[int], layers: list[torch.Tensor], args: argparse.Namespace):
+        super().__init__(model_kind, dims, layers, args)
+        self.loss = torch.compile(self.loss, fullgraph=True)
+        self.update = torch.compile(self.update)
+        self.warmup, self.steps = args.warmup, 0
+
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+        value = super().step(batch)
+        self.steps += 1
+        if self.steps == self.warmup:  # compiled in the warm-up; a recompile now would be timed: make it an error
+            torch._dynamo.config.error_on_recompile = True
+        return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    problem = compile_problem()
+    if problem:
+        print(f"cladbench pytorch-compile engine: {problem}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE))
+    return pytorch_engine.main(argv, CompiledTorchStepper)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
