@@ -3,6 +3,7 @@ the C++ tests (ctest)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -44,15 +45,24 @@ def job_counts(out: str) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
 
 
-def dry_run(tmp_path, config):
+def dry_run(tmp_path, config, env=None):
     """`snakemake -n` of the workflow with this config, in a scratch directory."""
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--directory", str(tmp_path),
                "--snakefile", str(REPO / "Snakefile")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     return done.returncode, done.stdout + done.stderr
+
+
+def test_without_a_compiler_for_inductor_pytorch_compile_is_not_run(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    rc, out = dry_run(tmp_path, config, env={**os.environ, "CXX": str(tmp_path / "no-such-g++")})
+    assert rc == 0, out
+    assert (f"not run: cpu-pytorch-compile-*: torch.compile (Inductor) needs a C++ compiler: {tmp_path / 'no-such-g++'} "
+            "not found (set CXX)") in out
+    assert "cpu-pytorch-compile-rowmajor-dynamic" not in out.replace("cpu-pytorch-compile-*", "")
 
 
 def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):

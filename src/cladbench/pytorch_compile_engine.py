@@ -3,18 +3,21 @@ torch.optim; the same parameters, batches and updates) under torch.compile, Indu
 The peer a PyTorch user picks for speed. It runs in the Python engines' training loop
 (pytorch_engine.py) and writes the same run record, plus `compile_time_s`.
 
-How it is compiled, following PyTorch's docs (the torch.compile tutorial; the "compiled optimizer"
-recipe, https://pytorch.org/tutorials/recipes/compiling_optimizer.html):
-- the batch loss, model forward and CrossEntropyLoss, is one graph (fullgraph=True: no graph
-  break); AOTAutograd compiles its backward, which loss.backward() runs; the gradient check runs
-  the same compiled forward and backward;
-- torch.optim's step is compiled on its own; not fullgraph, because torch.optim's step holds a
-  graph break of its own (Dynamo refuses it under fullgraph=True).
-- mode: the default. On the CPU "reduce-overhead" (CUDA graphs) has nothing to capture, and
-  "max-autotune-no-cudagraphs" compiled longer without a faster step (measured on the MLP and the
-  GW CNN at batch 32). Compiling the whole step in one torch.compile (the tutorial's training
-  example; it breaks at backward()) measured within 3% of this; compiled autograd and
-  cpp_wrapper=True were slower.
+How it is compiled. Of the forms PyTorch's docs give (torch.compile of the model or of the whole
+train step, the torch.compile tutorial; the "compiled optimizer" recipe,
+https://pytorch.org/tutorials/recipes/compiling_optimizer.html; compiled autograd), the fastest
+measured here (MLP 784-128-10 at batch 32 and 256, GW CNN at batch 32, one thread):
+- the batch loss, model forward and CrossEntropyLoss, as one graph (fullgraph=True: no graph
+  break); AOTAutograd compiles its backward, which loss.backward() runs. The gradient check runs
+  the same compiled forward and backward.
+- torch.optim's step stays eager. Compiled (the recipe), it was no faster on the CPU (Dynamo's
+  guards on the optimizer's state cost what fusing the update saves), and its Adam computes the
+  bias corrections in float32 tensors instead of doubles: loss curves 1e-3 apart from eager
+  Adam's after two MNIST epochs, 1e-8 with this.
+- mode: the default. "reduce-overhead" is CUDA graphs, nothing on the CPU; "max-autotune-no-cudagraphs"
+  compiled 2-3x longer for no faster step. The whole step under one torch.compile (the tutorial's
+  training example, which breaks at backward()) was within 3% either way; compiled autograd
+  (torch._dynamo.config.compiled_autograd) 2-3x slower; cpp_wrapper=True no faster.
 
 Compiling costs seconds per process. Inductor's caches (FX graphs, AOTAutograd) persist in
 INDUCTOR_CACHE (or $TORCHINDUCTOR_CACHE_DIR), so a run whose shapes were compiled before skips
@@ -55,7 +58,7 @@ def compile_problem() -> str | None:
 
 
 class CompiledTorchStepper(pytorch_engine.TorchStepper):
-    """TorchStepper with its loss (forward, backward) and its optimizer step compiled."""
+    """TorchStepper with its loss, forward and backward, compiled."""
 
     name = "pytorch-compile"
     generator = f"PyTorch {torch.__version__} torch.compile (Inductor) autograd"
@@ -64,7 +67,6 @@ class CompiledTorchStepper(pytorch_engine.TorchStepper):
     def __init__(self, model_kind: str, dims: list[int], layers: list[torch.Tensor], args: argparse.Namespace):
         super().__init__(model_kind, dims, layers, args)
         self.loss = torch.compile(self.loss, fullgraph=True)
-        self.update = torch.compile(self.update)
         self.warmup, self.steps = args.warmup, 0
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
