@@ -1,7 +1,7 @@
 """The jax engine: the same models written in jax.numpy, one jit-compiled step (value_and_grad and
-the optimizer update, buffers donated) on batches already on the device, on the CPU. The strongest peer the benchmark compares the
-clad engine with. It runs in the Python engines' training loop (pytorch_engine.py): same
-parameters, same batches, same updates, same run record.
+the optimizer update, buffers donated) on batches already on the device, on the CPU. The strongest
+peer the benchmark compares the clad engine with. It runs in the Python engines' training loop
+(pytorch_engine.py): same parameters, same batches, same updates, same run record.
 
 JAX is an optional extra (`pip install -e '.[jax]'`); without it this engine exits 2 and the
 workflow lists it as not run. Run as `python -m cladbench.jax_engine` or `cladbench train
