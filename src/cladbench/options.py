@@ -9,7 +9,8 @@ import re
 ENGINES = ("clad", "manual", "libtorch", "pytorch", "pytorch-compile", "jax")
 PYTHON_ENGINES = ("pytorch", "pytorch-compile", "jax")  # trained by a Python module (engine_module)
 # A run whose first-step gradient differs from LibTorch autograd's (in double) by more than this,
-# relative to the gradient's largest element, fails (exit 3); the C++ trainers use the same number.
+# relative to the gradient's largest element, fails (exit 3). The Python engines check it; the C++
+# trainer is to check the same number (its check comes with the kernels' rewrite in cpp/).
 GRADIENT_TOLERANCE = 1e-4
 
 
