@@ -20,6 +20,7 @@ from cladbench.cli import train_command
 from cladbench.jax_engine import adam_schedule, jax_available
 from cladbench.options import GRADIENT_TOLERANCE, PYTHON_ENGINES, parse_variant
 from cladbench.paths import REPO, build_manifest
+from cladbench.pytorch_compile_engine import INDUCTOR_CACHE
 from conftest import COMPILE_VARIANTS
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
@@ -54,6 +55,7 @@ def test_compiled_engine_trains_as_the_pytorch_engine(mnist, tmp_path, optimizer
     for a, b in zip(compiled["epoch_train_loss"], records["pytorch"]["epoch_train_loss"]):
         assert abs(a - b) <= 1e-6 * b
     assert compiled["test_accuracy"] >= 0.9
+    assert any((INDUCTOR_CACHE / "fxgraph").iterdir())  # the compiled graphs, kept for the next run
 
 
 @needs_inductor

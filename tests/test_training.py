@@ -18,7 +18,6 @@ from cladbench.cli import train_command
 from cladbench import pytorch_engine
 from cladbench.options import GRADIENT_TOLERANCE, parse_variant
 from cladbench.jax_engine import jax_available
-from cladbench.pytorch_engine import TorchStepper
 from cladbench.paths import REPO
 from conftest import RUNNABLE_VARIANTS, CLAD_BUILT, clad_skip_reason, write_idx
 
@@ -118,7 +117,7 @@ def test_non_finite_loss_stops_with_a_failed_record(mnist, tmp_path, variant):
     jsonschema.validate(record, RECORD_SCHEMA)
 
 
-class WrongGradient(TorchStepper):
+class WrongGradient(pytorch_engine.TorchStepper):
     """The pytorch engine with its gradient off by 1%: what the gradient check is there to catch."""
 
     def gradient(self, x, y):

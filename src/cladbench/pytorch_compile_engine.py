@@ -15,13 +15,16 @@ measured here (MLP 784-128-10 at batch 32 and 256, GW CNN at batch 32, one threa
   bias corrections in float32 tensors instead of doubles: loss curves 1e-3 apart from eager
   Adam's after two MNIST epochs, 1e-8 with this.
 - mode: the default. "reduce-overhead" is CUDA graphs, nothing on the CPU; "max-autotune-no-cudagraphs"
-  compiled 2-3x longer for no faster step. The whole step under one torch.compile (the tutorial's
-  training example, which breaks at backward()) was within 3% either way; compiled autograd
-  (torch._dynamo.config.compiled_autograd) 2-3x slower; cpp_wrapper=True no faster.
+  compiled up to 2.7x longer for no faster step. The whole step under one torch.compile (the
+  tutorial's training example, which breaks at backward()) was within 5% either way; compiled
+  autograd (torch._dynamo.config.compiled_autograd) several times slower; cpp_wrapper=True no faster.
+On the CPU the compiled step beat eager PyTorch on the GW CNN (10-20%) but not on the MLP, where
+the compiled region's per-call runtime (guards, AOTAutograd's wrappers) costs 100-150 us a step
+more than the eager ops it replaces (measured on a busy 2-core machine).
 
 Compiling costs seconds per process. Inductor's caches (FX graphs, AOTAutograd) persist in
-INDUCTOR_CACHE (or $TORCHINDUCTOR_CACHE_DIR), so a run whose shapes were compiled before skips
-Inductor's C++ builds. Without a C++ compiler for Inductor this engine exits 2 with the reason and
+INDUCTOR_CACHE, in the repository (kept between runs, ignored by git), so a run whose shapes were
+compiled before skips Inductor's C++ builds. Without a C++ compiler for Inductor this engine exits 2 with the reason and
 the workflow lists it as not run. Run as `python -m cladbench.pytorch_compile_engine` or
 `cladbench train --engine pytorch-compile`."""
 
@@ -78,11 +81,13 @@ class CompiledTorchStepper(pytorch_engine.TorchStepper):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Set, not defaulted: any process that imports torch._inductor sets it to a temporary directory,
+    # and its children (a workflow's jobs, a test's runs) inherit that. Before Inductor reads it.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(INDUCTOR_CACHE)
     problem = compile_problem()
     if problem:
         print(f"cladbench pytorch-compile engine: {problem}", file=sys.stderr)
         return 2
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE))
     return pytorch_engine.main(argv, CompiledTorchStepper)
 
 
