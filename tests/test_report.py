@@ -133,7 +133,8 @@ def test_headline_table_has_booktabs_and_the_controlled_numbers(full_report):
         assert tex.count(rule) == 1
     row = next(line for line in tex.splitlines() if line.startswith(f"mnist & {MLP} & 32 & 1 &"))
     cells = [c.strip() for c in row.rstrip("\\ ").split("&")]
-    assert cells[4:] == ["100.0", "120.0", "200.0", "400.0", "--", "2.00", "4.00", "--", "0"]  # no jax runs here
+    # no pytorch-compile or jax runs here
+    assert cells[4:] == ["100.0", "120.0", "200.0", "400.0", "--", "--", "2.00", "4.00", "--", "--", "0"]
 
 
 def test_gw_table_lists_every_gw_run(full_report):
@@ -264,7 +265,9 @@ def test_a_timing_figure_notes_the_models_without_bench_runs(full_report):
 
 def test_targets_table_measures_each_target_per_repetition(tmp_path):
     runs = report.read_table(write_tables(tmp_path / "tables", gw=False, epochs=False), "runs")
-    table = report.targets_table(report.timing_runs(runs)).set_index(["target", "batch"])
+    table = report.targets_table(report.timing_runs(runs))
+    assert set(table["task"]) == {"mlp-784-128-10"}  # the controlled tables time the MLP only
+    table = table.set_index(["target", "batch"])
     at32 = lambda target: table.loc[(target, 32)]  # noqa: E731  (the controlled row)
     assert at32("clad vs pytorch")["ratio"] == pytest.approx(4.0) and at32("clad vs pytorch")["met"]
     assert at32("clad vs libtorch")["ratio"] == pytest.approx(2.0) and at32("clad vs libtorch")["n"] == 2
@@ -272,9 +275,9 @@ def test_targets_table_measures_each_target_per_repetition(tmp_path):
     assert at32("clad vs manual")["ratio"] == pytest.approx(1.2) and not at32("clad vs manual")["met"]
     # bound: the baseline over clad's GEMM floor (0.8 x clad's time here)
     assert at32("clad vs pytorch")["bound"] == pytest.approx(400 / 80)
-    # the floor target applies from batch 64: only the 256 row, at 1/0.8
+    # the floor target applies at 32, 64 and 256: the controlled rows have 32 and 256, at 1/0.8
     floor = table.xs("clad / GEMM floor", level="target")
-    assert list(floor.index) == [256] and floor.loc[256, "ratio"] == pytest.approx(1.25) and not floor.loc[256, "met"]
+    assert list(floor.index) == [32, 256] and floor.loc[256, "ratio"] == pytest.approx(1.25) and not floor.loc[256, "met"]
     assert ("clad vs pytorch", 256) in table.index and ("clad vs jax", 32) not in table.index  # no jax runs
     tex = report.targets_tex(report.timing_runs(runs))
     assert "clad vs pytorch" in tex and "4.00" in tex
@@ -311,7 +314,7 @@ def test_a_cell_spread_over_ten_percent_is_marked_noisy():
     row = next(line for line in report.headline_tex(runs).splitlines() if line.startswith(f"mnist & {MLP} & 32"))
     cells = [c.strip() for c in row.rstrip("\\ ").split("&")]
     assert cells[4] == "100.0" and cells[6] == "100.0$^\\dagger$"  # clad firm, libtorch noisy
-    assert cells[9] == "1.00$^\\dagger$" and cells[-1] == "20"  # the ratio noisy; the row's largest spread
+    assert cells[10] == "1.00$^\\dagger$" and cells[-1] == "20"  # the ratio noisy; the row's largest spread
     assert "noisy: its repetitions spread more than 10\\%" in report.headline_tex(runs)
     # In the figure the noisy engine's point is hollow, the steady one's filled.
     fig = report.fig_step_time(runs)

@@ -3,6 +3,7 @@ the C++ tests (ctest)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import yaml
 
 from cladbench.cuda import cuda_variant, trains_cnn, variant_problem
 from cladbench.paths import REPO, build_dir, build_manifest
-from conftest import CLAD_BUILT, RUNNABLE_VARIANTS
+from conftest import CLAD_BUILT, COMPILE_VARIANTS, RUNNABLE_VARIANTS
 
 
 def test_doctor_reports_the_machine():
@@ -44,14 +45,14 @@ def job_counts(out: str) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
 
 
-def dry_run(tmp_path, config):
+def dry_run(tmp_path, config, env=None):
     """`snakemake -n` of the workflow with this config, in a scratch directory."""
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--directory", str(tmp_path),
                "--snakefile", str(REPO / "Snakefile")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     return done.returncode, done.stdout + done.stderr
 
 
@@ -60,12 +61,21 @@ def bench_rule(model: str, device: str = "cpu") -> str:
     return "bench_" + ("" if device == "cpu" else f"{device}_") + model.replace("-", "_")
 
 
+def test_without_a_compiler_for_inductor_pytorch_compile_is_not_run(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    rc, out = dry_run(tmp_path, config, env={**os.environ, "CXX": str(tmp_path / "no-such-g++")})
+    assert rc == 0, out
+    assert (f"not run: cpu-pytorch-compile-*: torch.compile (Inductor) needs a C++ compiler: {tmp_path / 'no-such-g++'} "
+            "not found (set CXX)") in out
+    assert "cpu-pytorch-compile-rowmajor-dynamic" not in out.replace("cpu-pytorch-compile-*", "")
+
+
 def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     rc, out = dry_run(tmp_path, config)
     assert rc == 0, out
     counts = job_counts(out)
-    variants = len(RUNNABLE_VARIANTS)
+    variants = len(RUNNABLE_VARIANTS) + len(COMPILE_VARIANTS)  # the configs list pytorch-compile
     assert counts["train_mnist"] == variants * len(config["train"]["batch"]) * len(config["train"]["threads"])
     assert counts["train_gw"] == variants
     # One bench job per cell (model, batch, threads, repetition), timing the cell's variants in turn.
@@ -76,6 +86,8 @@ def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
     assert {rule: n for rule, n in counts.items() if rule.startswith("bench_")} == cells
     assert cells[bench_rule("gw-cnn")] >= 6  # the GW CNN's cells: 1 and 2 threads, 3 repetitions at least
     assert "not run: cuda-*" in out
+    if not COMPILE_VARIANTS:
+        assert "not run: cpu-pytorch-compile-*: torch.compile (Inductor) needs" in out
     if not CLAD_BUILT:
         assert "not run: cpu-clad-*: Clad not available" in out
 
@@ -103,7 +115,7 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    variants = len(RUNNABLE_VARIANTS)
+    variants = len(RUNNABLE_VARIANTS) + len(COMPILE_VARIANTS)  # the configs list pytorch-compile
     # devices [cpu, cuda]: the cuda variants this build made (and pytorch where torch is a CUDA build) run too
     cuda = [cuda_variant(e) for e in ("clad", "manual", "libtorch", "pytorch")
             if variant_problem(cuda_variant(e), build_manifest(), need_device=False) is None]

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from cladbench.cli import train_command
-from cladbench.options import parse_variant
+from cladbench import pytorch_engine
+from cladbench.options import GRADIENT_TOLERANCE, parse_variant
 from cladbench.jax_engine import jax_available
 from cladbench.paths import REPO
 from conftest import RUNNABLE_VARIANTS, CLAD_BUILT, clad_skip_reason, write_idx
@@ -113,6 +114,27 @@ def test_non_finite_loss_stops_with_a_failed_record(mnist, tmp_path, variant):
     assert record["status"] == "failed"
     assert "non-finite loss" in record["error"] and "at step" in record["error"]
     assert "training failed" in done.stderr
+    jsonschema.validate(record, RECORD_SCHEMA)
+
+
+class WrongGradient(pytorch_engine.TorchStepper):
+    """The pytorch engine with its gradient off by 1%: what the gradient check is there to catch."""
+
+    def gradient(self, x, y):
+        grad, params = super().gradient(x, y)
+        return grad * 1.01, params
+
+
+def test_a_wrong_gradient_stops_with_a_failed_record(mnist, tmp_path, capsys):
+    images, labels, _ = mnist
+    out = tmp_path / "record.json"
+    status = pytorch_engine.main(["--images", str(images), "--labels", str(labels), "--out", str(out)], WrongGradient)
+    assert status == 3
+    record = json.loads(out.read_text())
+    assert record["status"] == "failed" and record["grad_max_rel_err"] == pytest.approx(0.01, rel=0.01)
+    assert record["error"] == ("wrong gradient: its largest error relative to LibTorch autograd's is 0.01, "
+                               f"over the tolerance {GRADIENT_TOLERANCE:g}")
+    assert "training failed: wrong gradient" in capsys.readouterr().err
     jsonschema.validate(record, RECORD_SCHEMA)
 
 

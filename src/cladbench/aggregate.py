@@ -17,7 +17,7 @@ RUN_COLUMNS = ["purpose", "input", "engine", "device", "layout", "alloc", "datas
                "optimizer", "lr", "epochs", "status", "error", "step_time_median_s", "step_time_q1_s", "step_time_q3_s",
                "samples_per_s", "gemm_floor_median_s", "final_loss", "test_accuracy", "grad_max_rel_err", "allocs_per_step", "peak_rss_mb",
                "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "cpu_model", "gpu_model", "timer", "git_commit", "compile_flags",
-               "gradient_generator", "hostname", "started_utc", "wall_time_s"]
+               "gradient_generator", "hostname", "started_utc", "wall_time_s", "compile_time_s"]
 VERSION_COLUMNS = {"torch": "torch_version", "clad": "clad_version", "compiler": "compiler", "cuda": "cuda_version",
                    "python": "python_version", "root": "root_version"}
 KEY = ["variant", "purpose", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition"]

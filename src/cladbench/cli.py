@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from .options import ENGINES, PYTHON_ENGINES, add_train_arguments, train_argv
+from .options import ENGINES, PYTHON_ENGINES, add_train_arguments, engine_module, train_argv
 from .paths import NotBuiltError, alloc_counter_library, trainer
 
 
@@ -22,11 +22,17 @@ def train_command(engine: str, layout: str, alloc: str, argv: list[str], device:
     """The command line (and environment) that trains one variant. The C++ trainers are one binary
     per device (build/cuda-*/cladbench-train); the Python engines take --device."""
     env = dict(os.environ)
+    # Every engine's OpenMP and MKL pools get the run's --threads, set before the process starts
+    # (both read them once, at start-up); the engines also call torch.set_num_threads.
+    options = argparse.ArgumentParser(add_help=False)
+    add_train_arguments(options)
+    threads = str(options.parse_known_args(argv)[0].threads)
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     if engine in PYTHON_ENGINES:
         library = alloc_counter_library()
         if library.exists():  # count the Python engines' heap allocations too
             env["LD_PRELOAD"] = f"{library} {env.get('LD_PRELOAD', '')}".strip()
-        return [sys.executable, "-m", f"cladbench.{engine}_engine", *argv, "--device", device], env
+        return [sys.executable, "-m", engine_module(engine), *argv, "--device", device], env
     return [str(trainer(variant_name(engine, layout, alloc, device))), *argv], env
 
 

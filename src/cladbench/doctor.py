@@ -79,6 +79,11 @@ def report() -> list[str]:
                 say(f"  no   cpu-clad-{layout}-{alloc}: Clad not usable (see above)")
     say("  yes  cpu-libtorch-rowmajor-dynamic")
     say("  yes  cpu-pytorch-rowmajor-dynamic (Python, nothing to build)")
+    from .pytorch_compile_engine import compile_problem
+
+    problem = compile_problem()
+    say(f"  no   cpu-pytorch-compile-rowmajor-dynamic: {problem}" if problem
+        else "  yes  cpu-pytorch-compile-rowmajor-dynamic (Python; Inductor compiles when it runs)")
     # The cuda variants: the C++ ones as this build's manifest lists them (build/variants.json:
     # cuda_variants, cuda_reason), pytorch as this torch and machine allow.
     try:
@@ -89,5 +94,5 @@ def report() -> list[str]:
         variant = cuda_variant(engine)
         problem = variant_problem(variant, manifest)
         say(f"  no   {variant}: {problem}" if problem else f"  yes  {variant}")
-    say("  no   cuda-jax-*: the jax engine runs on the CPU only")
+    say("  no   cuda-pytorch-compile-*, cuda-jax-*: these engines run on the CPU only")
     return lines

@@ -1,7 +1,7 @@
 """The jax engine: the same models written in jax.numpy, one jit-compiled step (value_and_grad and
-the optimizer update, buffers donated), on the CPU. The strongest peer the benchmark compares the
-clad engine with. It runs in the Python engines' training loop (pytorch_engine.py): same
-parameters, same batches, same updates, same run record.
+the optimizer update, buffers donated) on batches already on the device, on the CPU. The strongest
+peer the benchmark compares the clad engine with. It runs in the Python engines' training loop
+(pytorch_engine.py): same parameters, same batches, same updates, same run record.
 
 JAX is an optional extra (`pip install -e '.[jax]'`); without it this engine exits 2 and the
 workflow lists it as not run. Run as `python -m cladbench.jax_engine` or `cladbench train
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import os
 import sys
 
@@ -27,13 +26,29 @@ def jax_available() -> bool:
 
 
 def _limit_threads(threads: int) -> None:
-    """XLA's CPU client sizes its thread pools from the CPUs it may run on: pin the process to
-    `threads` of them, as the other engines pin their BLAS. Must run before jax is imported."""
+    """Give XLA's CPU client `threads` CPUs. It sizes its thread pools by DefaultThreadPoolSize()
+    (xla/pjrt/utils.cc): $PJRT_NPROC, then $NPROC, else tsl::port::MaxParallelism(), the number
+    of CPUs the process may run on (sched_getaffinity). So the process is pinned to `threads`
+    CPUs, as the other engines pin their BLAS, and PJRT_NPROC says the same. No XLA flag sets it:
+    intra_op_parallelism_threads is TensorFlow's, and XLA_FLAGS=--intra_op_parallelism_threads=1
+    stops XLA with "Unknown flag in XLA_FLAGS" (without the "--" XLA ignores it). Must run before
+    jax starts its CPU client."""
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, set(cpus[:threads]))
-    if threads == 1:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    os.environ["PJRT_NPROC"] = str(threads)
+
+
+def adam_schedule(lr: float, beta1: float, beta2: float) -> tuple[np.ndarray, np.ndarray]:
+    """torch.optim.Adam's per-step scalars for steps t = 1, 2, ...: lr / (1 - beta1^t) and
+    (1 - beta2^t)^0.5, computed in double as torch computes them, then float32 as its kernels
+    apply them. Both converge monotonically, so the tables end at the step from which neither
+    changes any more in float32 (t ~ 17,300 for beta2 = 0.999); later steps use the last entry."""
+    step_size, bias_correction2_sqrt = [], []
+    while not (step_size and step_size[-1] == np.float32(lr) and bias_correction2_sqrt[-1] == 1):
+        t = len(step_size) + 1
+        step_size.append(lr / (1 - beta1 ** t))
+        bias_correction2_sqrt.append((1 - beta2 ** t) ** 0.5)
+    return np.array(step_size, np.float32), np.array(bias_correction2_sqrt, np.float32)
 
 
 class JaxStepper:
@@ -45,9 +60,8 @@ class JaxStepper:
         import jax
         import jax.numpy as jnp
 
-        self.jnp = jnp
-        self.shapes = [tuple(t.shape) for t in layers]
-        self.params = [jnp.asarray(t.numpy()) for t in layers]
+        self.jax, self.jnp = jax, jnp
+        params = [jnp.asarray(t.numpy()) for t in layers]
         blocks = conv_blocks(dims) if model_kind == "cnn" else []
 
         def forward(params, x):
@@ -75,26 +89,31 @@ class JaxStepper:
 
         value_and_grad = jax.value_and_grad(loss)
         lr = args.lr
-        self.adam, self.t = args.optimizer == "adam", 0
-        if self.adam:  # torch.optim.Adam's arithmetic; its bias corrections in double, on the host
+        self.adam = args.optimizer == "adam"
+        if self.adam:  # torch.optim.Adam's arithmetic; its per-step scalars on the device, indexed by the step
             b1, b2, eps = 0.9, 0.999, 1e-8
 
-            def step(state, x, y, step_size, bc2_sqrt):
-                params, m, v = state
+            def step(state, x, y, schedule):
+                params, m, v, t = state
+                step_sizes, bias_corrections2_sqrt = schedule
+                k = jnp.minimum(t, len(step_sizes) - 1)
                 value, grads = value_and_grad(params, x, y)
                 m = [mi + (1 - b1) * (g - mi) for mi, g in zip(m, grads)]
                 v = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, grads)]
-                params = [p - step_size * mi / (jnp.sqrt(vi) / bc2_sqrt + eps) for p, mi, vi in zip(params, m, v)]
-                return value, (params, m, v)
+                params = [p - step_sizes[k] * mi / (jnp.sqrt(vi) / bias_corrections2_sqrt[k] + eps)
+                          for p, mi, vi in zip(params, m, v)]
+                return value, (params, m, v, t + 1)
 
-            self.state = (self.params, [jnp.zeros_like(p) for p in self.params], [jnp.zeros_like(p) for p in self.params])
-        else:
-            def step(state, x, y, step_size, bc2_sqrt):
-                value, grads = value_and_grad(state, x, y)
-                return value, [p - lr * g for p, g in zip(state, grads)]
+            m = [jnp.zeros_like(p) for p in params]
+            v = [jnp.zeros_like(p) for p in params]  # buffers of their own: both are donated
+            self.state = (params, m, v, jnp.zeros((), jnp.int32))
+            self.schedule = tuple(jnp.asarray(a) for a in adam_schedule(lr, b1, b2))
+        else:  # SGD: nothing but the batch changes from step to step
+            def step(params, x, y, schedule):
+                value, grads = value_and_grad(params, x, y)
+                return value, [p - lr * g for p, g in zip(params, grads)]
 
-            self.state = self.params
-        self.lr = lr
+            self.state, self.schedule = params, ()
         self._step = jax.jit(step, donate_argnums=0)
         self._grad = jax.jit(jax.grad(loss))
         self._logits = jax.jit(forward)
@@ -102,11 +121,13 @@ class JaxStepper:
     def _params(self):
         return self.state[0] if self.adam else self.state
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        self.t += 1
-        step_size, bc2_sqrt = self.lr / (1 - 0.9 ** self.t), math.sqrt(1 - 0.999 ** self.t)
-        value, self.state = self._step(self.state, x.numpy(), y.numpy().astype(np.int32), np.float32(step_size),
-                                       np.float32(bc2_sqrt))
+    def prepare(self, x: torch.Tensor, y: torch.Tensor):
+        """The batch as jax arrays on the device, ready; copies, for jax's arrays are immutable and torch
+        may reuse the batch's memory."""
+        return self.jax.block_until_ready((self.jnp.array(x.numpy()), self.jnp.asarray(y.numpy(), self.jnp.int32)))
+
+    def step(self, batch) -> float:
+        value, self.state = self._step(self.state, *batch, self.schedule)
         return float(value)
 
     def gradient(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

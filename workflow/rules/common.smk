@@ -8,7 +8,8 @@ from cladbench.cli import variant_name
 from cladbench.cuda import CUDA_ENGINES, cuda_variant, trains_cnn, variant_problem
 from cladbench.doctor import cxx_compiler, find_clad
 from cladbench.jax_engine import jax_available
-from cladbench.options import PYTHON_ENGINES, parse_variant, record_variant
+from cladbench.options import PYTHON_ENGINES, engine_module, parse_variant, record_variant
+from cladbench.pytorch_compile_engine import compile_problem
 from cladbench.paths import build_dir
 
 REPO = Path(workflow.basedir)
@@ -28,13 +29,17 @@ def variants_of(engine):
 
 
 JAX_OK = jax_available()  # an optional extra (pip install -e '.[jax]')
-VARIANTS = [v for e in config["engines"] if (e != "clad" or CLAD_OK) and (e != "jax" or JAX_OK) for v in variants_of(e)]
+COMPILE_PROBLEM = compile_problem()  # torch.compile needs a C++ compiler (checked, nothing compiled)
+VARIANTS = [v for e in config["engines"] if (e != "clad" or CLAD_OK) and (e != "jax" or JAX_OK)
+            and (e != "pytorch-compile" or not COMPILE_PROBLEM) for v in variants_of(e)]
 VARIANTS = VARIANTS if "cpu" in DEVICES else []
 NOT_RUN = {}
 if "clad" in config["engines"] and not CLAD_OK:
     NOT_RUN["cpu-clad-*"] = f"Clad not available: {_clad.get('CLAD_REASON', '')}"
 if "jax" in config["engines"] and not JAX_OK:
     NOT_RUN["cpu-jax-*"] = "JAX not installed (an optional extra: pip install -e '.[jax]')"
+if "pytorch-compile" in config["engines"] and COMPILE_PROBLEM:
+    NOT_RUN["cpu-pytorch-compile-*"] = COMPILE_PROBLEM
 # The cuda variants, where the config lists the device: the C++ ones this build made (build/variants.json's
 # cuda_variants), pytorch where torch is a CUDA build. The GPU itself is the job's (a cluster's submit node has none).
 if "cuda" in DEVICES:
@@ -62,7 +67,8 @@ def trainer_files(variant):
     engine = parse_variant(variant)[1]
     if engine in PYTHON_ENGINES:
         package = REPO / "src" / "cladbench"
-        code = {package / "pytorch_engine.py", package / f"{engine}_engine.py", package / "models.py"}
+        engine_code = package / (engine_module(engine).removeprefix("cladbench.") + ".py")
+        code = {package / "pytorch_engine.py", engine_code, package / "models.py"}
         return sorted(map(str, code)) + sorted(map(str, package.glob("_core*.so")))
     return [f"{BUILD}/{variant}/cladbench-train"]
 
