@@ -481,7 +481,8 @@ ModelShape model_shape(const TrainOptions& o, int features, int channels, int le
 
 // One training run: its engine, clock, checks and per-epoch results, fed one batch at a time,
 // by train() from the data files or by FedRun from its caller (a TTree through the C ABI or PyROOT).
-// The caller puts each batch into xb and yb32 (the samples of orders[epoch], in order) and calls step().
+// The caller puts each batch into xb and yb32, or points them at it (contiguous, on device()): the
+// samples of orders[epoch], in order; then calls step().
 class Run {
  public:
   Run(const TrainOptions& o, const Variant& v, const ModelShape& shape, long n_train, json& record)
@@ -524,11 +525,6 @@ class Run {
   const torch::Device& device() const { return device_; }
   torch::Tensor orders;    // [epochs, n_train]: row e is the order of the samples in epoch e
   const int steps_per_epoch;
-
-  // The sample indices of step s of an epoch.
-  torch::Tensor batch_indices(int epoch, int s) const {
-    return orders[epoch].slice(0, long(s) * o_.batch, long(s + 1) * o_.batch);
-  }
 
   // One timed step (gradient and update) on xb, yb32; returns the batch loss. The first step
   // first checks the engine's gradient. Throws TrainingFailed.
@@ -648,13 +644,25 @@ void train(const TrainOptions& o, const Variant& v, json& record) {
   Run run(o, v, shape, train_set.x.size(0), record);
   // The training set where the run trains (the GPU's memory for a CUDA run).
   const torch::Tensor train_x = train_set.x.to(run.device()), train_labels = train_set.labels.to(run.device());
+  // Batches are gathered kPrefetch steps ahead, before the clock starts (a step is gradient +
+  // update), as the Python engines do (cladbench.pytorch_engine.PREFETCH): every engine's steps
+  // run on batches that are ready, as a data loader's are.
+  constexpr int kPrefetch = 16;
+  const long b = o.batch;
+  const torch::Tensor ahead_x = torch::empty({kPrefetch * b, train_x.size(1)}, train_x.options());
+  const torch::Tensor ahead_y = torch::empty({kPrefetch * b}, train_labels.options());
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
-    for (int s = 0; s < run.steps_per_epoch; ++s) {
-      // Gathered before the clock starts: a step is gradient + update.
-      const torch::Tensor idx = run.batch_indices(epoch, s).to(run.device());
-      torch::index_select_out(run.xb, train_x, 0, idx);
-      torch::index_select_out(run.yb32, train_labels, 0, idx);
-      run.step();
+    for (int first = 0; first < run.steps_per_epoch; first += kPrefetch) {
+      const int n = std::min(kPrefetch, run.steps_per_epoch - first);
+      const torch::Tensor idx = run.orders[epoch].slice(0, first * b, (first + n) * b).to(run.device());
+      torch::Tensor xs = ahead_x.narrow(0, 0, n * b), ys = ahead_y.narrow(0, 0, n * b);
+      torch::index_select_out(xs, train_x, 0, idx);
+      torch::index_select_out(ys, train_labels, 0, idx);
+      for (int i = 0; i < n; ++i) {
+        run.xb = ahead_x.narrow(0, i * b, b);
+        run.yb32 = ahead_y.narrow(0, i * b, b);
+        run.step();
+      }
     }
     run.end_epoch(test_set);
   }
