@@ -644,11 +644,11 @@ void train(const TrainOptions& o, const Variant& v, json& record) {
   Run run(o, v, shape, train_set.x.size(0), record);
   // The training set where the run trains (the GPU's memory for a CUDA run).
   const torch::Tensor train_x = train_set.x.to(run.device()), train_labels = train_set.labels.to(run.device());
-  // Batches are gathered kPrefetch steps ahead, before the clock starts (a step is gradient +
-  // update), as the Python engines do (cladbench.pytorch_engine.PREFETCH): every engine's steps
-  // run on batches that are ready, as a data loader's are.
-  constexpr int kPrefetch = 16;
-  const long b = o.batch;
+  // Batches are gathered ahead of their steps, before the clock starts (a step is gradient +
+  // update): as many as fit in 1 MiB, at most 16, the rule of the Python engines
+  // (cladbench.options.prefetch_steps, which says why), so every engine runs on ready batches.
+  const long b = o.batch, batch_bytes = b * train_x.size(1) * long(sizeof(float));
+  const int kPrefetch = int(std::clamp((1L << 20) / batch_bytes, 1L, 16L));
   const torch::Tensor ahead_x = torch::empty({kPrefetch * b, train_x.size(1)}, train_x.options());
   const torch::Tensor ahead_y = torch::empty({kPrefetch * b}, train_labels.options());
   for (int epoch = 0; epoch < o.epochs; ++epoch) {

@@ -29,11 +29,9 @@ from torch import nn
 from .core import core
 from .cuda import CUDA_ENGINES, StepTimer, gemm_floor_seconds, step_gemms, torch_cuda_problem
 from .models import parse_conv, torch_nn_model
-from .options import GRADIENT_TOLERANCE, add_train_arguments, engine_module, parse_range
+from .options import GRADIENT_TOLERANCE, add_train_arguments, engine_module, parse_range, prefetch_steps
 from .paths import REPO
 
-
-PREFETCH = 16  # batches gathered and prepared ahead of their steps
 
 
 class TrainingFailed(RuntimeError):
@@ -179,14 +177,13 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
     times, allocations = [], 0
     train_loss, test_loss, test_acc = [], [], []
     global_step = 0
+    prefetch = prefetch_steps(args.batch * x_all.shape[1] * 4)  # float32 batches
     for epoch in range(args.epochs):
         loss_sum = 0.0
-        for first in range(0, steps_per_epoch, PREFETCH):
+        for first in range(0, steps_per_epoch, prefetch):
             # The next batches, gathered and in the engine's form (its device, its types) before any is
-            # timed, so that steps run back to back as in a minimal loop. MLP at batch 32, jax: a gather
-            # before every step made the step 25-45% slower (colder caches); 16 ahead was the fastest,
-            # 256 ahead 10% slower (the prepared batches outgrow the caches).
-            ahead = range(first, min(first + PREFETCH, steps_per_epoch))
+            # timed, so that steps run back to back as in a minimal loop (options.prefetch_steps).
+            ahead = range(first, min(first + prefetch, steps_per_epoch))
             for batch in [stepper.prepare(*batch_at(epoch, step)) for step in ahead]:
                 a0 = count() if count else 0
                 with StepTimer(device) as timer:  # CUDA events after synchronising on a GPU
