@@ -19,16 +19,17 @@ import yaml
 
 from cladbench import archive, cuda_report
 from cladbench.aggregate import tables
-from cladbench.cuda import cuda_variant, gemm_floor_seconds, step_gemms, variant_problem
+from cladbench.cuda import gemm_floor_seconds, step_gemms, variant_problem
+from cladbench.matrix import CUDA_ENGINES, cuda_variant
 from cladbench.models import torch_nn_model
 from cladbench.paths import REPO, build_manifest
 from conftest import CLAD_BUILT
 
 GPU = "NVIDIA H100 80GB HBM3"
-ENGINES = ["clad", "manual", "libtorch", "pytorch"] if CLAD_BUILT else ["manual", "libtorch", "pytorch"]
+ENGINES = [e for e in CUDA_ENGINES if e != "clad" or CLAD_BUILT]  # CPU records, re-labelled as cuda runs
 # Step times (µs) per engine and repetition, chosen so that the median of the per-repetition
 # ratios (libtorch: 2, 1.1, 1.5 -> 1.5) differs from the ratio of the medians (20 / 12).
-STEP_US = {"clad": [10, 30, 12], "manual": [10, 31, 12], "libtorch": [20, 33, 18], "pytorch": [40, 45, 36]}
+STEP_US = {"clad": [10, 30, 12], "libtorch": [20, 33, 18], "pytorch": [40, 45, 36]}
 FLOOR_US = [5, 10, 8]  # clad / floor per repetition: 2, 3, 1.5 -> 2
 
 
@@ -79,7 +80,7 @@ def write_archive(root: Path, records: dict[str, dict], *, slug="nvidia-h100", d
 
 def test_the_archive_reads_as_aggregate_does(tmp_path, cpu_records):
     write_archive(tmp_path, cpu_records)
-    write_archive(tmp_path, {"manual": cpu_records["manual"]}, slug="nvidia-a100", date="2026-10-01",
+    write_archive(tmp_path, {"libtorch": cpu_records["libtorch"]}, slug="nvidia-a100", date="2026-10-01",
                   batches=(64,), manifest=False)
     runs = archive.archive_runs(tmp_path)
     assert list(runs.columns) == [*tables({})["runs"].columns, "archive_device", "archive_date"]
@@ -107,8 +108,8 @@ def test_cuda_table_ratios_floor_and_provenance(tmp_path, cpu_records):
                str(tmp_path / "archive")).returncode == 0
     # This study's own runs: the CPU records (not CUDA), one archived run seen again (counted
     # once) and a new cuda run on another GPU.
-    again = as_cuda(cpu_records["manual"], batch=32, repetition=0, step_us=10, floor_us=5, grad=1e-7)
-    other = {**as_cuda(cpu_records["manual"], batch=32, repetition=0, step_us=50, floor_us=5, grad=1e-7),
+    again = as_cuda(cpu_records["libtorch"], batch=32, repetition=0, step_us=20, floor_us=5, grad=1e-7)
+    other = {**as_cuda(cpu_records["libtorch"], batch=32, repetition=0, step_us=50, floor_us=5, grad=1e-7),
              "gpu_model": "NVIDIA L4", "started_utc": "2026-11-22T08:00:00Z"}
     live = {f"r{i}.json": r for i, r in enumerate([*cpu_records.values(), again, other])}
     tables(live)["runs"].to_csv(tables_dir / "runs.csv", index=False)
@@ -119,7 +120,7 @@ def test_cuda_table_ratios_floor_and_provenance(tmp_path, cpu_records):
     h100 = table[table.archive_device.eq(GPU)].set_index("batch")
     assert list(h100.index) == [32, 8192] and set(h100.archive_date) == {"2026-11-20"}
     assert (h100.repetitions == 3).all()  # the live copy of an archived run is not a fourth repetition
-    assert h100.loc[32, "manual_us"] == pytest.approx(12)
+    assert h100.loc[32, "libtorch_us"] == pytest.approx(20)
     assert h100.loc[8192, "libtorch_us"] == pytest.approx(20 * 256)
     assert h100.loc[32, "floor_us"] == pytest.approx(8)
     if CLAD_BUILT:
@@ -128,7 +129,7 @@ def test_cuda_table_ratios_floor_and_provenance(tmp_path, cpu_records):
         assert h100.loc[32, "clad_vs_floor"] == pytest.approx(2.0)
     assert h100.loc[32, "grad_max_rel_err"] == pytest.approx(3e-6)
     l4 = table[table.archive_device.eq("NVIDIA L4")]
-    assert len(l4) == 1 and l4.archive_date.iloc[0] == "2026-11-22" and l4.manual_us.iloc[0] == pytest.approx(50)
+    assert len(l4) == 1 and l4.archive_date.iloc[0] == "2026-11-22" and l4.libtorch_us.iloc[0] == pytest.approx(50)
     tex = (tmp_path / "report" / "cuda.tex").read_text()
     assert "\\toprule" in tex and GPU in tex and "2026-11-20" in tex and "NVIDIA L4" in tex
     assert (tmp_path / "report" / "cuda_step_time.pdf").read_bytes().startswith(b"%PDF")
@@ -165,7 +166,7 @@ def test_jax_stays_on_the_cpu():
 def test_bench_lists_the_cuda_variants_it_cannot_run(tmp_path, mnist):
     images, labels, _ = mnist
     manifest = build_manifest()
-    cuda = cuda_variant("manual")
+    cuda = cuda_variant("libtorch")
     if variant_problem(cuda, manifest) is None:
         pytest.skip(f"{cuda} is built here: nothing to list")
     done = cli("cladbench", "bench", "--models", "mlp-784-32-10", "--variants", f"cpu-manual-rowmajor-arena,{cuda}",
@@ -177,9 +178,9 @@ def test_bench_lists_the_cuda_variants_it_cannot_run(tmp_path, mnist):
     # Nothing runnable at all: exit 2, every variant listed with its reason.
     done = cli("cladbench", "bench", "--device", "cuda", "--models", "mlp-784-32-10", "--images", str(images),
                "--labels", str(labels), "--out-dir", str(tmp_path))
-    if all(variant_problem(cuda_variant(e), manifest) for e in ("clad", "manual", "libtorch", "pytorch")):
+    if all(variant_problem(cuda_variant(e), manifest) for e in CUDA_ENGINES):
         assert done.returncode == 2 and "none of the asked variants can run here" in done.stderr
-        for engine in ("clad", "manual", "libtorch", "pytorch"):
+        for engine in CUDA_ENGINES:
             assert f"not run: {cuda_variant(engine)}: " in done.stderr
 
 
@@ -198,7 +199,7 @@ def test_the_gemm_floor_reads_the_step_gemms_off_the_model():
 
 def test_cuda_jobs_ask_for_a_gpu_and_cpu_jobs_do_not(tmp_path):
     """The workflow with devices [cpu, cuda], dry-run through the slurm profile, against a build
-    whose manifest lists two cuda variants: those run and ask for a GPU, the third is not run."""
+    whose manifest lists two cuda variants: those run and ask for a GPU; manual has no cuda variant."""
     build = tmp_path / "build"
     build.mkdir()
     manifest = {**build_manifest(), "cuda_variants": ["cuda-clad-rowmajor-arena", "cuda-libtorch-rowmajor-dynamic"],
@@ -218,7 +219,7 @@ def test_cuda_jobs_ask_for_a_gpu_and_cpu_jobs_do_not(tmp_path):
                           env={**os.environ, "CLADBENCH_BUILD_DIR": str(build)})
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    assert "not run: cuda-manual-rowmajor-arena: cuda-manual-rowmajor-arena is not among the CUDA variants of this build" in out
+    assert "not run: cuda-manual-*: the manual engine runs on the CPU only" in out
     jobs = {}  # (rule, output) -> resources line, for each output of each job
     for block in out.split("\nrule ")[1:]:
         lines = block.splitlines()

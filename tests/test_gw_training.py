@@ -13,7 +13,7 @@ import yaml
 
 from cladbench import gw
 from cladbench.cli import train_command
-from cladbench.options import parse_variant
+from cladbench.matrix import parse_variant
 from cladbench.data import GW150914, DataError, stage_all
 from cladbench.paths import REPO
 from conftest import RUNNABLE_VARIANTS

@@ -18,7 +18,8 @@ import yaml
 
 from cladbench.cli import train_command
 from cladbench.jax_engine import adam_schedule, jax_available
-from cladbench.options import GRADIENT_TOLERANCE, PYTHON_ENGINES, parse_variant
+from cladbench.matrix import PYTHON_ENGINES, parse_variant
+from cladbench.options import GRADIENT_TOLERANCE
 from cladbench.paths import REPO, build_manifest
 from cladbench.pytorch_compile_engine import INDUCTOR_CACHE
 from conftest import COMPILE_VARIANTS

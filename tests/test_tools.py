@@ -10,7 +10,8 @@ import sys
 import pytest
 import yaml
 
-from cladbench.cuda import cuda_variant, trains_cnn, variant_problem
+from cladbench.cuda import variant_problem
+from cladbench.matrix import CUDA_ENGINES, cuda_variant, trains_cnn
 from cladbench.paths import REPO, build_dir, build_manifest
 from conftest import CLAD_BUILT, COMPILE_VARIANTS, RUNNABLE_VARIANTS
 
@@ -22,7 +23,7 @@ def test_doctor_reports_the_machine():
     assert "torch        2.13.0" in out and "share/cmake/Torch" in out
     assert "C++ compiler" in out and "nvcc" in out and "GPUs" in out
     assert "yes  cpu-manual-rowmajor-arena" in out
-    for engine in ("clad", "manual", "libtorch", "pytorch"):  # each cuda variant, with why not where it cannot run
+    for engine in CUDA_ENGINES:  # each cuda variant, with why not where it cannot run
         variant = cuda_variant(engine)
         problem = variant_problem(variant, build_manifest())
         assert (f"no   {variant}: {problem}" if problem else f"yes  {variant}") in out
@@ -117,7 +118,7 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
     assert done.returncode == 0, out[-3000:]
     variants = len(RUNNABLE_VARIANTS) + len(COMPILE_VARIANTS)  # the configs list pytorch-compile
     # devices [cpu, cuda]: the cuda variants this build made (and pytorch where torch is a CUDA build) run too
-    cuda = [cuda_variant(e) for e in ("clad", "manual", "libtorch", "pytorch")
+    cuda = [cuda_variant(e) for e in CUDA_ENGINES
             if variant_problem(cuda_variant(e), build_manifest(), need_device=False) is None]
     cuda_cnn = sum(trains_cnn(v) for v in cuda)  # the GPU clad engine is the MLP's: no gw-cnn cells
     counts = job_counts(out)

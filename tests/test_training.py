@@ -16,7 +16,8 @@ import yaml
 
 from cladbench.cli import train_command
 from cladbench import pytorch_engine
-from cladbench.options import GRADIENT_TOLERANCE, parse_variant
+from cladbench.matrix import parse_variant
+from cladbench.options import GRADIENT_TOLERANCE
 from cladbench.jax_engine import jax_available
 from cladbench.paths import REPO
 from conftest import RUNNABLE_VARIANTS, CLAD_BUILT, clad_skip_reason, write_idx

@@ -24,6 +24,7 @@ KEY = ["variant", "purpose", "input", "engine", "layout", "alloc", "dataset", "m
 
 
 def variant_of(record: dict) -> str:
+    """The record's variant, as its trainer named it (cladbench.matrix)."""
     return "-".join(str(record[k]) for k in ("device", "engine", "layout", "alloc"))
 
 

@@ -29,8 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cuda import CUDA_ENGINES
-from .options import ENGINES, parse_variant
+from .matrix import CUDA_ENGINES, ENGINES, device_problem, parse_variant, variant_name
 
 
 @dataclass(frozen=True)
@@ -151,10 +150,7 @@ def not_runnable(variants: list[str]) -> dict[str, str]:
         manifest = {"cuda_reason": str(error)}
     why = {}
     for variant in cuda:
-        engine = parse_variant(variant)[1]
-        if engine not in CUDA_ENGINES:
-            why[variant] = f"the {engine} engine runs on the CPU only"
-        elif problem := variant_problem(variant, manifest):
+        if problem := device_problem(parse_variant(variant)[1], "cuda") or variant_problem(variant, manifest):
             why[variant] = problem
     return why
 
@@ -200,8 +196,6 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, DataError) as error:
         print(f"cladbench bench: {error}", file=sys.stderr)
         return 2
-    from .cli import variant_name
-
     engines = [e for e in args.engines.split(",") if e] or list(CUDA_ENGINES if args.device == "cuda" else ENGINES)
     variants = [v for v in args.variants.split(",") if v] or [
         variant_name(e, "rowmajor", "arena", args.device) for e in engines]

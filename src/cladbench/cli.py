@@ -7,15 +7,9 @@ import os
 import subprocess
 import sys
 
-from .options import ENGINES, PYTHON_ENGINES, add_train_arguments, engine_module, train_argv
+from .matrix import ALLOCS, DEVICES, ENGINES, LAYOUTS, PYTHON_ENGINES, engine_module, variant_name
+from .options import add_train_arguments, train_argv
 from .paths import NotBuiltError, alloc_counter_library, trainer
-
-
-def variant_name(engine: str, layout: str, alloc: str, device: str = "cpu") -> str:
-    """build/<device>-<engine>-<layout>-<alloc>; torch::nn, PyTorch and JAX own their layout and memory."""
-    if engine in ("libtorch", *PYTHON_ENGINES):
-        layout, alloc = "rowmajor", "dynamic"
-    return f"{device}-{engine}-{layout}-{alloc}"
 
 
 def train_command(engine: str, layout: str, alloc: str, argv: list[str], device: str = "cpu") -> tuple[list[str], dict]:
@@ -115,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
 
     train = sub.add_parser("train", help="train a model with one engine and write its run record")
     train.add_argument("--engine", choices=ENGINES, required=True)
-    train.add_argument("--layout", choices=("rowmajor", "colmajor"), default="rowmajor")
-    train.add_argument("--alloc", choices=("arena", "dynamic"), default="arena")
-    train.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                       help="cuda: the engine's cuda variant (clad, manual, libtorch: build/cuda-*; pytorch on the GPU)")
+    train.add_argument("--layout", choices=LAYOUTS, default="rowmajor")
+    train.add_argument("--alloc", choices=ALLOCS, default="arena")
+    train.add_argument("--device", choices=DEVICES, default="cpu",
+                       help="cuda: the engine's cuda variant (clad, libtorch: build/cuda-*; pytorch on the GPU)")
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
 

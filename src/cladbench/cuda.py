@@ -10,19 +10,9 @@ from __future__ import annotations
 
 import time
 
-from .options import parse_variant, record_variant
+from .matrix import parse_variant
 
-CUDA_ENGINES = ("clad", "manual", "libtorch", "pytorch")  # the engines with a cuda variant
 NO_CUDA_BUILD = "this build has no CUDA variants"
-
-
-def cuda_variant(engine: str) -> str:
-    """The one cuda variant of an engine: the kernel engines in rowmajor-arena (what the CUDA build
-    makes), libtorch and pytorch owning their layout and memory as on the CPU."""
-    if engine not in CUDA_ENGINES:
-        raise ValueError(f"the {engine} engine has no cuda variant (cuda engines: {', '.join(CUDA_ENGINES)})")
-    kernel = engine in ("clad", "manual")
-    return f"cuda-{engine}-rowmajor-{'arena' if kernel else 'dynamic'}"
 
 
 def torch_cuda_problem(need_device: bool = True) -> str | None:
@@ -56,17 +46,6 @@ def variant_problem(variant: str, manifest: dict, need_device: bool = True) -> s
     if parse_variant(variant)[1] == "pytorch":
         return torch_cuda_problem(need_device)
     return build_problem(variant, manifest) or (torch_cuda_problem() if need_device else None)
-
-
-# The GPU kernel engines cover the MLP only (docs/cuda.md); the GW CNN runs on CUDA through
-# libtorch and pytorch.
-GPU_KERNEL_ENGINES = ("clad", "manual")
-
-
-def trains_cnn(variant: str) -> bool:
-    """Whether a variant (or a record file named after one) can train the GW CNN."""
-    device, engine = parse_variant(record_variant(variant) if variant.endswith(".json") else variant)[:2]
-    return not (device == "cuda" and engine in GPU_KERNEL_ENGINES)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .cuda import CUDA_ENGINES
+from .matrix import CUDA_ENGINES
 from .report import (COLORS, RC, _batch_axis, _dodge, _engine_legend, _engine_order, _facets, _log_y, _num, _tabular,
                      _tex, headline_runs, placeholder, read_table, save, speedup_per_repetition, timing_runs)
 

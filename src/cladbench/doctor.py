@@ -7,7 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .cuda import CUDA_ENGINES, cuda_variant, variant_problem
+from .cuda import variant_problem
+from .matrix import CUDA_ENGINES, ENGINES, cuda_variant, device_problem, variants_of
 from .paths import REPO, build_dir, build_manifest, NotBuiltError
 
 
@@ -35,6 +36,21 @@ def find_clad(cxx: str) -> dict:
     if "CLAD_FOUND" not in info:
         info = {"CLAD_FOUND": "FALSE", "CLAD_REASON": f"cmake could not run the Clad finder: {out[:200]}"}
     return info
+
+
+def cpu_problems(clad: dict | None = None) -> dict[str, str]:
+    """{engine: why it cannot run on this machine's CPU}, for the engines that need what may be
+    missing: Clad, JAX, a C++ compiler for Inductor. The reasons doctor and the workflow give."""
+    from .jax_engine import jax_available
+    from .pytorch_compile_engine import compile_problem
+
+    clad = clad if clad is not None else find_clad(cxx_compiler())
+    problems = {
+        "clad": None if clad.get("CLAD_FOUND") == "TRUE" else f"Clad not available: {clad.get('CLAD_REASON', '')}",
+        "jax": None if jax_available() else "JAX not installed (an optional extra: pip install -e '.[jax]')",
+        "pytorch-compile": compile_problem(),
+    }
+    return {engine: why for engine, why in problems.items() if why}
 
 
 def report() -> list[str]:
@@ -70,20 +86,10 @@ def report() -> list[str]:
         say(f"built        nothing yet ({error})")
 
     say("variants this machine can build:")
-    for layout in ("rowmajor", "colmajor"):
-        for alloc in ("arena", "dynamic"):
-            say(f"  yes  cpu-manual-{layout}-{alloc}")
-            if clad_ok:
-                say(f"  yes  cpu-clad-{layout}-{alloc}")
-            else:
-                say(f"  no   cpu-clad-{layout}-{alloc}: Clad not usable (see above)")
-    say("  yes  cpu-libtorch-rowmajor-dynamic")
-    say("  yes  cpu-pytorch-rowmajor-dynamic (Python, nothing to build)")
-    from .pytorch_compile_engine import compile_problem
-
-    problem = compile_problem()
-    say(f"  no   cpu-pytorch-compile-rowmajor-dynamic: {problem}" if problem
-        else "  yes  cpu-pytorch-compile-rowmajor-dynamic (Python; Inductor compiles when it runs)")
+    problems = cpu_problems(clad)
+    for engine in ENGINES:
+        for variant in variants_of(engine):
+            say(f"  no   {variant}: {problems[engine]}" if engine in problems else f"  yes  {variant}")
     # The cuda variants: the C++ ones as this build's manifest lists them (build/variants.json:
     # cuda_variants, cuda_reason), pytorch as this torch and machine allow.
     try:
@@ -94,5 +100,7 @@ def report() -> list[str]:
         variant = cuda_variant(engine)
         problem = variant_problem(variant, manifest)
         say(f"  no   {variant}: {problem}" if problem else f"  yes  {variant}")
-    say("  no   cuda-pytorch-compile-*, cuda-jax-*: these engines run on the CPU only")
+    for engine in ENGINES:
+        if problem := device_problem(engine, "cuda"):
+            say(f"  no   cuda-{engine}-*: {problem}")
     return lines

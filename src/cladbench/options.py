@@ -4,10 +4,7 @@ trainers (which parse the same flags)."""
 from __future__ import annotations
 
 import argparse
-import re
 
-ENGINES = ("clad", "manual", "libtorch", "pytorch", "pytorch-compile", "jax")
-PYTHON_ENGINES = ("pytorch", "pytorch-compile", "jax")  # trained by a Python module (engine_module)
 # A run whose first-step gradient differs from LibTorch autograd's (in double) by more than this,
 # relative to the gradient's largest element, fails (exit 3). Every trainer checks it (the C++
 # one as kGradientTolerance); the report keeps such runs out of its timing tables.
@@ -25,28 +22,6 @@ PREFETCH_BYTES, PREFETCH_MAX = 1 << 20, 16
 def prefetch_steps(batch_bytes: int) -> int:
     """How many batches of `batch_bytes` are gathered ahead of their steps."""
     return max(1, min(PREFETCH_MAX, PREFETCH_BYTES // max(1, batch_bytes)))
-
-
-def engine_module(engine: str) -> str:
-    """The module that trains a Python engine: cladbench.pytorch_compile_engine for pytorch-compile."""
-    return f"cladbench.{engine.replace('-', '_')}_engine"
-
-
-def parse_variant(variant: str) -> tuple[str, str, str, str]:
-    """'<device>-<engine>-<layout>-<alloc>' -> its four parts; an engine name may hold a hyphen
-    (pytorch-compile), so device is the first part and layout, alloc the last two."""
-    parts = variant.split("-")
-    if len(parts) < 4:
-        raise ValueError(f"variant {variant!r} is not <device>-<engine>-<layout>-<alloc>")
-    return parts[0], "-".join(parts[1:-2]), parts[-2], parts[-1]
-
-
-def record_variant(filename: str) -> str:
-    """The variant a run record's file is named after: '<variant>-b32-t1-r0.json' or '<variant>-r0.json'."""
-    match = re.match(r"(.+?-(?:rowmajor|colmajor)-(?:arena|dynamic))(?:-|\.json$)", filename)
-    if not match:
-        raise ValueError(f"record file {filename!r} is not named <device>-<engine>-<layout>-<alloc>-...")
-    return match.group(1)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from .core import core
-from .cuda import CUDA_ENGINES, StepTimer, gemm_floor_seconds, step_gemms, torch_cuda_problem
+from .cuda import StepTimer, gemm_floor_seconds, step_gemms, torch_cuda_problem
+from .matrix import CUDA_ENGINES, engine_module
 from .models import parse_conv, torch_nn_model
-from .options import GRADIENT_TOLERANCE, add_train_arguments, engine_module, parse_range, prefetch_steps
+from .options import GRADIENT_TOLERANCE, add_train_arguments, parse_range, prefetch_steps
 from .paths import REPO
 
 

@@ -29,15 +29,12 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
+from .matrix import BASELINES, ENGINES, KERNEL_ENGINES, LAYOUT_ALLOCS  # noqa: E402
 from .timing import NOISY_SPREAD, failure_reason, noisy, ok_runs, spread  # noqa: E402
 
-ENGINES = ["clad", "manual", "libtorch", "pytorch", "pytorch-compile", "jax"]
 DATASETS = ["mnist", "gw-sim"]
-KERNEL_ENGINES = ["clad", "manual"]  # the engines built in every layout x alloc
-BASELINES = ["libtorch", "pytorch", "pytorch-compile", "jax"]  # what clad's speedup is measured against
 # One colour per engine, the same in every figure.
 COLORS = dict(zip(ENGINES, sns.color_palette("colorblind", len(ENGINES))))
-LAYOUT_ALLOCS = ["rowmajor-arena", "rowmajor-dynamic", "colmajor-arena", "colmajor-dynamic"]
 DASHES = dict(zip(LAYOUT_ALLOCS, ["-", "--", ":", "-."]))
 PANEL = ["dataset", "model", "device", "threads"]  # one panel of the timing figures
 MIN_SNR = 10  # ROC: signals with SNR >= 10 against all noise, as the records' roc_auc

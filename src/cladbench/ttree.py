@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .matrix import ALLOCS, CPP_ENGINES, LAYOUTS
 from .options import parse_range
 from .paths import REPO, alloc_counter_library, build_dir
 
@@ -226,9 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train the MNIST MLP from a tree file, in root.exe or in PyROOT")
     train.add_argument("--input", choices=("ttree-macro", "ttree-pyroot"), required=True)
     train.add_argument("--trees", required=True, type=Path, help="file with trees train and test (trees-mnist)")
-    train.add_argument("--engine", choices=("clad", "manual", "libtorch"), required=True)
-    train.add_argument("--layout", choices=("rowmajor", "colmajor"), default="rowmajor")
-    train.add_argument("--alloc", choices=("arena", "dynamic"), default="arena")
+    train.add_argument("--engine", choices=CPP_ENGINES, required=True)
+    train.add_argument("--layout", choices=LAYOUTS, default="rowmajor")
+    train.add_argument("--alloc", choices=ALLOCS, default="arena")
     train.add_argument("--out", default="", help="the JSON run record (stdout if empty)")
     for name, default in [("hidden", "128"), ("batch", 32), ("epochs", 3), ("lr", 0.1), ("optimizer", "sgd"),
                           ("seed", 1), ("threads", 1), ("warmup", 10), ("train-range", "0:8000"),

@@ -30,7 +30,7 @@ rule build_variant:
     output:
         f"{BUILD}/{{variant}}/cladbench-train",
     wildcard_constraints:
-        variant="(cpu|cuda)-(clad|manual|libtorch)-(rowmajor|colmajor)-(arena|dynamic)",
+        variant=variant_pattern(CPP_ENGINES),
     params:
         # the CMake target of build/<device>-<engine>-<layout>-<alloc>: train_<device>_<engine>_<layout>_<alloc>
         target=lambda wildcards: "train_" + "_".join(wildcards.variant.split("-")),

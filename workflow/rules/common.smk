@@ -1,15 +1,14 @@
-# The study's matrix, decided once: which variants run here, which cannot and why (DESIGN §4).
+# The study's matrix, decided once: which variants run here, which cannot and why
+# (cladbench.matrix names the variants; cladbench.doctor says what this machine lacks).
 import json
 import shlex
 from pathlib import Path
 
 from cladbench.bench import bench_settings, parse_model
-from cladbench.cli import variant_name
-from cladbench.cuda import CUDA_ENGINES, cuda_variant, trains_cnn, variant_problem
-from cladbench.doctor import cxx_compiler, find_clad
-from cladbench.jax_engine import jax_available
-from cladbench.options import PYTHON_ENGINES, engine_module, parse_variant, record_variant
-from cladbench.pytorch_compile_engine import compile_problem
+from cladbench.cuda import variant_problem
+from cladbench.doctor import cpu_problems
+from cladbench.matrix import (CPP_ENGINES, PYTHON_ENGINES, cuda_variant, device_problem, engine_module, parse_variant,
+                              record_variant, trains_cnn, variant_name, variant_pattern, variants_of)
 from cladbench.paths import build_dir
 
 REPO = Path(workflow.basedir)
@@ -18,28 +17,11 @@ DEVICES = config.get("devices", ["cpu"])
 LAYOUTS = config["layouts"]
 ALLOCS = config["allocs"]
 RESULTS = config.get("results", "results")
-_clad = find_clad(cxx_compiler())  # the same finder the CMake build uses (cpp/cmake/clad.cmake)
-CLAD_OK = _clad.get("CLAD_FOUND") == "TRUE"
-
-
-def variants_of(engine):
-    if engine in ("libtorch", *PYTHON_ENGINES):  # torch::nn, PyTorch and JAX own their layout and memory
-        return [f"cpu-{engine}-rowmajor-dynamic"]
-    return [f"cpu-{engine}-{layout}-{alloc}" for layout in LAYOUTS for alloc in ALLOCS]
-
-
-JAX_OK = jax_available()  # an optional extra (pip install -e '.[jax]')
-COMPILE_PROBLEM = compile_problem()  # torch.compile needs a C++ compiler (checked, nothing compiled)
-VARIANTS = [v for e in config["engines"] if (e != "clad" or CLAD_OK) and (e != "jax" or JAX_OK)
-            and (e != "pytorch-compile" or not COMPILE_PROBLEM) for v in variants_of(e)]
+CPU_PROBLEMS = cpu_problems()  # {engine: why not}: Clad, JAX, Inductor's compiler (checked, nothing compiled)
+CLAD_OK = "clad" not in CPU_PROBLEMS
+VARIANTS = [v for e in config["engines"] if e not in CPU_PROBLEMS for v in variants_of(e, LAYOUTS, ALLOCS)]
 VARIANTS = VARIANTS if "cpu" in DEVICES else []
-NOT_RUN = {}
-if "clad" in config["engines"] and not CLAD_OK:
-    NOT_RUN["cpu-clad-*"] = f"Clad not available: {_clad.get('CLAD_REASON', '')}"
-if "jax" in config["engines"] and not JAX_OK:
-    NOT_RUN["cpu-jax-*"] = "JAX not installed (an optional extra: pip install -e '.[jax]')"
-if "pytorch-compile" in config["engines"] and COMPILE_PROBLEM:
-    NOT_RUN["cpu-pytorch-compile-*"] = COMPILE_PROBLEM
+NOT_RUN = {f"cpu-{e}-*": CPU_PROBLEMS[e] for e in config["engines"] if e in CPU_PROBLEMS}
 # The cuda variants, where the config lists the device: the C++ ones this build made (build/variants.json's
 # cuda_variants), pytorch where torch is a CUDA build. The GPU itself is the job's (a cluster's submit node has none).
 if "cuda" in DEVICES:
@@ -47,8 +29,8 @@ if "cuda" in DEVICES:
     _manifest = json.loads(_manifest_path.read_text()) if _manifest_path.exists() else {
         "cuda_reason": f"{_manifest_path} not found: build the C++ core first (`make build`)"}
     for engine in config["engines"]:
-        if engine not in CUDA_ENGINES:
-            NOT_RUN[f"cuda-{engine}-*"] = f"the {engine} engine runs on the CPU only"
+        if problem := device_problem(engine, "cuda"):
+            NOT_RUN[f"cuda-{engine}-*"] = problem
         elif problem := variant_problem(cuda_variant(engine), _manifest, need_device=False):
             NOT_RUN[cuda_variant(engine)] = problem
         else:
@@ -56,7 +38,7 @@ if "cuda" in DEVICES:
 else:
     NOT_RUN["cuda-*"] = "devices in the config do not include cuda (config/paper.yaml lists it, for a GPU node)"
 if any(not trains_cnn(v) for v in VARIANTS):
-    NOT_RUN["cuda-clad-*, cuda-manual-* on the GW CNN"] = "the GPU kernel engines cover the MLP (docs/cuda.md)"
+    NOT_RUN["cuda-clad-* on the GW CNN"] = "the GPU kernels cover the MLP (docs/cuda.md)"
 for pattern, reason in NOT_RUN.items():
     logger.warning(f"not run: {pattern}: {reason}")
 

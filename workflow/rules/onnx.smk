@@ -10,7 +10,7 @@ ONNX_TARGETS = [f"{RESULTS}/tables/input_grad.csv", f"{RESULTS}/report/input_gra
 if CLAD_OK:
     ONNX_TARGETS.append(f"{RESULTS}/onnx/roundtrip.json")
 else:
-    logger.warning(f"not run: onnx round trip: Clad not available: {_clad.get('CLAD_REASON', '')}")
+    logger.warning(f"not run: onnx round trip: {CPU_PROBLEMS['clad']}")
 
 
 rule onnx_roundtrip:

@@ -84,7 +84,7 @@ rule train_ttree:
         f"{RESULTS}/runs/root/{{input}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
     wildcard_constraints:
         input="ttree-macro|ttree-pyroot",
-        variant="cpu-(clad|manual|libtorch)-(rowmajor|colmajor)-(arena|dynamic)",
+        variant=variant_pattern(CPP_ENGINES, ["cpu"]),
     params:
         engine=engine_flags,
         args=f"{MNIST_ARGS} --epochs {config['train']['epochs']}",
