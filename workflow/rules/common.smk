@@ -1,4 +1,5 @@
-# The study's matrix, decided once: which variants run here, which cannot and why (DESIGN §4).
+# The study's matrix, decided once: which variants run here, which cannot and why
+# (docs/architecture.md, "The variant matrix").
 import json
 import shlex
 from pathlib import Path
