@@ -1,6 +1,7 @@
-# cladbench workflow: entry point (DESIGN §2). Loads and validates the config, includes the stages:
-# data (fetch, GW windows) -> build (one target per variant) -> train and bench (one record per
-# run) -> report (tables, figures, LaTeX, provenance); and the Z->ee calibration (calib).
+# cladbench workflow: entry point (docs/architecture.md, "Data flow"). Loads and validates the
+# config, includes the stages: data (fetch, GW windows) -> build (one target per variant) -> train
+# and bench (one record per run) -> report (tables, figures, LaTeX, provenance); and the Z->ee
+# calibration (calib).
 import os
 import sys
 

@@ -1,6 +1,6 @@
 // The differentiable part of the Z->ee calibration: calibration -> invariant mass -> loss, each
 // stage a plain C++ forward function over doubles (no LibTorch, no Clad), composed into one loss on
-// the kernel contract (DESIGN §3):
+// the kernel contract (docs/architecture.md, "The kernel contract"):
 //
 //   calib_loss(gains, events, regions, dims, count, batch, ws, loss)
 //

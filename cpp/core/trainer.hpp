@@ -1,5 +1,6 @@
 // The C++ trainer behind cladbench-train: no Python at run time. Plain C++ header, so that the
-// per-variant main() compiles in a blink (only the kernels vary per variant, DESIGN §4).
+// per-variant main() compiles in a blink (only the kernels vary per variant: docs/architecture.md,
+// "The variant matrix").
 #pragma once
 
 #include <memory>

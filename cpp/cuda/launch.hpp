@@ -45,7 +45,7 @@ class Buffer {
   float* data_ = nullptr;
 };
 
-// Elapsed time of a span of device work, from CUDA events (DESIGN §7).
+// Elapsed time of a span of device work, from CUDA events (docs/architecture.md, "Measuring").
 class EventTimer {
  public:
   EventTimer();

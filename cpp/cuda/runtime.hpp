@@ -17,7 +17,7 @@ class GpuRuntime {
   virtual void adam_step_and_zero(float* p, float* g, float* m, float* v, long n, float step_size,
                                   float bc2_sqrt) = 0;
   virtual float read_scalar(const float* device_value) = 0;  // waits for the device
-  // CUDA events around a span of device work (DESIGN §7).
+  // CUDA events around a span of device work (docs/architecture.md, "Measuring").
   virtual void timer_start() = 0;
   virtual double timer_stop_seconds() = 0;
   // The MLP step's cuBLAS calls alone (widths dims[0..n_layers]), the median of `repeats`.

@@ -3,7 +3,7 @@
 // layout); a Conv input/output is [batch][channels][length]. Clad differentiates the emitted model
 // (the composition of these calls and its loss); each layer here has hand-written pullbacks, given
 // to Clad as custom derivatives (the emitted file's clad::custom_derivatives namespace), because:
-//  - Gemm / MatMul / Conv go through the BLAS LibTorch uses (DESIGN §3);
+//  - Gemm / MatMul / Conv go through the BLAS LibTorch uses (docs/architecture.md, "The kernel contract");
 //  - Clad 2.4 tapes the old value of every array element a loop overwrites, which would cost a
 //    heap-growing tape per call for every activation buffer.
 //

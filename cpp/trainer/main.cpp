@@ -1,5 +1,6 @@
-// cladbench-train for one variant of the matrix (DESIGN §4). CMake compiles this file once per
-// variant with CLADBENCH_ENGINE/LAYOUT/ALLOC defined and links that engine's kernels.
+// cladbench-train for one variant of the matrix (docs/architecture.md, "The variant matrix"). CMake
+// compiles this file once per variant with CLADBENCH_ENGINE/LAYOUT/ALLOC defined and links that
+// engine's kernels.
 #include "../core/trainer.hpp"
 
 int main(int argc, char** argv) {

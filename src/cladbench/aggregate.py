@@ -1,7 +1,7 @@
-"""Run records (one JSON per run, DESIGN §6) -> the tidy tables the report is built from:
-runs.csv/.parquet (one row per run), epochs.csv (per epoch), gw_scores.csv (held-out GW scores),
-gw150914_trace.csv (classifier output over GW150914) and not_run.csv (variants this machine
-could not run, with the reason)."""
+"""Run records (one JSON per run: docs/architecture.md, "Run records and tables") -> the tidy
+tables the report is built from: runs.csv/.parquet (one row per run), epochs.csv (per epoch),
+gw_scores.csv (held-out GW scores), gw150914_trace.csv (classifier output over GW150914) and
+not_run.csv (variants this machine could not run, with the reason)."""
 
 from __future__ import annotations
 

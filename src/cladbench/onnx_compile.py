@@ -2,7 +2,7 @@
 library with a C ABI, cached by content hash, and calling it from Python through ctypes.
 
 The library links no LibTorch code of its own: only the BLAS (sgemm_/dgemm_) that libtorch_cpu
-exports, so that it multiplies with the library PyTorch uses (DESIGN §3).
+exports, so that it multiplies with the library PyTorch uses (docs/architecture.md, "The kernel contract").
 """
 
 from __future__ import annotations

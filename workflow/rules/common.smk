@@ -1,5 +1,6 @@
 # The study's matrix, decided once: which variants run here, which cannot and why
-# (cladbench.matrix names the variants; cladbench.doctor says what this machine lacks).
+# (cladbench.matrix names the variants, cladbench.doctor says what this machine lacks;
+# docs/architecture.md, "The variant matrix").
 import json
 import shlex
 from pathlib import Path
