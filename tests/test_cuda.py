@@ -15,11 +15,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 import yaml
 
 from cladbench import archive, cuda_report
 from cladbench.aggregate import tables
-from cladbench.cuda import gemm_floor_seconds, step_gemms, variant_problem
+from cladbench.core import core
+from cladbench.cuda import gemm_floor_seconds, variant_problem
 from cladbench.matrix import CUDA_ENGINES, cuda_variant
 from cladbench.models import torch_nn_model
 from cladbench.paths import REPO, build_manifest
@@ -184,17 +186,43 @@ def test_bench_lists_the_cuda_variants_it_cannot_run(tmp_path, mnist):
             assert f"not run: {cuda_variant(engine)}: " in done.stderr
 
 
-def test_the_gemm_floor_reads_the_step_gemms_off_the_model():
-    mlp = torch_nn_model("mlp", [784, 128, 10], [torch.zeros(128, 784), torch.zeros(128), torch.zeros(10, 128),
-                                                 torch.zeros(10)])
-    assert step_gemms(mlp, torch.randn(32, 784)) == [(32, 784, 128, False), (32, 128, 10, True)]
-    # CNN dims: channels, length, (c_out, kernel, pool)..., hidden, classes; conv as GEMM on im2col.
+def layer_gemms(model, x) -> list[tuple[int, int, int]]:
+    """(rows, in, out) of each Linear and Conv1d of a torch.nn model as it runs on x (a conv as a
+    GEMM on im2col: rows = batch x output length, in = c_in x kernel)."""
+    layers = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, nn.Linear):
+            layers.append((inputs[0].shape[0], module.in_features, module.out_features))
+        else:
+            layers.append((output.shape[0] * output.shape[2], module.in_channels * module.kernel_size[0],
+                           module.out_channels))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))]
+    with torch.no_grad():
+        model(x)
+    for handle in handles:
+        handle.remove()
+    return layers
+
+
+def test_every_floor_times_the_step_gemms_of_the_kernels():
+    # The MLP: forward x W^T per layer; backward d_x = d_y W (not for the first layer), d_W = d_y^T x.
+    gemms = [(g["trans_a"], g["trans_b"], g["M"], g["N"], g["K"]) for g in core.step_gemms("mlp", [784, 128, 10],
+                                                                                           "rowmajor", 32)]
+    assert gemms == [(False, True, 32, 128, 784), (False, True, 32, 10, 128), (False, False, 32, 128, 10),
+                     (True, False, 10, 128, 32), (True, False, 128, 784, 32)]
+    # The CNN, whose conv blocks run per chunk of samples: as many multiply-adds as the torch model's
+    # layers need (forward, d_W, and d_input but for the first layer).
     dims = [2, 64, 4, 5, 2, 8, 3, 2, 16, 2]
     shapes = [(4, 2 * 5), (4,), (8, 4 * 3), (8,), (16, 8 * 14), (16,), (2, 16), (2,)]
     cnn = torch_nn_model("cnn", dims, [torch.randn(s) for s in shapes])
-    assert step_gemms(cnn, torch.randn(3, 128)) == [(3 * 60, 10, 4, False), (3 * 28, 12, 8, True),
-                                                    (3, 112, 16, True), (3, 16, 2, True)]
-    assert 0 < gemm_floor_seconds(step_gemms(mlp, torch.randn(32, 784)), "cpu", repeats=5) < 0.1
+    layers = layer_gemms(cnn, torch.randn(3, 128))
+    assert layers == [(3 * 60, 10, 4), (3 * 28, 12, 8), (3, 112, 16), (3, 16, 2)]
+    needed = sum(rows * n_in * n_out * (2 + (i > 0)) for i, (rows, n_in, n_out) in enumerate(layers))
+    assert sum(g["M"] * g["N"] * g["K"] for g in core.step_gemms("cnn", dims, "rowmajor", 3)) == needed
+    mlp_gemms = core.step_gemms("mlp", [784, 128, 10], "rowmajor", 32)
+    assert 0 < gemm_floor_seconds(mlp_gemms, "cpu", repeats=5) < 0.1  # the torch floor (cuBLAS on a GPU)
 
 
 def test_cuda_jobs_ask_for_a_gpu_and_cpu_jobs_do_not(tmp_path):

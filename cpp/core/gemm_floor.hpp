@@ -8,17 +8,10 @@
 #include <vector>
 
 #include "../kernels/kernel_set.hpp"
+#include "gemm_call.hpp"
 #include "model_torch.hpp"
 
 namespace cladbench {
-
-// One row-major GEMM C[M x N] = op(A) op(B) + beta C, as kernels/blas.hpp's gemm() takes it.
-struct GemmCall {
-  bool trans_a, trans_b;
-  int M, N, K;
-  float beta;
-  int group;  // calls of one group are independent (a conv block's chunks) and run on parallel tasks
-};
 
 // The GEMMs of one training step without the input's gradient, in the order the kernels call them.
 std::vector<GemmCall> step_gemms(const ModelShape& shape, Layout layout, int batch);

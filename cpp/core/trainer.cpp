@@ -587,11 +587,9 @@ class Run {
     record_["step_time_q3_s"] = quantile(sorted, 0.75);
     record_["samples_per_s"] = o_.batch / median;
     // The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
-    // On a GPU, the cuBLAS calls of the MLP's step (the CNN's floor is not measured there).
-    record_["gemm_floor_median_s"] = !gpu_ ? json(gemm_floor_seconds(shape_, engine_->layout(), o_.batch))
-                                     : shape_.model == "mlp"
-                                         ? json(gpu_->mlp_gemm_floor_seconds(shape_.dims.data(), shape_.count(), o_.batch, 50))
-                                         : json();
+    // On a GPU, the same GEMMs (step_gemms) as cuBLAS calls.
+    record_["gemm_floor_median_s"] = !gpu_ ? gemm_floor_seconds(shape_, engine_->layout(), o_.batch)
+                                           : gpu_->gemm_floor_seconds(step_gemms(shape_, engine_->layout(), o_.batch), 50);
     record_["allocs_per_step"] = counting && !sorted.empty() ? json(double(allocations_) / double(sorted.size())) : json();
     record_["epoch_train_loss"] = train_loss_;
     record_["epoch_test_loss"] = test_loss_;

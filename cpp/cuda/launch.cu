@@ -129,6 +129,15 @@ void linear_backward_gemms(const float* x, const float* W, const float* d_y, flo
         "cublasSgemm (d_W)");
 }
 
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, const float* B, float beta, float* C) {
+  // cuBLAS is column-major: the row-major C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T,
+  // with each operand's row-major leading dimension.
+  const float one = 1.f;
+  check(cublasSgemm(blas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &one, B,
+                    trans_b ? K : N, A, trans_a ? M : K, &beta, C, N),
+        "cublasSgemm (floor)");
+}
+
 void launch_linear(const float* x, const float* W, const float* b, float* y, int batch, int in, int out) {
   broadcast_bias<<<blocks(long(batch) * out), kThreads>>>(b, y, batch, out);
   launched("broadcast_bias");

@@ -13,11 +13,13 @@ void launch_linear(const float* x, const float* W, const float* b, float* y, int
 // d_x += d_y W (skipped when d_x is null), d_W += d_y^T x, d_b += column sums of d_y.
 void launch_linear_backward(const float* x, const float* W, const float* d_y, float* d_x, float* d_W, float* d_b,
                             int batch, int in, int out);
-// Their GEMMs alone, without the bias: what launch_linear(_backward) runs through cuBLAS, and
-// what the GEMM floor times.
+// Their GEMMs alone, without the bias: what launch_linear(_backward) runs through cuBLAS.
 void linear_gemm(const float* x, const float* W, float* y, int batch, int in, int out);
 void linear_backward_gemms(const float* x, const float* W, const float* d_y, float* d_x, float* d_W, int batch, int in,
                            int out);
+// A row-major C[M x N] = op(A) op(B) + beta C through cuBLAS, as the CPU's gemm() takes it: what
+// the GEMM floor times for each of a step's GemmCalls.
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, const float* B, float beta, float* C);
 // h = relu(z) and its pullback: kernels over Clad's relu_thread and its derivative.
 void launch_relu(const float* z, float* h, int n);
 void launch_relu_backward(const float* z, float* h, float* d_z, float* d_h, int n);

@@ -25,25 +25,20 @@ class CudaRuntime final : public GpuRuntime {
   void timer_start() override { timer().start(); }
   double timer_stop_seconds() override { return timer().stop_seconds(); }
 
-  // The GEMMs of one forward and backward pass of the MLP (launch_linear and
-  // launch_linear_backward without their bias kernels; no d_x for the first layer), on seeded
-  // random data, in buffers as large as the largest layer's.
-  double mlp_gemm_floor_seconds(const int* dims, int n_layers, int batch, int repeats) override {
-    long size = 0;
-    for (int l = 0; l < n_layers; ++l)
-      size = std::max({size, long(batch) * dims[l], long(batch) * dims[l + 1], long(dims[l]) * dims[l + 1]});
+  // The step's GEMMs (step_gemms, the calls the kernels make) one after another on seeded
+  // random data, in buffers as large as the largest operand's.
+  double gemm_floor_seconds(const std::vector<GemmCall>& calls, int repeats) override {
+    long size = 1;
+    for (const GemmCall& g : calls)
+      size = std::max({size, long(g.M) * g.K, long(g.K) * g.N, long(g.M) * g.N});
     std::vector<float> host(size);
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> uniform(-1.f, 1.f);
     for (float& v : host) v = uniform(rng);
-    Buffer x(size), W(size), y(size), d_x(size), d_W(size);
-    for (const Buffer* buffer : {&x, &W, &y, &d_x, &d_W})
-      copy_to_device(buffer->data(), host.data(), size * long(sizeof(float)));
+    Buffer a(size), b(size), c(size);
+    for (const Buffer* buffer : {&a, &b, &c}) copy_to_device(buffer->data(), host.data(), size * long(sizeof(float)));
     auto step = [&] {
-      for (int l = 0; l < n_layers; ++l) linear_gemm(x.data(), W.data(), y.data(), batch, dims[l], dims[l + 1]);
-      for (int l = n_layers - 1; l >= 0; --l)
-        linear_backward_gemms(x.data(), W.data(), y.data(), l > 0 ? d_x.data() : nullptr, d_W.data(), batch, dims[l],
-                              dims[l + 1]);
+      for (const GemmCall& g : calls) gemm(g.trans_a, g.trans_b, g.M, g.N, g.K, a.data(), b.data(), g.beta, c.data());
     };
     for (int i = 0; i < 5; ++i) step();  // warm-up: cuBLAS picks its kernels
     std::vector<double> times;

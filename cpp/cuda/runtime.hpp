@@ -5,6 +5,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include "../core/gemm_call.hpp"
 
 namespace cladbench {
 
@@ -20,8 +23,8 @@ class GpuRuntime {
   // CUDA events around a span of device work (docs/architecture.md, "Measuring").
   virtual void timer_start() = 0;
   virtual double timer_stop_seconds() = 0;
-  // The MLP step's cuBLAS calls alone (widths dims[0..n_layers]), the median of `repeats`.
-  virtual double mlp_gemm_floor_seconds(const int* dims, int n_layers, int batch, int repeats) = 0;
+  // A step's GEMMs (step_gemms) as cuBLAS calls alone, on seeded random data: the median of `repeats`.
+  virtual double gemm_floor_seconds(const std::vector<GemmCall>& calls, int repeats) = 0;
   virtual std::string device_name() = 0;      // e.g. "NVIDIA H100 80GB HBM3"
   virtual std::string runtime_version() = 0;  // e.g. "13.0"
 };

@@ -85,6 +85,15 @@ PYBIND11_MODULE(_core, m) {
                                  int batch) { return gemm_floor_seconds(shape_of(model, dims), parse_layout(layout), batch); },
         py::arg("model"), py::arg("dims"), py::arg("layout"), py::arg("batch"), py::call_guard<py::gil_scoped_release>(),
         "Median time (s) of one training step's GEMM calls alone, with the current threads.");
+  m.def("step_gemms", [](const std::string& model, const std::vector<int>& dims, const std::string& layout, int batch) {
+    py::list calls;
+    for (const GemmCall& g : step_gemms(shape_of(model, dims), parse_layout(layout), batch))
+      calls.append(py::dict(py::arg("trans_a") = g.trans_a, py::arg("trans_b") = g.trans_b, py::arg("M") = g.M,
+                            py::arg("N") = g.N, py::arg("K") = g.K, py::arg("beta") = g.beta, py::arg("group") = g.group));
+    return calls;
+  }, py::arg("model"), py::arg("dims"), py::arg("layout"), py::arg("batch"),
+        "The GEMMs of one training step, in the order the kernels call them: C[M x N] = op(A) op(B) + beta C, "
+        "row-major (the one definition every floor is timed from).");
   m.def("model_name", [](const std::string& model, const std::vector<int>& dims) {
     return shape_of(model, dims).name();
   }, py::arg("model"), py::arg("dims"), "e.g. mlp-784-128-10, the name every run record uses");

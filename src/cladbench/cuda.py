@@ -84,49 +84,27 @@ class StepTimer:
         return False
 
 
-def step_gemms(model, x) -> list[tuple[int, int, int, bool]]:
-    """The GEMMs of one training step of a torch.nn model on batch x, read off its layers as they
-    run: (rows, in, out, input_gradient) per Linear and per Conv1d (as a GEMM on im2col: rows =
-    batch x output length, in = c_in x kernel), as the C++ floor (cpp/core/gemm_floor.cpp) counts
-    them; the first layer needs no input gradient."""
-    import torch
-    from torch import nn
-
-    layers = []
-
-    def hook(module, inputs, output):
-        if isinstance(module, nn.Linear):
-            layers.append((inputs[0].shape[0], module.in_features, module.out_features))
-        else:
-            layers.append((output.shape[0] * output.shape[2], module.in_channels * module.kernel_size[0],
-                           module.out_channels))
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [(rows, n_in, n_out, i > 0) for i, (rows, n_in, n_out) in enumerate(layers)]
-
-
-def gemm_floor_seconds(gemms: list[tuple[int, int, int, bool]], device, repeats: int = 50) -> float:
-    """Median time of the step's GEMM calls alone (forward y = x W^T; backward dW, then dX) on
-    `device` with float32 tensors: cuBLAS on a GPU. The floor a step cannot beat."""
+def gemm_floor_seconds(gemms: list[dict], device, repeats: int = 50) -> float:
+    """Median time of a step's GEMM calls alone (`core.step_gemms`: the calls the kernels make,
+    C[M x N] = op(A) op(B) + beta C) on `device` with float32 tensors: cuBLAS on a GPU. The floor
+    a step cannot beat, from the same definition as the C++ floors."""
     import torch
 
     gen = torch.Generator(device="cpu").manual_seed(7)  # seeded random, never zeros
-    tensors = [tuple(torch.randn(shape, generator=gen).to(device)
-                     for shape in ((rows, n_in), (n_out, n_in), (rows, n_out))) for rows, n_in, n_out, _ in gemms]
+
+    def operand(rows, cols, transposed):  # op(X) of a row-major X
+        x = torch.randn((cols, rows) if transposed else (rows, cols), generator=gen).to(device)
+        return x.t() if transposed else x
+
+    calls = [(operand(g["M"], g["K"], g["trans_a"]), operand(g["K"], g["N"], g["trans_b"]),
+              torch.randn(g["M"], g["N"], generator=gen).to(device), g["beta"]) for g in gemms]
 
     def step():
-        for x, w, y in tensors:
-            torch.mm(x, w.t(), out=y)
-        for (x, w, y), (_, _, _, input_gradient) in zip(reversed(tensors), reversed(gemms)):
-            torch.mm(y.t(), x)  # dW
-            if input_gradient:
-                torch.mm(y, w)  # dX
+        for a, b, c, beta in calls:
+            if beta:
+                c.addmm_(a, b, beta=beta)
+            else:
+                torch.mm(a, b, out=c)
 
     for _ in range(5):  # warm-up: cuBLAS handles and workspaces, caches
         step()

@@ -26,18 +26,13 @@ from pathlib import Path
 
 import yaml
 
+from .host import git_commit
 from .paths import REPO
 
 
 def slug(name: str) -> str:
     """'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def git_commit() -> str:
-    done = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO, capture_output=True,
-                          text=True)
-    return done.stdout.strip() or "unknown"
 
 
 def device_name(device: str) -> str:
@@ -106,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         failed |= bench("--models", "gw-cnn", "--engines", args.gw_engines, "--batch", args.gw_batch,
                         "--gw-data", str(windows), *common)
         windows.unlink()  # MBs of simulated strain, remade from its seed
-    manifest = {"device": name, "date": date, "host": socket.gethostname(), "git_commit": git_commit(),
+    manifest = {"device": name, "date": date, "host": socket.gethostname(), "git_commit": git_commit() or "unknown",
                 "command": "python -m cladbench.cuda_records " + " ".join(argv if argv is not None else sys.argv[1:]),
                 "torch": str(torch.__version__), "cuda": torch.version.cuda}
     (out / "MANIFEST.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))

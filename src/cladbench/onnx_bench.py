@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .host import cpu_model
+
 COLUMNS = ["path", "model", "batch", "threads", "median_us", "q1_us", "q3_us"]
 # The published anchor (another machine; SOFIE+Clad, PyTorch, JAX), for the caption and the note.
 ANCHOR_US = {"SOFIE+Clad": 73.0, "PyTorch": 395.0, "JAX": 34.5}
@@ -120,7 +122,7 @@ def run(reps: int = 2000, warmup: int = 200, batch: int = 1, threads: int = 1, a
     name = f"mlp-20-5x128-1-{activation}"
     x = np.random.default_rng(seed).normal(size=(batch, 20)).astype(np.float32)
     record = {"model": name, "batch": batch, "threads": threads, "reps": reps, "warmup": warmup, "rounds": rounds,
-              "dtype": "float32", "cpu_model": _cpu_model(), "machine": platform.node(), "cores": os.cpu_count(),
+              "dtype": "float32", "cpu_model": cpu_model(), "machine": platform.node(), "cores": os.cpu_count(),
               "torch_version": torch.__version__, "not_run": {}, "grad_max_rel_err": {},
               "anchor_us_other_machine": ANCHOR_US}
     say = lambda text: print(f"cladbench onnx bench: {text}", file=sys.stderr)  # noqa: E731
@@ -183,13 +185,6 @@ def _ctypes_call(compiled, x: np.ndarray):
         fn(*args)
 
     return call
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def write(rows: list[dict], record: dict, csv: Path) -> None:

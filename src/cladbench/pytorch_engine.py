@@ -18,7 +18,6 @@ import os
 import platform
 import resource
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,11 +26,11 @@ import torch
 from torch import nn
 
 from .core import core
-from .cuda import StepTimer, gemm_floor_seconds, step_gemms, torch_cuda_problem
+from .cuda import StepTimer, gemm_floor_seconds, torch_cuda_problem
+from .host import cpu_model, git_commit
 from .matrix import CUDA_ENGINES, engine_module
 from .models import parse_conv, torch_nn_model
 from .options import GRADIENT_TOLERANCE, add_train_arguments, parse_range, prefetch_steps
-from .paths import REPO
 
 
 
@@ -48,21 +47,6 @@ def _alloc_counter():
     except AttributeError:
         return None
     return lib.cladbench_alloc_count if lib.cladbench_alloc_count_active() else None
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO,
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -210,8 +194,9 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
     times.sort()
     median = _quantile(times, 0.5)
     # The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
-    if device.type == "cuda":  # the same GEMMs through cuBLAS, read off the model's layers
-        record["gemm_floor_median_s"] = gemm_floor_seconds(step_gemms(stepper.model, xb), device)
+    if device.type == "cuda":  # the same GEMMs (core.step_gemms) through cuBLAS
+        record["gemm_floor_median_s"] = gemm_floor_seconds(core.step_gemms(model_kind, dims, "rowmajor", args.batch),
+                                                           device)
     else:
         record["gemm_floor_median_s"] = core.gemm_floor_seconds(model_kind, dims, "rowmajor", args.batch)
     record.update({
@@ -246,7 +231,7 @@ def train(args: argparse.Namespace, make_stepper=TorchStepper, versions: dict | 
         "gradient_generator": make_stepper.generator,
         "versions": {"torch": torch.__version__, "clad": "", "compiler": "", "cuda": torch.version.cuda,
                      "python": platform.python_version(), **(versions or {})},
-        "compile_flags": "", "git_commit": _git_commit(), "cpu_model": _cpu_model(),
+        "compile_flags": "", "git_commit": git_commit(), "cpu_model": cpu_model(),
         "hostname": socket.gethostname(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if args.device == "cuda":
