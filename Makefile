@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := $(shell grep -v '^\#' envs/debian-packages.txt)
 CLUSTER_PACKAGES := $(shell grep -v '^\#' envs/debian-packages-cluster.txt)
 
-.PHONY: run test test-root test-cluster cuda-records build configure setup system-packages doctor pins clean
+.PHONY: run test test-root test-cluster cuda-records build configure setup system-packages doctor pins format clean
 
 # The main job: the workflow on the quick default config (config/config.yaml).
 run: build
@@ -76,6 +76,13 @@ pins: setup
 	  name=$$(basename $$env .yaml); \
 	  $(VENV)/bin/conda-lock lock -f $$env -p linux-64 --kind explicit --filename-template "envs/$$name.{platform}.pin.txt"; \
 	done
+
+# The repository's style, as tests/test_style.py checks it: ruff, snakefmt, clang-format (.clang-format).
+format: setup
+	$(VENV)/bin/ruff check --fix src tests tools
+	$(VENV)/bin/ruff format src tests tools
+	$(VENV)/bin/snakefmt --line-length 120 Snakefile workflow/rules
+	git ls-files 'cpp/*.cpp' 'cpp/*.hpp' 'cpp/*.cu' 'cpp/*.h' 'cpp/*.c' | xargs $(VENV)/bin/clang-format -i
 
 clean:
 	rm -rf $(BUILD) src/cladbench/_core*.so

@@ -9,11 +9,15 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+
 configfile: "config/config.yaml"
+
+
 validate(config, "config/schema.yaml")
 
 # The rules call `cladbench`: find the one installed beside this Snakemake (e.g. .venv/bin).
 os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"

@@ -18,8 +18,11 @@ from cladbench.pytorch_compile_engine import compile_problem
 KERNEL_ENGINES = sorted({e["engine"] for e in core.engines()} - {"autograd"})
 CLAD_BUILT = "clad" in KERNEL_ENGINES
 # The variants every training test runs: the C++ builds, pytorch, and jax when installed (optional extra).
-RUNNABLE_VARIANTS = [*build_manifest()["variants"], "cpu-pytorch-rowmajor-dynamic",
-                     *(["cpu-jax-rowmajor-dynamic"] if jax_available() else [])]
+RUNNABLE_VARIANTS = [
+    *build_manifest()["variants"],
+    "cpu-pytorch-rowmajor-dynamic",
+    *(["cpu-jax-rowmajor-dynamic"] if jax_available() else []),
+]
 # pytorch-compile compiles for seconds in every run: tests of its own (test_peers.py). The default
 # and paper configs run it where Inductor has its C++ compiler.
 COMPILE_VARIANTS = [] if compile_problem() else ["cpu-pytorch-compile-rowmajor-dynamic"]

@@ -101,19 +101,32 @@ PartitionName={PARTITION} Nodes={hostname} Default=YES MaxTime=INFINITE State=UP
         srun.chmod(0o755)
         self.env["PATH"] = f"{self.bin}{os.pathsep}{self.env['PATH']}"
 
-        self._spawn("munged", [_command("munged"), "--foreground", f"--socket={socket_path}", f"--key-file={key}",
-                               f"--log-file={root}/log/munged.log", f"--pid-file={root}/munged.pid",
-                               f"--seed-file={root}/munged.seed"])
+        self._spawn(
+            "munged",
+            [
+                _command("munged"),
+                "--foreground",
+                f"--socket={socket_path}",
+                f"--key-file={key}",
+                f"--log-file={root}/log/munged.log",
+                f"--pid-file={root}/munged.pid",
+                f"--seed-file={root}/munged.seed",
+            ],
+        )
         self._wait(lambda: socket_path.exists(), timeout, "munged did not create its socket")
         self._spawn("slurmctld", [_command("slurmctld"), "-D", "-f", str(self.conf)])
         self._spawn("slurmd", [_command("slurmd"), "-D", "-f", str(self.conf)])
-        self._wait(lambda: self.run("sinfo", "-h", "-o", "%T", check=False).strip() == "idle", timeout,
-                   "the node did not become idle")
+        self._wait(
+            lambda: self.run("sinfo", "-h", "-o", "%T", check=False).strip() == "idle",
+            timeout,
+            "the node did not become idle",
+        )
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.root / "log" / f"{name}.out", "w")
-        self.processes[name] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def _wait(self, condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -126,8 +139,10 @@ PartitionName={PARTITION} Nodes={hostname} Default=YES MaxTime=INFINITE State=UP
             time.sleep(0.5)
 
     def logs(self) -> str:
-        return "\n".join(f"== {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
-                         for p in sorted((self.root / "log").glob("*")))
+        return "\n".join(
+            f"== {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:])
+            for p in sorted((self.root / "log").glob("*"))
+        )
 
     def run(self, command: str, *args: str, check: bool = True) -> str:
         """A SLURM client command on this cluster; its stdout."""
@@ -145,8 +160,13 @@ PartitionName={PARTITION} Nodes={hostname} Default=YES MaxTime=INFINITE State=UP
     def accounting(self) -> dict[str, dict]:
         """sacct from the job completion log: {job id: {name, state, partition, time limit, start,
         end}} of finished jobs (start and end to the second, ISO 8601)."""
-        rows = self.run("sacct", "--completion", "--parsable2", "--noheader",
-                        "--format=JobIdRaw,JobName,State,Partition,Timelimit,Start,End").splitlines()
+        rows = self.run(
+            "sacct",
+            "--completion",
+            "--parsable2",
+            "--noheader",
+            "--format=JobIdRaw,JobName,State,Partition,Timelimit,Start,End",
+        ).splitlines()
         keys = ["name", "state", "partition", "timelimit", "start", "end"]
         return {r[0]: dict(zip(keys, r[1:])) for r in (row.split("|") for row in rows)}
 

@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import CLAD_BUILT, clad_skip_reason
 
 from cladbench import bench
 from cladbench.bench import epochs_for, parse_model, train_args
-from conftest import CLAD_BUILT, clad_skip_reason
 
 MNIST_SECTION = {"train_range": [0, 8000], "test_range": [8000, 10000]}
 TRAIN_SECTION = {"lr": 0.1, "optimizer": "sgd", "seed": 1, "warmup": 10}
@@ -39,15 +39,29 @@ def test_runs_time_at_least_min_steps_at_every_batch():
 
 def test_train_args_for_mnist_and_gw():
     mnist = {**MNIST_SECTION, "images": "i.gz", "labels": "l.gz"}
-    args = train_args(parse_model("mlp-784-512-512-10"), 1024, 2, 3, mnist=mnist, gw={}, train=TRAIN_SECTION,
-                      min_steps=100)
+    args = train_args(
+        parse_model("mlp-784-512-512-10"), 1024, 2, 3, mnist=mnist, gw={}, train=TRAIN_SECTION, min_steps=100
+    )
     flags = dict(zip(args[::2], args[1::2]))
     assert flags["--hidden"] == "512,512" and flags["--purpose"] == "bench" and flags["--threads"] == "2"
     assert flags["--epochs"] == str(epochs_for(8000, 1024, 10, 100)) and flags["--repetition"] == "3"
-    gw = {"train_range": [0, 5000], "test_range": [5000, 6000], "conv": "8k16p4", "hidden": 32, "lr": 0.001,
-          "optimizer": "adam", "seed": 1, "warmup": 10, "data": "sim.h5"}
-    flags = dict(zip(*[iter(train_args(parse_model("gw-cnn"), 32, 1, 0, mnist=mnist, gw=gw, train=TRAIN_SECTION,
-                                       min_steps=100))] * 2))
+    gw = {
+        "train_range": [0, 5000],
+        "test_range": [5000, 6000],
+        "conv": "8k16p4",
+        "hidden": 32,
+        "lr": 0.001,
+        "optimizer": "adam",
+        "seed": 1,
+        "warmup": 10,
+        "data": "sim.h5",
+    }
+    flags = dict(
+        zip(
+            *[iter(train_args(parse_model("gw-cnn"), 32, 1, 0, mnist=mnist, gw=gw, train=TRAIN_SECTION, min_steps=100))]
+            * 2
+        )
+    )
     assert flags["--model"] == "cnn" and flags["--data"] == "sim.h5" and flags["--dataset"] == "gw-sim"
 
 
@@ -56,11 +70,35 @@ def bench_run(mnist, tmp_path_factory):
     images, labels, _ = mnist
     out = tmp_path_factory.mktemp("bench")
     variants = ["cpu-manual-rowmajor-arena", "cpu-libtorch-rowmajor-dynamic"] + (
-        ["cpu-clad-rowmajor-arena"] if CLAD_BUILT else [])
-    done = subprocess.run([sys.executable, "-m", "cladbench", "bench", "--models", "mlp-784-32-10", "--variants",
-                           ",".join(variants), "--batch", "64", "--repetitions", "2", "--min-steps", "20",
-                           "--images", str(images), "--labels", str(labels), "--out-dir", str(out)],
-                          capture_output=True, text=True, timeout=600)
+        ["cpu-clad-rowmajor-arena"] if CLAD_BUILT else []
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cladbench",
+            "bench",
+            "--models",
+            "mlp-784-32-10",
+            "--variants",
+            ",".join(variants),
+            "--batch",
+            "64",
+            "--repetitions",
+            "2",
+            "--min-steps",
+            "20",
+            "--images",
+            str(images),
+            "--labels",
+            str(labels),
+            "--out-dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return done, out, variants
 
 
@@ -94,6 +132,9 @@ def test_bench_summary_prints_clads_ratios_as_the_records_give_them(bench_run):
 
 
 def test_bench_rejects_a_bad_model(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "cladbench", "bench", "--models", "resnet50", "--out-dir", str(tmp_path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "cladbench", "bench", "--models", "resnet50", "--out-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and "bench model resnet50" in done.stderr and "Traceback" not in done.stderr

@@ -169,8 +169,25 @@ def test_bad_gains_and_engines_are_clear_errors(two_regions):
 
 
 def test_cli_reports_bad_input_without_a_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "cladbench", "calib", "run", "--out", str(tmp_path), "--regions", "64",
-                           "--events", "5", "--bench-regions"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cladbench",
+            "calib",
+            "run",
+            "--out",
+            str(tmp_path),
+            "--regions",
+            "64",
+            "--events",
+            "5",
+            "--bench-regions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "cladbench calib: region" in done.stderr and "has no electrons" in done.stderr
     assert "Traceback" not in done.stderr
@@ -183,12 +200,22 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path):
 def test_run_writes_the_tables_and_the_report_draws_them(tmp_path):
     from cladbench import calib_report
 
-    settings = calib.Settings(regions=[2, 4], events=4000, grid_max_regions=2, adam_steps=40, bench_regions=[4],
-                              bench_reps=2)
+    settings = calib.Settings(
+        regions=[2, 4], events=4000, grid_max_regions=2, adam_steps=40, bench_regions=[4], bench_reps=2
+    )
     paths = calib.run(settings, tmp_path / "tables")
     table = pd.read_csv(paths["calib"])
-    assert list(table.columns) == ["regions", "method", "engine", "region", "true_gain", "fitted_gain", "sigma",
-                                   "loss_evals", "seconds"]
+    assert list(table.columns) == [
+        "regions",
+        "method",
+        "engine",
+        "region",
+        "true_gain",
+        "fitted_gain",
+        "sigma",
+        "loss_evals",
+        "seconds",
+    ]
     methods = table.groupby("regions").method.unique().map(set).to_dict()
     assert methods == {2: {"grid", "adam", "lbfgs"}, 4: {"adam", "lbfgs"}}
     assert len(table) == 3 * 2 + 2 * 4 and (table.sigma > 0).all() and (table.seconds > 0).all()

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from local_slurm import PARTITION, LocalSlurm, missing_commands
+from test_workflow import TINY, snakemake
 
 from cladbench.data import MNIST_T10K, mirror_dir
 from cladbench.paths import REPO
-from local_slurm import PARTITION, LocalSlurm, missing_commands
-from test_workflow import TINY, snakemake
 
 pytestmark = pytest.mark.cluster
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
@@ -40,8 +40,16 @@ RUNTIMES = {"train_mnist": "60", BENCH: "120", "train_gw": "120", "gw_simulate":
 REMOTE_RULES = set(RUNTIMES)
 # Seconds one Snakemake invocation may take here: the longest takes about 2 minutes on 2 cores.
 SNAKEMAKE_TIMEOUT = 480
-RESULT_KEYS = ["status", "epoch_train_loss", "epoch_test_loss", "epoch_test_accuracy", "final_loss", "test_accuracy",
-               "roc_auc", "gw150914_peak_offset_s"]
+RESULT_KEYS = [
+    "status",
+    "epoch_train_loss",
+    "epoch_test_loss",
+    "epoch_test_accuracy",
+    "final_loss",
+    "test_accuracy",
+    "roc_auc",
+    "gw150914_peak_offset_s",
+]
 
 
 def unavailable(reason: str):
@@ -54,8 +62,10 @@ def unavailable(reason: str):
 @pytest.fixture(scope="module")
 def cluster():
     if missing_commands():
-        unavailable(f"no SLURM here (missing {', '.join(missing_commands())}): `make test-cluster` installs "
-                    "Debian's slurm-wlm and munge")
+        unavailable(
+            f"no SLURM here (missing {', '.join(missing_commands())}): `make test-cluster` installs "
+            "Debian's slurm-wlm and munge"
+        )
     if not (mirror_dir() and all((mirror_dir() / name).exists() for name in MNIST_T10K)):
         unavailable("the workflow fetches MNIST by checksum: needs the data mirror (DATA_MIRROR or ../shared/data)")
     slurm = LocalSlurm()
@@ -78,22 +88,50 @@ def on_slurm_command(workdir: Path, *args: str) -> list[str]:
     """Snakemake with the SLURM profile as it is (jobs go to the cluster's default partition), plus
     what this cluster needs: squeue for job states (no slurmdbd), and a 2 s wait before the first
     state query instead of 40 s."""
-    return [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--directory", str(workdir),
-            "--snakefile", str(REPO / "Snakefile"), "--slurm-status-command", "squeue",
-            "--slurm-init-seconds-before-status-checks", "2", *args]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        str(PROFILE),
+        "--directory",
+        str(workdir),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        *args,
+    ]
 
 
-def on_slurm(cluster: LocalSlurm, workdir: Path, *args: str, timeout: float = SNAKEMAKE_TIMEOUT
-             ) -> subprocess.CompletedProcess:
-    process = subprocess.Popen(on_slurm_command(workdir, *args), cwd=workdir, env=cluster.env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+def on_slurm(
+    cluster: LocalSlurm, workdir: Path, *args: str, timeout: float = SNAKEMAKE_TIMEOUT
+) -> subprocess.CompletedProcess:
+    process = subprocess.Popen(
+        on_slurm_command(workdir, *args),
+        cwd=workdir,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     out, err = finish(cluster, process, timeout)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def start_on_slurm(cluster: LocalSlurm, workdir: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(on_slurm_command(workdir, *args), cwd=workdir, env=cluster.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        on_slurm_command(workdir, *args),
+        cwd=workdir,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(cluster: LocalSlurm, process: subprocess.Popen, timeout: float = SNAKEMAKE_TIMEOUT) -> tuple[str, str]:
@@ -104,8 +142,10 @@ def finish(cluster: LocalSlurm, process: subprocess.Popen, timeout: float = SNAK
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         out, err = process.communicate()
-        pytest.fail(f"snakemake did not end within {timeout} s; the queue: {cluster.queue()}\n"
-                    f"{(out or '')[-2000:]}{(err or '')[-2000:]}")
+        pytest.fail(
+            f"snakemake did not end within {timeout} s; the queue: {cluster.queue()}\n"
+            f"{(out or '')[-2000:]}{(err or '')[-2000:]}"
+        )
 
 
 def submissions(out: str) -> dict[str, str]:
@@ -127,7 +167,9 @@ def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | N
     deadline = time.monotonic() + timeout
     while not condition():
         if process is not None and process.poll() is not None:
-            raise AssertionError(f"snakemake ended ({process.returncode}) before {what}:\n{process.stdout.read()[-3000:]}")
+            raise AssertionError(
+                f"snakemake ended ({process.returncode}) before {what}:\n{process.stdout.read()[-3000:]}"
+            )
         assert time.monotonic() < deadline, f"no {what} within {timeout} s"
         time.sleep(0.25)
 
@@ -171,8 +213,11 @@ def test_jobs_go_through_sbatch_and_match_a_local_run(cluster, cluster_run, loca
     # The timing job had the node to itself (sbatch --exclusive): no other job ran while it ran.
     spans = {job_id: (accounting[job_id]["start"], accounting[job_id]["end"]) for job_id in submitted}
     (bench,) = [job_id for job_id, rule in submitted.items() if rule == BENCH]
-    beside = [submitted[j] for j, (start, end) in spans.items() if j != bench and start < spans[bench][1]
-              and spans[bench][0] < end]
+    beside = [
+        submitted[j]
+        for j, (start, end) in spans.items()
+        if j != bench and start < spans[bench][1] and spans[bench][0] < end
+    ]
     assert not beside, (beside, spans)
     # Local rules (fetch, aggregate) stay on the submitting machine.
     assert {"fetch_mnist_t10k", "aggregate"} <= set(finished(out))
@@ -275,6 +320,8 @@ def test_a_job_asking_more_cpus_than_any_node_has_fails_at_once(cluster, tmp_pat
     done = on_slurm(cluster, workdir, TABLES, timeout=180)
     out = done.stdout + done.stderr
     assert done.returncode != 0 and "has been submitted" not in out, out[-3000:]
-    assert (f"rule train_mnist asks {cpus + 1} CPUs, 4000 MB but the nodes of partition {PARTITION} have at most "
-            f"{cpus} CPUs") in out, out[-3000:]
+    assert (
+        f"rule train_mnist asks {cpus + 1} CPUs, 4000 MB but the nodes of partition {PARTITION} have at most "
+        f"{cpus} CPUs"
+    ) in out, out[-3000:]
     assert "Traceback" not in out and time.monotonic() - started < 120

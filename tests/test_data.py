@@ -9,10 +9,10 @@ import urllib.error
 
 import numpy as np
 import pytest
+from conftest import write_idx
 
 from cladbench import data
 from cladbench.data import FILES, MNIST_T10K, DataError, stage, stage_all
-from conftest import write_idx
 
 LABELS = "mnist/t10k-labels-idx1-ubyte.gz"
 
@@ -20,8 +20,10 @@ LABELS = "mnist/t10k-labels-idx1-ubyte.gz"
 @pytest.fixture
 def offline(monkeypatch):
     """No publisher answers (as on the build machines), without touching the network."""
+
     def refuse(url, timeout=None):
         raise urllib.error.URLError("network unreachable")
+
     monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
 
 
@@ -37,7 +39,9 @@ def leftovers(resources):
 
 def test_checksum_mismatch_is_named_and_leaves_nothing(tmp_path, mirror, offline):
     (mirror / LABELS).write_bytes(b"\x1f\x8b not the MNIST labels")
-    with pytest.raises(DataError, match=f"{mirror / LABELS} is not {LABELS}: sha256 .* expected {FILES[LABELS].sha256}"):
+    with pytest.raises(
+        DataError, match=f"{mirror / LABELS} is not {LABELS}: sha256 .* expected {FILES[LABELS].sha256}"
+    ):
         stage(LABELS, tmp_path / "resources", mirror)
     assert leftovers(tmp_path / "resources") == []
 
@@ -61,7 +65,9 @@ def test_another_dataset_under_mnist_names_is_rejected(tmp_path, mirror, offline
 
 def test_a_named_mirror_that_does_not_exist_is_an_error(tmp_path, monkeypatch, offline):
     monkeypatch.setenv("DATA_MIRROR", str(tmp_path / "nowhere"))
-    with pytest.raises(DataError, match=f"data mirror {tmp_path / 'nowhere'} \\(from DATA_MIRROR\\) is not a directory"):
+    with pytest.raises(
+        DataError, match=f"data mirror {tmp_path / 'nowhere'} \\(from DATA_MIRROR\\) is not a directory"
+    ):
         stage(LABELS, tmp_path / "resources")
 
 

@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import engine_param
 from torch import nn
 
 from cladbench.core import core
 from cladbench.models import torch_nn_model
-from conftest import engine_param
 
-SHAPES = [("mlp", [37, 19, 7]), ("mlp", [784, 128, 10]), ("mlp", [20, 16, 12, 8, 5]),  # odd, MNIST's, 3 hidden
-          ("cnn", [2, 61, 3, 5, 2, 4, 3, 3, 6, 2]),  # two conv blocks, odd lengths, two detectors
-          ("cnn", [2, 256, 8, 16, 4, 16, 8, 4, 32, 2])]  # the GW CNN's shape on 1/8 s of strain
+SHAPES = [
+    ("mlp", [37, 19, 7]),
+    ("mlp", [784, 128, 10]),
+    ("mlp", [20, 16, 12, 8, 5]),  # odd, MNIST's, 3 hidden
+    ("cnn", [2, 61, 3, 5, 2, 4, 3, 3, 6, 2]),  # two conv blocks, odd lengths, two detectors
+    ("cnn", [2, 256, 8, 16, 4, 16, 8, 4, 32, 2]),
+]  # the GW CNN's shape on 1/8 s of strain
 SMALL = [SHAPES[0], SHAPES[2], SHAPES[3]]
 BATCHES = [1, 5, 64]
 
 
 def shape_id(shape):
     return shape[0] + "-" + "-".join(map(str, shape[1]))
+
+
 ENGINES = [engine_param("clad"), engine_param("manual")]
 LAYOUTS = ["rowmajor", "colmajor"]
 
@@ -87,14 +93,20 @@ def test_forward_agrees_across_engines(shape):
     params, x, labels = problem(shape, 64, "rowmajor")
     layers = core.init_params(model, dims, 1)
     with torch.no_grad():
-        pytorch_loss = nn.CrossEntropyLoss()(torch_nn_model(model, dims, [l.double() for l in layers])(x), labels.long()).item()
-    losses = {"pytorch": pytorch_loss, "libtorch": core.reference_loss(model, params, x, labels, dims, "rowmajor").item()}
+        pytorch_loss = nn.CrossEntropyLoss()(
+            torch_nn_model(model, dims, [layer.double() for layer in layers])(x), labels.long()
+        ).item()
+    losses = {
+        "pytorch": pytorch_loss,
+        "libtorch": core.reference_loss(model, params, x, labels, dims, "rowmajor").item(),
+    }
     for entry in core.engines():
         if entry["model"] != model:
             continue
         p = core.pack_params(layers, entry["layout"]).double()
-        losses[f"{entry['engine']}-{entry['layout']}"] = core.forward(model, entry["engine"], entry["layout"], p, x,
-                                                                     labels, dims).item()
+        losses[f"{entry['engine']}-{entry['layout']}"] = core.forward(
+            model, entry["engine"], entry["layout"], p, x, labels, dims
+        ).item()
     reference = losses["libtorch"]
     assert len(losses) >= 6  # pytorch, libtorch, autograd x2, manual x2 (+ clad x2)
     assert all(abs(v - reference) <= 1e-12 * abs(reference) for v in losses.values()), losses

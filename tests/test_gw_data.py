@@ -74,17 +74,42 @@ def test_reproducible_by_seed(tmp_path):
 
 def test_layout(sim):
     arrays, attrs = sim
-    params = ["mass1", "mass2", "ra", "dec", "inclination", "polarization", "coa_phase", "merger_offset_s",
-              "snr_H1", "snr_L1", "distance"]  # distance (Mpc) beyond the specification: re-simulation needs it
-    expected = {"windows/strain": (np.float32, (N, 2, FS)), "windows/label": (np.uint8, (N,)),
-                "windows/snr": (np.float32, (N,))}
+    params = [
+        "mass1",
+        "mass2",
+        "ra",
+        "dec",
+        "inclination",
+        "polarization",
+        "coa_phase",
+        "merger_offset_s",
+        "snr_H1",
+        "snr_L1",
+        "distance",
+    ]  # distance (Mpc) beyond the specification: re-simulation needs it
+    expected = {
+        "windows/strain": (np.float32, (N, 2, FS)),
+        "windows/label": (np.uint8, (N,)),
+        "windows/snr": (np.float32, (N,)),
+    }
     expected |= {f"injections/{p}": (np.float64, (N,)) for p in params}
     assert set(arrays) == set(expected)
     for name, (dtype, shape) in expected.items():
         assert arrays[name].dtype == dtype and arrays[name].shape == shape, name
-    required = {"seed": SEED, "sample_rate": FS, "duration": 1.0, "f_low": 20.0, "band_low": 20.0, "band_high": 500.0,
-                "psd": "aLIGOZeroDetHighPower", "approximant": "IMRPhenomD", "snr_low": 8.0, "snr_high": 20.0,
-                "generator": "cladbench.gw.simulate", "lalsuite_version": gw.lalsuite_version()}
+    required = {
+        "seed": SEED,
+        "sample_rate": FS,
+        "duration": 1.0,
+        "f_low": 20.0,
+        "band_low": 20.0,
+        "band_high": 500.0,
+        "psd": "aLIGOZeroDetHighPower",
+        "approximant": "IMRPhenomD",
+        "snr_low": 8.0,
+        "snr_high": 20.0,
+        "generator": "cladbench.gw.simulate",
+        "lalsuite_version": gw.lalsuite_version(),
+    }
     for key, value in required.items():
         assert attrs[key] == value, key
     assert list(attrs["merger_offset_range"]) == [0.6, 0.8]
@@ -104,14 +129,35 @@ def test_labels_snr_and_parameters_consistent(sim):
     assert np.all((inj["mass2"][sig] >= 10) & (inj["mass2"][sig] <= inj["mass1"][sig]) & (inj["mass1"][sig] <= 50))
     lo, hi = gw.MERGER_OFFSET_RANGE
     assert np.all((inj["merger_offset_s"][sig] >= lo) & (inj["merger_offset_s"][sig] <= hi))
-    assert np.all(np.abs(inj["dec"][sig]) <= np.pi / 2) and np.all((inj["inclination"][sig] >= 0) & (inj["inclination"][sig] <= np.pi))
+    assert np.all(np.abs(inj["dec"][sig]) <= np.pi / 2) and np.all(
+        (inj["inclination"][sig] >= 0) & (inj["inclination"][sig] <= np.pi)
+    )
 
 
 def fd_snrs(p: dict[str, float], f_low: float = 20.0, df: float = 1 / 16) -> dict[str, float]:
     """Per-detector optimal SNR from the frequency-domain IMRPhenomD, independent of gw's time-domain path."""
     hp, hc = lalsim.SimInspiralChooseFDWaveform(
-        p["mass1"] * lal.MSUN_SI, p["mass2"] * lal.MSUN_SI, 0, 0, 0, 0, 0, 0, p["distance"] * 1e6 * lal.PC_SI,
-        p["inclination"], p["coa_phase"], 0.0, 0.0, 0.0, df, f_low, FS / 2, f_low, None, lalsim.IMRPhenomD)
+        p["mass1"] * lal.MSUN_SI,
+        p["mass2"] * lal.MSUN_SI,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        p["distance"] * 1e6 * lal.PC_SI,
+        p["inclination"],
+        p["coa_phase"],
+        0.0,
+        0.0,
+        0.0,
+        df,
+        f_low,
+        FS / 2,
+        f_low,
+        None,
+        lalsim.IMRPhenomD,
+    )
     freqs = np.arange(hp.data.length) * df
     use = (freqs >= f_low) & (freqs <= FS / 2)
     psd = gw.design_psd(freqs[use])

@@ -10,13 +10,13 @@ import subprocess
 import jsonschema
 import pytest
 import yaml
+from conftest import RUNNABLE_VARIANTS
 
 from cladbench import gw
 from cladbench.cli import train_command
-from cladbench.matrix import parse_variant
 from cladbench.data import GW150914, DataError, stage_all
+from cladbench.matrix import parse_variant
 from cladbench.paths import REPO
-from conftest import RUNNABLE_VARIANTS
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
 VARIANTS = RUNNABLE_VARIANTS  # jax's only when installed (an optional extra)
@@ -50,9 +50,26 @@ def records(gw_files, tmp_path_factory):
     records = {}
     for variant in VARIANTS:
         out = out_dir / f"{variant}.json"
-        args = ["--data", str(simulated), *(["--real", str(real)] if real else []), *CNN, "--train-range", "0:128",
-                "--test-range", "128:160", "--batch", "16", "--epochs", "2", "--lr", "0.001", "--optimizer", "adam",
-                "--warmup", "4"]
+        args = [
+            "--data",
+            str(simulated),
+            *(["--real", str(real)] if real else []),
+            *CNN,
+            "--train-range",
+            "0:128",
+            "--test-range",
+            "128:160",
+            "--batch",
+            "16",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.001",
+            "--optimizer",
+            "adam",
+            "--warmup",
+            "4",
+        ]
         done = train(variant, out, *args)
         assert done.returncode == 0, f"{variant}: {done.stderr}"
         records[variant] = json.loads(out.read_text())
@@ -91,8 +108,25 @@ def test_cnn_learns_to_detect_signals(tmp_path):
     gw.simulate(data, n_windows=480, seed=5, snr_range=(12.0, 24.0))
     variant = "cpu-clad-rowmajor-arena" if "cpu-clad-rowmajor-arena" in VARIANTS else "cpu-manual-rowmajor-arena"
     out = tmp_path / "record.json"
-    done = train(variant, out, "--data", str(data), *CNN, "--train-range", "0:400", "--test-range", "400:480",
-                 "--batch", "16", "--epochs", "6", "--lr", "0.002", "--optimizer", "adam")
+    done = train(
+        variant,
+        out,
+        "--data",
+        str(data),
+        *CNN,
+        "--train-range",
+        "0:400",
+        "--test-range",
+        "400:480",
+        "--batch",
+        "16",
+        "--epochs",
+        "6",
+        "--lr",
+        "0.002",
+        "--optimizer",
+        "adam",
+    )
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
     assert record["roc_auc"] > 0.9, record["epoch_test_accuracy"]
@@ -100,8 +134,26 @@ def test_cnn_learns_to_detect_signals(tmp_path):
 
 def test_mlp_baseline_on_strain(gw_files, tmp_path):
     out = tmp_path / "mlp.json"
-    done = train("cpu-manual-rowmajor-arena", out, "--data", str(gw_files[0]), "--model", "mlp", "--hidden", "32",
-                 "--train-range", "0:128", "--test-range", "128:160", "--batch", "16", "--epochs", "1", "--warmup", "2")
+    done = train(
+        "cpu-manual-rowmajor-arena",
+        out,
+        "--data",
+        str(gw_files[0]),
+        "--model",
+        "mlp",
+        "--hidden",
+        "32",
+        "--train-range",
+        "0:128",
+        "--test-range",
+        "128:160",
+        "--batch",
+        "16",
+        "--epochs",
+        "1",
+        "--warmup",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
     assert record["model"] == "mlp-4096-32-2" and record["allocs_per_step"] == 0

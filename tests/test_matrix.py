@@ -20,8 +20,12 @@ def test_the_schemas_list_the_matrix():
     for field, values in (("devices", matrix.DEVICES), ("layouts", matrix.LAYOUTS), ("allocs", matrix.ALLOCS)):
         assert config[field]["items"]["enum"] == list(values), field
     record = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())["properties"]
-    for field, values in (("engine", matrix.ENGINES), ("device", matrix.DEVICES), ("layout", matrix.LAYOUTS),
-                          ("alloc", matrix.ALLOCS)):
+    for field, values in (
+        ("engine", matrix.ENGINES),
+        ("device", matrix.DEVICES),
+        ("layout", matrix.LAYOUTS),
+        ("alloc", matrix.ALLOCS),
+    ):
         assert record[field]["enum"] == list(values), field
 
 
@@ -46,7 +50,8 @@ def test_variant_names_round_trip(engine):
     kernel = engine in matrix.KERNEL_ENGINES
     assert len(matrix.variants_of(engine)) == (len(matrix.LAYOUTS) * len(matrix.ALLOCS) if kernel else 1)
     assert bool(re.fullmatch(matrix.variant_pattern(matrix.CPP_ENGINES), matrix.variant_name(engine))) == (
-        engine in matrix.CPP_ENGINES)
+        engine in matrix.CPP_ENGINES
+    )
 
 
 def test_what_has_no_variant_says_why():
@@ -61,5 +66,7 @@ def test_what_has_no_variant_says_why():
         matrix.record_variant("notes.json")
     assert matrix.cuda_variant("clad") == "cuda-clad-rowmajor-arena"
     assert matrix.cuda_variant("pytorch") == "cuda-pytorch-rowmajor-dynamic"
-    assert not matrix.trains_cnn("cuda-clad-rowmajor-arena") and matrix.trains_cnn("cuda-libtorch-rowmajor-dynamic-r0.json")
+    assert not matrix.trains_cnn("cuda-clad-rowmajor-arena") and matrix.trains_cnn(
+        "cuda-libtorch-rowmajor-dynamic-r0.json"
+    )
     assert matrix.engine_module("pytorch-compile") == "cladbench.pytorch_compile_engine"

@@ -39,8 +39,13 @@ def models() -> dict:
     return {
         "mlp_7_13_5": (nn.Sequential(nn.Linear(7, 13), nn.Tanh(), nn.Linear(13, 5), nn.Softmax(dim=1)), (7,), False),
         "residual": (Residual(), (1, 7), True),
-        "conv1d": (nn.Sequential(nn.Conv1d(2, 3, 5, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
-                                 nn.Linear(3 * 9, 4), nn.Sigmoid()), (2, 20), False),
+        "conv1d": (
+            nn.Sequential(
+                nn.Conv1d(2, 3, 5, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 9, 4), nn.Sigmoid()
+            ),
+            (2, 20),
+            False,
+        ),
     }
 
 
@@ -72,8 +77,10 @@ def compiled(mnist_classifier, tmp_path_factory):
         pytest.skip(str(error).split(";")[0])
     cases = {name: (model, shape, dynamo) for name, (model, shape, dynamo) in models().items()}
     cases["mnist_mlp"] = (mnist_classifier, (784,), False)
-    emitted = {name: emit(export(model, torch.randn(2, *shape), dynamo=dynamo), name)
-               for name, (model, shape, dynamo) in cases.items()}
+    emitted = {
+        name: emit(export(model, torch.randn(2, *shape), dynamo=dynamo), name)
+        for name, (model, shape, dynamo) in cases.items()
+    }
     root = tmp_path_factory.mktemp("onnx-build")
     with ThreadPoolExecutor(2) as pool:
         libraries = dict(zip(emitted, pool.map(lambda m: compile_model(m, root, quiet=True), emitted.values())))
@@ -128,12 +135,24 @@ def test_weights_file_round_trip(compiled, tmp_path):
         m.load_weights(tmp_path / "other" / "residual.weights")
 
 
-@pytest.mark.parametrize("model, shape, node, why", [
-    (nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(), nn.Linear(4, 2)), (3,), "/1/LeakyRelu (LeakyRelu)",
-     "op not supported"),
-    (nn.Sequential(nn.Conv2d(1, 2, 2), nn.Flatten(), nn.Linear(18, 2)), (1, 4, 4), "/0/Conv (Conv)",
-     "2-D convolution"),
-], ids=["LeakyRelu", "Conv2d"])
+@pytest.mark.parametrize(
+    "model, shape, node, why",
+    [
+        (
+            nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(), nn.Linear(4, 2)),
+            (3,),
+            "/1/LeakyRelu (LeakyRelu)",
+            "op not supported",
+        ),
+        (
+            nn.Sequential(nn.Conv2d(1, 2, 2), nn.Flatten(), nn.Linear(18, 2)),
+            (1, 4, 4),
+            "/0/Conv (Conv)",
+            "2-D convolution",
+        ),
+    ],
+    ids=["LeakyRelu", "Conv2d"],
+)
 def test_an_unsupported_op_names_the_op_the_node_and_the_supported_set(model, shape, node, why):
     with pytest.raises(UnsupportedModelError) as error:
         emit(export(model, torch.randn(2, *shape)), "bad")

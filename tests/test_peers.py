@@ -15,6 +15,7 @@ import jsonschema
 import numpy as np
 import pytest
 import yaml
+from conftest import COMPILE_VARIANTS
 
 from cladbench.cli import train_command
 from cladbench.jax_engine import adam_schedule, jax_available
@@ -22,17 +23,31 @@ from cladbench.matrix import PYTHON_ENGINES, parse_variant
 from cladbench.options import GRADIENT_TOLERANCE
 from cladbench.paths import REPO, build_manifest
 from cladbench.pytorch_compile_engine import INDUCTOR_CACHE
-from conftest import COMPILE_VARIANTS
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
-needs_jax = pytest.mark.skipif(not jax_available(), reason="JAX not installed (optional extra: pip install -e '.[jax]')")
+needs_jax = pytest.mark.skipif(
+    not jax_available(), reason="JAX not installed (optional extra: pip install -e '.[jax]')"
+)
 needs_inductor = pytest.mark.skipif(not COMPILE_VARIANTS, reason="torch.compile cannot compile here (no C++ compiler)")
 
 
 def train(engine: str, mnist, out, *extra: str) -> subprocess.CompletedProcess:
     images, labels, _ = mnist
-    argv = ["--images", str(images), "--labels", str(labels), "--out", str(out), "--batch", "32", "--epochs", "2",
-            "--seed", "1", *extra]
+    argv = [
+        "--images",
+        str(images),
+        "--labels",
+        str(labels),
+        "--out",
+        str(out),
+        "--batch",
+        "32",
+        "--epochs",
+        "2",
+        "--seed",
+        "1",
+        *extra,
+    ]
     command, env = train_command(engine, "rowmajor", "dynamic", argv)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
 
@@ -48,7 +63,10 @@ def test_compiled_engine_trains_as_the_pytorch_engine(mnist, tmp_path, optimizer
     compiled = records["pytorch-compile"]
     jsonschema.validate(compiled, RECORD_SCHEMA)
     assert compiled["status"] == "ok" and compiled["engine"] == "pytorch-compile"
-    assert compiled["gradient_generator"].startswith("PyTorch 2.13.0") and "torch.compile" in compiled["gradient_generator"]
+    assert (
+        compiled["gradient_generator"].startswith("PyTorch 2.13.0")
+        and "torch.compile" in compiled["gradient_generator"]
+    )
     assert compiled["grad_max_rel_err"] < GRADIENT_TOLERANCE  # the compiled forward and backward, against LibTorch
     assert compiled["compile_time_s"] > 0.5 > records["pytorch"]["compile_time_s"]  # the compile, outside the timing
     assert compiled["steps_timed"] == 2 * (8000 // 32) - 10 and compiled["step_time_median_s"] > 0
@@ -63,12 +81,28 @@ def test_compiled_engine_trains_as_the_pytorch_engine(mnist, tmp_path, optimizer
 def test_compiled_engine_without_a_compiler_says_so(mnist, tmp_path):
     images, labels, _ = mnist
     env = {**os.environ, "CXX": str(tmp_path / "no-such-g++")}  # Inductor's compiler: $CXX, else g++
-    done = subprocess.run([sys.executable, "-m", "cladbench.pytorch_compile_engine", "--images", str(images),
-                           "--labels", str(labels), "--out", str(tmp_path / "r.json")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cladbench.pytorch_compile_engine",
+            "--images",
+            str(images),
+            "--labels",
+            str(labels),
+            "--out",
+            str(tmp_path / "r.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == (f"cladbench pytorch-compile engine: torch.compile (Inductor) needs a C++ compiler: "
-                                   f"{tmp_path / 'no-such-g++'} not found (set CXX)")
+    assert done.stderr.strip() == (
+        f"cladbench pytorch-compile engine: torch.compile (Inductor) needs a C++ compiler: "
+        f"{tmp_path / 'no-such-g++'} not found (set CXX)"
+    )
     assert not (tmp_path / "r.json").exists()
 
 
@@ -98,8 +132,8 @@ print("ok")
 def test_adam_schedule_is_torchs_scalars_in_float32():
     step_size, bias_correction2_sqrt = adam_schedule(1e-3, 0.9, 0.999)
     for t in (1, 2, 10, 1000, len(step_size)):  # torch.optim.Adam: Python floats (double), then float32 kernels
-        assert step_size[t - 1] == np.float32(1e-3 / (1 - 0.9 ** t))
-        assert bias_correction2_sqrt[t - 1] == np.float32((1 - 0.999 ** t) ** 0.5)
+        assert step_size[t - 1] == np.float32(1e-3 / (1 - 0.9**t))
+        assert bias_correction2_sqrt[t - 1] == np.float32((1 - 0.999**t) ** 0.5)
     assert step_size[-1] == np.float32(1e-3) and bias_correction2_sqrt[-1] == 1  # from here on, constant
     assert 10_000 < len(step_size) < 40_000
 
@@ -109,8 +143,24 @@ def test_a_one_thread_jax_run_uses_one_core(mnist, tmp_path):
     """The child's CPU time over its wall time, from the kernel's resource usage: near 1 with one
     thread. The model is large enough that XLA would spread its GEMMs over every core it may use."""
     images, labels, _ = mnist
-    argv = ["--images", str(images), "--labels", str(labels), "--out", str(tmp_path / "r.json"), "--hidden", "1024,1024",
-            "--batch", "256", "--epochs", "2", "--threads", "1", "--warmup", "2"]
+    argv = [
+        "--images",
+        str(images),
+        "--labels",
+        str(labels),
+        "--out",
+        str(tmp_path / "r.json"),
+        "--hidden",
+        "1024,1024",
+        "--batch",
+        "256",
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+        "--warmup",
+        "2",
+    ]
     command, env = train_command("jax", "rowmajor", "dynamic", argv)
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -138,8 +188,13 @@ def test_standalone_loops_run_without_cladbench():
     source = script.read_text()
     assert not re.search(r"^\s*(import|from)\s+cladbench", source, re.MULTILINE)
     loops = "jax,eager" if jax_available() else "eager"
-    done = subprocess.run([sys.executable, str(script), "--cells", "mlp32", "--loops", loops],
-                          capture_output=True, text=True, timeout=600, cwd="/")
+    done = subprocess.run(
+        [sys.executable, str(script), "--cells", "mlp32", "--loops", loops],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd="/",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == len(loops.split(",")) and all(line.startswith("mlp32  standalone ") for line in lines)

@@ -16,26 +16,45 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import engine_param
 
 from cladbench import aggregate, gw, report
 from cladbench.cli import train_command
 from cladbench.core import core
 from cladbench.paths import REPO
 from cladbench.ttree import root_missing_reason
-from conftest import engine_param
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
 TRAIN, TEST = (0, 1536), (9000, 10000)
-FLAGS = ["--hidden", "32", "--batch", "64", "--epochs", "3", "--lr", "0.1", "--seed", "5", "--threads", "1",
-         "--warmup", "4", "--train-range", f"{TRAIN[0]}:{TRAIN[1]}", "--test-range", f"{TEST[0]}:{TEST[1]}"]
+FLAGS = [
+    "--hidden",
+    "32",
+    "--batch",
+    "64",
+    "--epochs",
+    "3",
+    "--lr",
+    "0.1",
+    "--seed",
+    "5",
+    "--threads",
+    "1",
+    "--warmup",
+    "4",
+    "--train-range",
+    f"{TRAIN[0]}:{TRAIN[1]}",
+    "--test-range",
+    f"{TEST[0]}:{TEST[1]}",
+]
 ENGINES = [engine_param("clad"), engine_param("manual")]
 needs_root = pytest.mark.skipif(root_missing_reason() is not None, reason=str(root_missing_reason()))
 
 
 def file_fed(engine: str, images, labels, out: Path) -> dict:
     """The file-fed run (cladbench-train, rowmajor-arena) the TTree-fed runs must reproduce."""
-    command, env = train_command(engine, "rowmajor", "arena",
-                                 ["--images", str(images), "--labels", str(labels), "--out", str(out), *FLAGS])
+    command, env = train_command(
+        engine, "rowmajor", "arena", ["--images", str(images), "--labels", str(labels), "--out", str(out), *FLAGS]
+    )
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(out.read_text())
@@ -54,15 +73,22 @@ def assert_same_losses(fed: dict, file: dict) -> None:
 def fed_run(engine: str, images, labels, out: Path, *, order_of=None) -> dict:
     """MNIST rows fed to a FedRun in the order it asks for (or `order_of(epoch, order)`)."""
     x, y = (t.numpy() for t in core.load_mnist(str(images), str(labels)))
-    train_x, train_y = x[TRAIN[0]:TRAIN[1]], y[TRAIN[0]:TRAIN[1]]
-    run = core.FedRun(engine, "rowmajor", "arena", [*FLAGS, "--input", "ttree-pyroot", "--data", "numpy",
-                                                    "--out", str(out)], len(train_y), x.shape[1], 10)
-    run.set_test(x[TEST[0]:TEST[1]], y[TEST[0]:TEST[1]])
+    train_x, train_y = x[TRAIN[0] : TRAIN[1]], y[TRAIN[0] : TRAIN[1]]
+    run = core.FedRun(
+        engine,
+        "rowmajor",
+        "arena",
+        [*FLAGS, "--input", "ttree-pyroot", "--data", "numpy", "--out", str(out)],
+        len(train_y),
+        x.shape[1],
+        10,
+    )
+    run.set_test(x[TEST[0] : TEST[1]], y[TEST[0] : TEST[1]])
     for epoch in range(run.epochs):
         order = run.epoch_order(epoch)
         order = order_of(epoch, order) if order_of else order
         for s in range(run.steps_per_epoch):
-            rows = order[s * run.batch:(s + 1) * run.batch]
+            rows = order[s * run.batch : (s + 1) * run.batch]
             run.step(train_x[rows], train_y[rows])
         run.end_epoch()
     assert run.finish() == 0
@@ -132,10 +158,14 @@ def test_report_compares_fed_runs_with_their_file_fed_twin(mnist, tmp_path):
     old = json.loads((tmp_path / "file.json").read_text())
     del old["input"]  # a record from before the input field
     (tmp_path / "old.json").write_text(json.dumps({**old, "repetition": 1}))
-    aggregate.write_tables([tmp_path / "file.json", tmp_path / "fed.json", tmp_path / "old.json"], tmp_path / "tables", {})
+    aggregate.write_tables(
+        [tmp_path / "file.json", tmp_path / "fed.json", tmp_path / "old.json"], tmp_path / "tables", {}
+    )
     runs = pd.read_csv(tmp_path / "tables" / "runs.csv")
     assert sorted(runs["input"]) == ["file", "file", "ttree-pyroot"]
-    table = report.ttree_table(report.read_table(tmp_path / "tables", "runs"), report.read_table(tmp_path / "tables", "epochs"))
+    table = report.ttree_table(
+        report.read_table(tmp_path / "tables", "runs"), report.read_table(tmp_path / "tables", "epochs")
+    )
     assert len(table) == 1 and table.iloc[0]["epochs"] == 3 and table.iloc[0]["loss_max_rel_diff"] <= 1e-5
     report.build_report(tmp_path / "tables", tmp_path / "report", only="tables")
     assert "ttree-pyroot & manual-rowmajor-arena & 64" in (tmp_path / "report" / "ttree.tex").read_text()
@@ -143,8 +173,24 @@ def test_report_compares_fed_runs_with_their_file_fed_twin(mnist, tmp_path):
 
 def test_workflow_runs_the_ttree_jobs_or_says_why_not(tmp_path):
     """A dry run of the quick default: the TTree jobs where ROOT is installed, else a not-run line."""
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--directory", str(REPO),
-                           "--snakefile", str(REPO / "Snakefile"), "root"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "--directory",
+            str(REPO),
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "root",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     if root_missing_reason():
@@ -160,18 +206,55 @@ def test_workflow_runs_the_ttree_jobs_or_says_why_not(tmp_path):
 @pytest.fixture(scope="module")
 def trees(mnist, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("root") / "mnist.root"
-    done = subprocess.run([sys.executable, "-m", "cladbench", "root", "trees-mnist", "--images", str(mnist[0]),
-                           "--labels", str(mnist[1]), "--train-range", f"{TRAIN[0]}:{TRAIN[1]}",
-                           "--test-range", f"{TEST[0]}:{TEST[1]}", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cladbench",
+            "root",
+            "trees-mnist",
+            "--images",
+            str(mnist[0]),
+            "--labels",
+            str(mnist[1]),
+            "--train-range",
+            f"{TRAIN[0]}:{TRAIN[1]}",
+            "--test-range",
+            f"{TEST[0]}:{TEST[1]}",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return out
 
 
 def ttree_fed(input: str, engine: str, trees: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cladbench", "root", "train", "--input", input, "--trees", str(trees),
-                           "--engine", engine, "--out", str(out), *FLAGS, *extra], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cladbench",
+            "root",
+            "train",
+            "--input",
+            input,
+            "--trees",
+            str(trees),
+            "--engine",
+            engine,
+            "--out",
+            str(out),
+            *FLAGS,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -209,8 +292,8 @@ def test_trees_read_back_as_the_trainers_see_the_data(mnist, trees, tmp_path):
 
     x, y = (t.numpy() for t in core.load_mnist(str(mnist[0]), str(mnist[1])))
     tx, ty = read_mnist_tree(trees, "train")
-    np.testing.assert_array_equal(tx, x[TRAIN[0]:TRAIN[1]])
-    np.testing.assert_array_equal(ty, y[TRAIN[0]:TRAIN[1]])
+    np.testing.assert_array_equal(tx, x[TRAIN[0] : TRAIN[1]])
+    np.testing.assert_array_equal(ty, y[TRAIN[0] : TRAIN[1]])
     simulated = tmp_path / "simulated.h5"
     gw.simulate(simulated, n_windows=8, seed=4)
     import ROOT

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 import yaml
+from conftest import CLAD_BUILT, COMPILE_VARIANTS, RUNNABLE_VARIANTS
 
 from cladbench.cuda import variant_problem
 from cladbench.matrix import CUDA_ENGINES, cuda_variant, trains_cnn
 from cladbench.paths import REPO, build_dir, build_manifest
-from conftest import CLAD_BUILT, COMPILE_VARIANTS, RUNNABLE_VARIANTS
 
 
 def test_doctor_reports_the_machine():
@@ -35,7 +35,9 @@ def test_doctor_reports_the_machine():
 
 
 def test_cpp_tests_pass():
-    done = subprocess.run(["ctest", "--output-on-failure"], cwd=build_dir(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["ctest", "--output-on-failure"], cwd=build_dir(), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "100% tests passed" in done.stdout
 
@@ -51,8 +53,18 @@ def dry_run(tmp_path, config, env=None):
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--directory", str(tmp_path),
-               "--snakefile", str(REPO / "Snakefile")]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "1",
+        "-n",
+        "--directory",
+        str(tmp_path),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     return done.returncode, done.stdout + done.stderr
 
@@ -66,8 +78,10 @@ def test_without_a_compiler_for_inductor_pytorch_compile_is_not_run(tmp_path):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     rc, out = dry_run(tmp_path, config, env={**os.environ, "CXX": str(tmp_path / "no-such-g++")})
     assert rc == 0, out
-    assert (f"not run: cpu-pytorch-compile-*: torch.compile (Inductor) needs a C++ compiler: {tmp_path / 'no-such-g++'} "
-            "not found (set CXX)") in out
+    assert (
+        f"not run: cpu-pytorch-compile-*: torch.compile (Inductor) needs a C++ compiler: {tmp_path / 'no-such-g++'} "
+        "not found (set CXX)"
+    ) in out
     assert "cpu-pytorch-compile-rowmajor-dynamic" not in out.replace("cpu-pytorch-compile-*", "")
 
 
@@ -93,12 +107,15 @@ def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
         assert "not run: cpu-clad-*: Clad not available" in out
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda c: c["train"].update(optimiser="sgd"), "Additional properties are not allowed ('optimiser'"),
-    (lambda c: c["train"].update(batch=[0]), "0 is less than the minimum of 1"),
-    (lambda c: c.update(engines=["clad", "tensorflow"]), "'tensorflow' is not one of"),
-    (lambda c: c["train"].update(epochs=0), "0 is less than the minimum of 1"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["train"].update(optimiser="sgd"), "Additional properties are not allowed ('optimiser'"),
+        (lambda c: c["train"].update(batch=[0]), "0 is less than the minimum of 1"),
+        (lambda c: c.update(engines=["clad", "tensorflow"]), "'tensorflow' is not one of"),
+        (lambda c: c["train"].update(epochs=0), "0 is less than the minimum of 1"),
+    ],
+)
 def test_an_invalid_config_fails_with_the_schema_message(tmp_path, change, message):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     change(config)
@@ -111,15 +128,28 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-n", "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
-               "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile")]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "--profile",
+        str(REPO / "workflow" / "profiles" / "slurm"),
+        "--directory",
+        str(tmp_path),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     variants = len(RUNNABLE_VARIANTS) + len(COMPILE_VARIANTS)  # the configs list pytorch-compile
     # devices [cpu, cuda]: the cuda variants this build made (and pytorch where torch is a CUDA build) run too
-    cuda = [cuda_variant(e) for e in CUDA_ENGINES
-            if variant_problem(cuda_variant(e), build_manifest(), need_device=False) is None]
+    cuda = [
+        cuda_variant(e)
+        for e in CUDA_ENGINES
+        if variant_problem(cuda_variant(e), build_manifest(), need_device=False) is None
+    ]
     cuda_cnn = sum(trains_cnn(v) for v in cuda)  # the GPU clad engine is the MLP's: no gw-cnn cells
     counts = job_counts(out)
     assert counts["train_mnist"] == (variants + len(cuda)) * 6 * 2 * 5  # batches x threads x repetitions
@@ -133,8 +163,12 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
 
 
 def test_snakemake_lint_is_clean():
-    done = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile"),
-                           "--directory", str(REPO)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "Congratulations, your workflow is in a good condition!" in done.stdout + done.stderr, done.stdout
 
 
@@ -146,8 +180,12 @@ def test_jobs_that_fit_no_node_of_their_partition_are_named():
     assert default == "cpu" and partitions["gpu"] == [{"cpus": 16, "mem_mb": 64000, "gpus": 4}]
     fine = [Demand("train_mnist", "", 2, 4000, 0), Demand("bench_cuda_gw_cnn", "gpu", 16, 4000, 1)]
     assert misfits(fine, partitions, default) == []
-    too_big = [Demand("build_variant", "", 4, 8000, 0), Demand("build_variant", "", 4, 8000, 0),
-               Demand("bench_cuda_gw_cnn", "", 1, 4000, 1), Demand("calib", "long", 1, 4000, 0)]
+    too_big = [
+        Demand("build_variant", "", 4, 8000, 0),
+        Demand("build_variant", "", 4, 8000, 0),
+        Demand("bench_cuda_gw_cnn", "", 1, 4000, 1),
+        Demand("calib", "long", 1, 4000, 0),
+    ]
     assert misfits(too_big, partitions, default) == [
         "rule build_variant asks 4 CPUs, 8000 MB but the nodes of partition cpu have at most 2 CPUs, 7800 MB: lower "
         "its resources (set-resources in the profile, or its threads in the config) or send it to a partition whose "
@@ -157,4 +195,5 @@ def test_jobs_that_fit_no_node_of_their_partition_are_named():
         "it to a partition whose nodes have them (slurm_partition)",
         "rule calib asks 1 CPUs, 4000 MB but no partition 'long' (sinfo lists cpu, gpu): lower its resources "
         "(set-resources in the profile, or its threads in the config) or send it to a partition whose nodes have "
-        "them (slurm_partition)"]
+        "them (slurm_partition)",
+    ]

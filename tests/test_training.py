@@ -13,14 +13,14 @@ import jsonschema
 import numpy as np
 import pytest
 import yaml
+from conftest import CLAD_BUILT, RUNNABLE_VARIANTS, clad_skip_reason, write_idx
 
-from cladbench.cli import train_command
 from cladbench import pytorch_engine
+from cladbench.cli import train_command
+from cladbench.jax_engine import jax_available
 from cladbench.matrix import parse_variant
 from cladbench.options import GRADIENT_TOLERANCE
-from cladbench.jax_engine import jax_available
 from cladbench.paths import REPO
-from conftest import RUNNABLE_VARIANTS, CLAD_BUILT, clad_skip_reason, write_idx
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
 VARIANTS = RUNNABLE_VARIANTS  # jax's only when installed (an optional extra)
@@ -28,8 +28,25 @@ VARIANTS = RUNNABLE_VARIANTS  # jax's only when installed (an optional extra)
 
 def train(variant: str, images, labels, out: Path, *extra: str) -> subprocess.CompletedProcess:
     _, engine, layout, alloc = parse_variant(variant)
-    argv = ["--images", str(images), "--labels", str(labels), "--out", str(out), "--batch", "32", "--epochs", "3",
-            "--lr", "0.1", "--seed", "1", "--threads", "1", *extra]
+    argv = [
+        "--images",
+        str(images),
+        "--labels",
+        str(labels),
+        "--out",
+        str(out),
+        "--batch",
+        "32",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.1",
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+        *extra,
+    ]
     command, env = train_command(engine, layout, alloc, argv)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
@@ -104,8 +121,9 @@ def test_record_matches_schema(records, variant):
         assert record["gradient_generator"].startswith("clad ") and record["versions"]["clad"]
 
 
-@pytest.mark.parametrize("variant", ["cpu-manual-rowmajor-arena", "cpu-pytorch-rowmajor-dynamic",
-                                     "cpu-libtorch-rowmajor-dynamic"])
+@pytest.mark.parametrize(
+    "variant", ["cpu-manual-rowmajor-arena", "cpu-pytorch-rowmajor-dynamic", "cpu-libtorch-rowmajor-dynamic"]
+)
 def test_non_finite_loss_stops_with_a_failed_record(mnist, tmp_path, variant):
     images, labels, _ = mnist
     out = tmp_path / "record.json"
@@ -133,8 +151,10 @@ def test_a_wrong_gradient_stops_with_a_failed_record(mnist, tmp_path, capsys):
     assert status == 3
     record = json.loads(out.read_text())
     assert record["status"] == "failed" and record["grad_max_rel_err"] == pytest.approx(0.01, rel=0.01)
-    assert record["error"] == ("wrong gradient: its largest error relative to LibTorch autograd's is 0.01, "
-                               f"over the tolerance {GRADIENT_TOLERANCE:g}")
+    assert record["error"] == (
+        "wrong gradient: its largest error relative to LibTorch autograd's is 0.01, "
+        f"over the tolerance {GRADIENT_TOLERANCE:g}"
+    )
     assert "training failed: wrong gradient" in capsys.readouterr().err
     jsonschema.validate(record, RECORD_SCHEMA)
 
@@ -176,8 +196,12 @@ def test_trainer_runs_in_process_from_python(mnist, tmp_path):
 
     images, labels, _ = mnist
     out = tmp_path / "record.json"
-    status = core.train("manual", "colmajor", "arena", ["--images", str(images), "--labels", str(labels),
-                                                         "--epochs", "1", "--out", str(out)])
+    status = core.train(
+        "manual",
+        "colmajor",
+        "arena",
+        ["--images", str(images), "--labels", str(labels), "--epochs", "1", "--out", str(out)],
+    )
     record = json.loads(out.read_text())
     assert status == 0 and record["status"] == "ok" and record["layout"] == "colmajor"
     assert record["epoch_test_accuracy"][0] > 0.85
@@ -185,8 +209,24 @@ def test_trainer_runs_in_process_from_python(mnist, tmp_path):
 
 
 def test_a_variant_not_built_says_so_and_why():
-    done = subprocess.run([sys.executable, "-m", "cladbench", "train", "--engine", "clad", "--layout", "colmajor",
-                           "--images", "x", "--labels", "y"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cladbench",
+            "train",
+            "--engine",
+            "clad",
+            "--layout",
+            "colmajor",
+            "--images",
+            "x",
+            "--labels",
+            "y",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if CLAD_BUILT:
         assert done.returncode == 2 and "IDX file x: cannot open" in done.stderr  # built: it got to the data
     else:

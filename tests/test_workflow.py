@@ -13,31 +13,78 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from conftest import RUNNABLE_VARIANTS
 
 from cladbench.data import MNIST_T10K, mirror_dir
 from cladbench.matrix import parse_variant
 from cladbench.paths import REPO, build_manifest
-from conftest import RUNNABLE_VARIANTS
 
 pytestmark = pytest.mark.skipif(
     not (mirror_dir() and all((mirror_dir() / name).exists() for name in MNIST_T10K)),
-    reason="the workflow fetches MNIST by checksum: needs the data mirror (DATA_MIRROR or ../shared/data)")
+    reason="the workflow fetches MNIST by checksum: needs the data mirror (DATA_MIRROR or ../shared/data)",
+)
 
 TINY = {
     "mnist": {"split": "t10k", "train_range": [0, 1024], "test_range": [9000, 10000]},
-    "train": {"hidden": [32], "batch": [64], "epochs": 1, "lr": 0.1, "optimizer": "sgd", "seed": 1,
-              "threads": [1], "warmup": 2},
-    "gw": {"n_windows": 96, "seed": 2, "snr_range": [10, 20], "train_range": [0, 64], "test_range": [64, 96],
-           "model": "cnn", "conv": "4k16p4,8k8p4", "hidden": 16, "batch": 16, "epochs": 1, "lr": 0.001,
-           "optimizer": "adam", "warmup": 1, "engines": ["manual", "pytorch"]},
-    "bench": {"grids": [{"models": ["mlp-784-32-10"], "batch": [32], "threads": [1], "repetitions": 2},
-                        {"models": ["gw-cnn"], "batch": [16], "threads": [1], "repetitions": 1}],
-              "ablation": ["mlp-784-32-10"], "min_steps": 20},
-    "onnx": {"hidden": [16], "train_range": [0, 1024], "tune_range": [9000, 9512], "epochs": 1, "tune_epochs": 2,
-             "batch": 32, "lr": 0.05, "activation": "relu", "bench_reps": 200, "bench_warmup": 20},
+    "train": {
+        "hidden": [32],
+        "batch": [64],
+        "epochs": 1,
+        "lr": 0.1,
+        "optimizer": "sgd",
+        "seed": 1,
+        "threads": [1],
+        "warmup": 2,
+    },
+    "gw": {
+        "n_windows": 96,
+        "seed": 2,
+        "snr_range": [10, 20],
+        "train_range": [0, 64],
+        "test_range": [64, 96],
+        "model": "cnn",
+        "conv": "4k16p4,8k8p4",
+        "hidden": 16,
+        "batch": 16,
+        "epochs": 1,
+        "lr": 0.001,
+        "optimizer": "adam",
+        "warmup": 1,
+        "engines": ["manual", "pytorch"],
+    },
+    "bench": {
+        "grids": [
+            {"models": ["mlp-784-32-10"], "batch": [32], "threads": [1], "repetitions": 2},
+            {"models": ["gw-cnn"], "batch": [16], "threads": [1], "repetitions": 1},
+        ],
+        "ablation": ["mlp-784-32-10"],
+        "min_steps": 20,
+    },
+    "onnx": {
+        "hidden": [16],
+        "train_range": [0, 1024],
+        "tune_range": [9000, 9512],
+        "epochs": 1,
+        "tune_epochs": 2,
+        "batch": 32,
+        "lr": 0.05,
+        "activation": "relu",
+        "bench_reps": 200,
+        "bench_warmup": 20,
+    },
     "engines": ["clad", "manual", "libtorch", "pytorch", "jax"],
-    "calib": {"regions": [2, 4], "events": 3000, "seed": 1, "spread": 0.05, "resolution": [0.015, 0.03],
-              "grid_max_regions": 2, "adam_steps": 30, "bench_regions": [4], "bench_reps": 2, "threads": 1},
+    "calib": {
+        "regions": [2, 4],
+        "events": 3000,
+        "seed": 1,
+        "spread": 0.05,
+        "resolution": [0.015, 0.03],
+        "grid_max_regions": 2,
+        "adam_steps": 30,
+        "bench_regions": [4],
+        "bench_reps": 2,
+        "threads": 1,
+    },
     "layouts": ["rowmajor", "colmajor"],
     "allocs": ["arena", "dynamic"],
     "repetitions": 1,
@@ -46,8 +93,20 @@ TINY = {
 
 def snakemake(workdir, *args, env=None):
     """The workflow as `make run` runs it (the default profile), on 2 cores."""
-    command = [sys.executable, "-m", "snakemake", "--profile", str(REPO / "workflow" / "profiles" / "default"),
-               "--cores", "2", "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile"), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        str(REPO / "workflow" / "profiles" / "default"),
+        "--cores",
+        "2",
+        "--directory",
+        str(workdir),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
 
 
@@ -71,14 +130,36 @@ def test_every_buildable_variant_has_a_record_and_a_row(workdir):
     assert set(mnist.variant) == variants and (mnist.status == "ok").all()
     bench = runs[runs.purpose == "bench"]
     assert (bench.gemm_floor_median_s > 0).all()
-    assert set(bench[bench.dataset == "mnist"].variant) == variants and (bench.dataset == "mnist").sum() == 2 * len(variants)
+    assert set(bench[bench.dataset == "mnist"].variant) == variants and (bench.dataset == "mnist").sum() == 2 * len(
+        variants
+    )
     # the GW CNN's cells: each engine's headline variant (gw-cnn is not in the ablation)
     headline = {v for v in variants if v.endswith("-rowmajor-arena") or parse_variant(v)[1] not in ("clad", "manual")}
     assert set(bench[bench.dataset == "gw-sim"].variant) == headline
-    for column in ["engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
-                   "step_time_median_s", "step_time_q1_s", "step_time_q3_s", "samples_per_s", "final_loss",
-                   "test_accuracy", "grad_max_rel_err", "allocs_per_step", "peak_rss_mb", "roc_auc",
-                   "torch_version", "git_commit", "cpu_model"]:
+    for column in [
+        "engine",
+        "device",
+        "layout",
+        "alloc",
+        "dataset",
+        "model",
+        "batch",
+        "threads",
+        "repetition",
+        "step_time_median_s",
+        "step_time_q1_s",
+        "step_time_q3_s",
+        "samples_per_s",
+        "final_loss",
+        "test_accuracy",
+        "grad_max_rel_err",
+        "allocs_per_step",
+        "peak_rss_mb",
+        "roc_auc",
+        "torch_version",
+        "git_commit",
+        "cpu_model",
+    ]:
         assert column in runs.columns
     assert (mnist.model == "mlp-784-32-10").sum() == len(variants)
     assert (runs.step_time_median_s > 0).all()
@@ -136,12 +217,23 @@ def test_onnx_round_trip_and_input_gradient_bench(workdir):
         record = json.loads((workdir / "results" / "onnx" / "roundtrip.json").read_text())
         assert record["ok"] and record["fine_tune_losses"][-1] < record["fine_tune_losses"][0]
         assert (workdir / "results" / "onnx" / "mnist_mlp_784_16_10.cpp").exists()
+
+
 def test_the_calibration_tables_and_its_report_section(workdir):
     from cladbench.calib_report import CALIB_FIGURES
 
     calib = pd.read_csv(workdir / "results" / "tables" / "calib.csv")
-    assert list(calib.columns) == ["regions", "method", "engine", "region", "true_gain", "fitted_gain", "sigma",
-                                   "loss_evals", "seconds"]
+    assert list(calib.columns) == [
+        "regions",
+        "method",
+        "engine",
+        "region",
+        "true_gain",
+        "fitted_gain",
+        "sigma",
+        "loss_evals",
+        "seconds",
+    ]
     assert set(calib.regions) == {2, 4} and set(calib[calib.regions == 2].method) == {"grid", "adam", "lbfgs"}
     report = workdir / "results" / "report"
     for name in CALIB_FIGURES:
@@ -189,8 +281,11 @@ def test_a_run_without_the_data_mirror_shows_how_to_pre_stage_the_data(tmp_path)
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(TINY))
     (tmp_path / "config" / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
     (tmp_path / "empty").mkdir()
-    done = snakemake(tmp_path, "resources/mnist/t10k-images-idx3-ubyte.gz",
-                     env={**os.environ, "DATA_MIRROR": str(tmp_path / "empty")})
+    done = snakemake(
+        tmp_path,
+        "resources/mnist/t10k-images-idx3-ubyte.gz",
+        env={**os.environ, "DATA_MIRROR": str(tmp_path / "empty")},
+    )
     out = done.stdout + done.stderr
     assert done.returncode != 0 and "Error in rule fetch_mnist_t10k" in out
     assert "could not be fetched: no copy in a mirror" in out and "Pre-stage it: download" in out, out[-3000:]

@@ -16,12 +16,27 @@ static uint64_t allocations;
 
 static void count(void) { __atomic_fetch_add(&allocations, 1, __ATOMIC_RELAXED); }
 
-void* malloc(size_t n) { count(); return __libc_malloc(n); }
-void* calloc(size_t k, size_t n) { count(); return __libc_calloc(k, n); }
-void* realloc(void* p, size_t n) { count(); return __libc_realloc(p, n); }
+void* malloc(size_t n) {
+  count();
+  return __libc_malloc(n);
+}
+void* calloc(size_t k, size_t n) {
+  count();
+  return __libc_calloc(k, n);
+}
+void* realloc(void* p, size_t n) {
+  count();
+  return __libc_realloc(p, n);
+}
 void free(void* p) { __libc_free(p); }
-void* memalign(size_t align, size_t n) { count(); return __libc_memalign(align, n); }
-void* aligned_alloc(size_t align, size_t n) { count(); return __libc_memalign(align, n); }
+void* memalign(size_t align, size_t n) {
+  count();
+  return __libc_memalign(align, n);
+}
+void* aligned_alloc(size_t align, size_t n) {
+  count();
+  return __libc_memalign(align, n);
+}
 int posix_memalign(void** out, size_t align, size_t n) {
   count();
   void* p = __libc_memalign(align, n);

@@ -10,8 +10,8 @@ namespace {
 
 const auto kGradient = clad::gradient(calib_loss<double>, "gains, ws, loss");
 
-void clad_pullback(const double* gains, const double* events, const int* regions, const int* dims, int count,
-                   int batch, double* ws, double* loss, double* d_gains, double*, double* d_ws, double* d_loss) {
+void clad_pullback(const double* gains, const double* events, const int* regions, const int* dims, int count, int batch,
+                   double* ws, double* loss, double* d_gains, double*, double* d_ws, double* d_loss) {
   kGradient.execute(gains, events, regions, dims, count, batch, ws, loss, d_gains, d_ws, d_loss);
 }
 

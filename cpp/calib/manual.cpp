@@ -31,8 +31,8 @@ void event_nll_pullback(double mass, double peak, double half_width, double sigm
   *d_mass += -d_y * (1 / mass + d_density / density);  // -log(m) - log(V(m - m_Z))
 }
 
-void manual_pullback(const double* gains, const double* events, const int* regions, const int*, int, int batch,
-                     double*, double* loss, double* d_gains, double*, double*, double* d_loss) {
+void manual_pullback(const double* gains, const double* events, const int* regions, const int*, int, int batch, double*,
+                     double* loss, double* d_gains, double*, double*, double* d_loss) {
   const double d_event = *d_loss / batch;  // loss = mean of event_nll
   double total = 0;
   for (int i = 0; i < batch; ++i) {
@@ -53,6 +53,8 @@ void manual_pullback(const double* gains, const double* events, const int* regio
 
 }  // namespace
 
-Kernels manual_kernels() { return {"manual", "hand-written (cpp/calib/manual.cpp)", calib_loss<double>, manual_pullback}; }
+Kernels manual_kernels() {
+  return {"manual", "hand-written (cpp/calib/manual.cpp)", calib_loss<double>, manual_pullback};
+}
 
 }  // namespace cladbench::calib

@@ -106,50 +106,57 @@ PYBIND11_MODULE(_calib, m) {
   m.attr("Z_MASS") = kZMass;
   m.attr("Z_WIDTH") = kZWidth;
 
-  m.def("engines", [] {
-    py::list out;
-    for (const Kernels& k : kernel_engines())
-      out.append(py::dict(py::arg("engine") = k.engine, py::arg("generator") = k.generator));
-    out.append(py::dict(py::arg("engine") = "libtorch", py::arg("generator") = "LibTorch autograd"));
-    return out;
-  }, "The gradient engines in this build, with who writes each pullback.");
+  m.def(
+      "engines",
+      [] {
+        py::list out;
+        for (const Kernels& k : kernel_engines())
+          out.append(py::dict(py::arg("engine") = k.engine, py::arg("generator") = k.generator));
+        out.append(py::dict(py::arg("engine") = "libtorch", py::arg("generator") = "LibTorch autograd"));
+        return out;
+      },
+      "The gradient engines in this build, with who writes each pullback.");
 
-  m.def("generate", [](long events, const Doubles& gains, const Doubles& resolution, std::uint64_t seed,
-                       double eta_max, double pt_min) {
-    GeneratorConfig config;
-    config.events = events;
-    config.seed = seed;
-    config.eta_max = eta_max;
-    config.pt_min = pt_min;
-    Electrons truth, measured;
-    {
-      py::gil_scoped_release nogil;
-      truth = generate_z_ee(config);
-      measured = detect(truth, to_vector(gains), to_vector(resolution), eta_max, seed + 1);
-    }
-    const std::vector<py::ssize_t> pairs{events, 2};
-    py::dict out;
-    out["energy"] = to_array(measured.energy, pairs);
-    out["true_energy"] = to_array(truth.energy, pairs);
-    out["eta"] = to_array(measured.eta, pairs);
-    out["phi"] = to_array(measured.phi, pairs);
-    out["region"] = to_array(measured.region, pairs);
-    out["true_mass"] = to_array(truth.true_mass, {events});
-    return out;
-  }, py::arg("events"), py::arg("gains"), py::arg("resolution"), py::arg("seed"), py::arg("eta_max") = 2.5,
-     py::arg("pt_min") = 20.0,
-     "A seeded Z->ee sample through the detector (one gain and resolution per eta region): a dict of [events, 2] "
-     "arrays energy (measured), true_energy, eta, phi, region, and true_mass [events].");
+  m.def(
+      "generate",
+      [](long events, const Doubles& gains, const Doubles& resolution, std::uint64_t seed, double eta_max,
+         double pt_min) {
+        GeneratorConfig config;
+        config.events = events;
+        config.seed = seed;
+        config.eta_max = eta_max;
+        config.pt_min = pt_min;
+        Electrons truth, measured;
+        {
+          py::gil_scoped_release nogil;
+          truth = generate_z_ee(config);
+          measured = detect(truth, to_vector(gains), to_vector(resolution), eta_max, seed + 1);
+        }
+        const std::vector<py::ssize_t> pairs{events, 2};
+        py::dict out;
+        out["energy"] = to_array(measured.energy, pairs);
+        out["true_energy"] = to_array(truth.energy, pairs);
+        out["eta"] = to_array(measured.eta, pairs);
+        out["phi"] = to_array(measured.phi, pairs);
+        out["region"] = to_array(measured.region, pairs);
+        out["true_mass"] = to_array(truth.true_mass, {events});
+        return out;
+      },
+      py::arg("events"), py::arg("gains"), py::arg("resolution"), py::arg("seed"), py::arg("eta_max") = 2.5,
+      py::arg("pt_min") = 20.0,
+      "A seeded Z->ee sample through the detector (one gain and resolution per eta region): a dict of [events, 2] "
+      "arrays energy (measured), true_energy, eta, phi, region, and true_mass [events].");
 
-  m.def("region_of", [](double eta, int regions, double eta_max) { return region_of(eta, regions, eta_max); },
-        py::arg("eta"), py::arg("regions"), py::arg("eta_max") = 2.5);
+  m.def(
+      "region_of", [](double eta, int regions, double eta_max) { return region_of(eta, regions, eta_max); },
+      py::arg("eta"), py::arg("regions"), py::arg("eta_max") = 2.5);
 
   py::class_<PySample>(m, "Sample", "Measured Z->ee events, checked and packed for the loss.")
       .def(py::init([](const Doubles& energy, const Doubles& eta, const Doubles& phi, const Ints& region,
                        const Doubles& resolution) {
-             return new PySample{Sample(to_vector(energy), to_vector(eta), to_vector(phi), to_vector(region),
-                                        to_vector(resolution)),
-                                 nullptr};
+             return new PySample{
+                 Sample(to_vector(energy), to_vector(eta), to_vector(phi), to_vector(region), to_vector(resolution)),
+                 nullptr};
            }),
            py::arg("energy"), py::arg("eta"), py::arg("phi"), py::arg("region"), py::arg("resolution"),
            "Arrays [events, 2] (electron 1, 2 of each event) and one resolution per region; ValueError on bad input.")

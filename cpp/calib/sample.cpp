@@ -207,8 +207,9 @@ Sample::Sample(const std::vector<double>& energy, const std::vector<double>& eta
   measured_mass.resize(events);
   for (long i = 0; i < events; ++i) {
     const double e1 = energy[2 * i], e2 = energy[2 * i + 1];
-    const double cos_open = (std::cos(phi[2 * i] - phi[2 * i + 1]) + std::sinh(eta[2 * i]) * std::sinh(eta[2 * i + 1])) /
-                            (std::cosh(eta[2 * i]) * std::cosh(eta[2 * i + 1]));
+    const double cos_open =
+        (std::cos(phi[2 * i] - phi[2 * i + 1]) + std::sinh(eta[2 * i]) * std::sinh(eta[2 * i + 1])) /
+        (std::cosh(eta[2 * i]) * std::cosh(eta[2 * i + 1]));
     double* row = &rows[i * kColumns];
     row[kEnergy1] = e1;
     row[kEnergy2] = e2;

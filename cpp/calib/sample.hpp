@@ -10,7 +10,7 @@
 namespace cladbench::calib {
 
 struct GeneratorConfig {
-  long events = 100000;       // accepted events
+  long events = 100000;  // accepted events
   std::uint64_t seed = 1;
   double eta_max = 2.5;       // calorimeter acceptance |eta| < eta_max, split into R equal eta bins
   double pt_min = 20.0;       // GeV, both electrons (true pT: no selection bias from the gains)
@@ -48,8 +48,8 @@ struct Sample {
          const std::vector<int>& region, const std::vector<double>& resolution);
   int regions = 0;
   long events = 0;
-  std::vector<double> rows;   // [events x kColumns]
-  std::vector<int> region;    // [events x 2]
+  std::vector<double> rows;           // [events x kColumns]
+  std::vector<int> region;            // [events x 2]
   std::vector<double> measured_mass;  // [events]: the mass with all gains 1 (uncalibrated)
 };
 

@@ -23,8 +23,8 @@
 
 namespace cladbench::calib {
 
-inline constexpr double kZMass = 91.1876;   // GeV (PDG)
-inline constexpr double kZWidth = 2.4952;   // GeV (PDG)
+inline constexpr double kZMass = 91.1876;  // GeV (PDG)
+inline constexpr double kZWidth = 2.4952;  // GeV (PDG)
 
 // One event row of `events`. Everything the loss needs that does not depend on the gains is
 // computed once, when the sample is made (sample.hpp): the opening factor from the electrons'
@@ -57,11 +57,11 @@ T invariant_mass(T e1, T e2, T opening) {
 }
 
 // Stage 3, the loss of one event: -log of the likelihood of its measured mass given the gains.
-// The mass model is a Breit-Wigner (at the event's expected peak, Gamma_Z) convolved with the event's Gaussian resolution
-// (a Voigt profile), in the pseudo-Voigt approximation (Thompson, Cox, Hastings 1987; ~1% accurate):
-// a Lorentzian and a Gaussian with the same FWHM, mixed. Since m = m_measured / sqrt(g1 g2), the
-// density of the *measured* mass is V(m) * m / m_measured: the -log(m) term is that Jacobian.
-// Without it the fit prefers gains that spread the peak, a bias as large as the statistical error.
+// The mass model is a Breit-Wigner (at the event's expected peak, Gamma_Z) convolved with the event's Gaussian
+// resolution (a Voigt profile), in the pseudo-Voigt approximation (Thompson, Cox, Hastings 1987; ~1% accurate): a
+// Lorentzian and a Gaussian with the same FWHM, mixed. Since m = m_measured / sqrt(g1 g2), the density of the
+// *measured* mass is V(m) * m / m_measured: the -log(m) term is that Jacobian. Without it the fit prefers gains that
+// spread the peak, a bias as large as the statistical error.
 template <class T>
 T event_nll(T mass, T peak, T half_width, T sigma, T mix) {
   const T u = mass - peak;

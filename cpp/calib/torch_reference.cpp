@@ -17,8 +17,15 @@ TorchLoss::TorchLoss(const Sample& s) : tensors_(std::make_unique<Tensors>()) {
   const torch::Tensor region =
       torch::from_blob(const_cast<int*>(s.region.data()), {s.events, 2}, torch::kInt32).to(torch::kInt64);
   auto column = [&](int c) { return rows.select(1, c).contiguous(); };
-  *tensors_ = {s.regions,      column(kEnergy1), column(kEnergy2), column(kOpening), column(kPeak),
-               column(kHalfWidth), column(kSigma), column(kMix), region.select(1, 0).contiguous(),
+  *tensors_ = {s.regions,
+               column(kEnergy1),
+               column(kEnergy2),
+               column(kOpening),
+               column(kPeak),
+               column(kHalfWidth),
+               column(kSigma),
+               column(kMix),
+               region.select(1, 0).contiguous(),
                region.select(1, 1).contiguous()};
 }
 
@@ -30,7 +37,8 @@ double TorchLoss::operator()(const double* gains_in, double* d_gains) const {
                             .clone()
                             .requires_grad_(d_gains != nullptr);
   // calibrate -> invariant mass -> pseudo-Voigt NLL with the Jacobian term, as stages.hpp.
-  const torch::Tensor m = torch::sqrt(t.e1 / gains.index_select(0, t.r1) * (t.e2 / gains.index_select(0, t.r2)) * t.opening);
+  const torch::Tensor m =
+      torch::sqrt(t.e1 / gains.index_select(0, t.r1) * (t.e2 / gains.index_select(0, t.r2)) * t.opening);
   const torch::Tensor u = m - t.peak;
   const torch::Tensor lorentz = t.half_width / (M_PI * (u * u + t.half_width * t.half_width));
   const torch::Tensor gauss = torch::exp(-u * u / (2 * t.sigma * t.sigma)) / (t.sigma * std::sqrt(2 * M_PI));

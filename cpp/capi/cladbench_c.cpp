@@ -52,13 +52,15 @@ int cladbench_has_engine(const char* engine) {
 
 cladbench_run* cladbench_run_create(const char* engine, const char* layout, const char* alloc, const char* options,
                                     long n_train, int features, int classes) {
-  return guarded([&]() -> cladbench_run* {
-    std::vector<std::string> args;
-    std::istringstream words(options ? options : "");
-    for (std::string w; words >> w;) args.push_back(w);
-    const cladbench::Variant variant{"cpu", engine, layout, alloc, kernel_flags(engine, layout)};
-    return new cladbench_run{cladbench::FedRun(args, variant, n_train, features, classes)};
-  }, static_cast<cladbench_run*>(nullptr));
+  return guarded(
+      [&]() -> cladbench_run* {
+        std::vector<std::string> args;
+        std::istringstream words(options ? options : "");
+        for (std::string w; words >> w;) args.push_back(w);
+        const cladbench::Variant variant{"cpu", engine, layout, alloc, kernel_flags(engine, layout)};
+        return new cladbench_run{cladbench::FedRun(args, variant, n_train, features, classes)};
+      },
+      static_cast<cladbench_run*>(nullptr));
 }
 
 void cladbench_run_destroy(cladbench_run* run) { delete run; }
@@ -68,31 +70,50 @@ int cladbench_run_epochs(const cladbench_run* run) { return run->run.epochs(); }
 int cladbench_run_steps_per_epoch(const cladbench_run* run) { return run->run.steps_per_epoch(); }
 
 int cladbench_run_epoch_order(const cladbench_run* run, int epoch, long* order) {
-  return guarded([&] {
-    const std::vector<long> o = run->run.epoch_order(epoch);
-    std::copy(o.begin(), o.end(), order);
-    return 0;
-  }, -1);
+  return guarded(
+      [&] {
+        const std::vector<long> o = run->run.epoch_order(epoch);
+        std::copy(o.begin(), o.end(), order);
+        return 0;
+      },
+      -1);
 }
 
 int cladbench_run_set_test(cladbench_run* run, const float* x, const int* labels, long n) {
-  return guarded([&] { run->run.set_test(x, labels, n); return 0; }, -1);
+  return guarded(
+      [&] {
+        run->run.set_test(x, labels, n);
+        return 0;
+      },
+      -1);
 }
 
 int cladbench_run_set_version(cladbench_run* run, const char* name, const char* value) {
-  return guarded([&] { run->run.set_version(name, value); return 0; }, -1);
+  return guarded(
+      [&] {
+        run->run.set_version(name, value);
+        return 0;
+      },
+      -1);
 }
 
 double cladbench_run_step(cladbench_run* run, const float* x, const int* labels) {
-  return guarded([&] {
-    const double loss = run->run.step(x, labels);
-    if (run->run.failed()) last_error = run->run.error();
-    return loss;
-  }, std::nan(""));
+  return guarded(
+      [&] {
+        const double loss = run->run.step(x, labels);
+        if (run->run.failed()) last_error = run->run.error();
+        return loss;
+      },
+      std::nan(""));
 }
 
 int cladbench_run_end_epoch(cladbench_run* run) {
-  return guarded([&] { run->run.end_epoch(); return 0; }, -1);
+  return guarded(
+      [&] {
+        run->run.end_epoch();
+        return 0;
+      },
+      -1);
 }
 
 int cladbench_run_finish(cladbench_run* run) {

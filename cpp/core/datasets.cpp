@@ -20,7 +20,8 @@ Dataset load_mnist(const std::string& images_path, const std::string& labels_pat
     throw IdxError("IDX files " + images_path + " and " + labels_path + " disagree: " + std::to_string(n) +
                    " images but " + std::to_string(labels.shape[0]) + " labels");
   Dataset d;
-  d.x = ((torch::from_blob(images.data.data(), {n, features}, torch::kUInt8).to(torch::kFloat) / 255.0) - 0.1307) / 0.3081;
+  d.x = ((torch::from_blob(images.data.data(), {n, features}, torch::kUInt8).to(torch::kFloat) / 255.0) - 0.1307) /
+        0.3081;
   d.labels = torch::from_blob(labels.data.data(), {n}, torch::kUInt8).to(torch::kInt);
   d.classes = 10;
   d.channels = 1;
@@ -42,7 +43,9 @@ class H5File {
   }
   ~H5File() { H5Fclose(id_); }
 
-  bool has(const char* name) const { return H5Lexists(id_, "windows", H5P_DEFAULT) > 0 && H5Lexists(id_, name, H5P_DEFAULT) > 0; }
+  bool has(const char* name) const {
+    return H5Lexists(id_, "windows", H5P_DEFAULT) > 0 && H5Lexists(id_, name, H5P_DEFAULT) > 0;
+  }
 
   // A whole dataset as a tensor of the given type (HDF5 converts the stored type).
   torch::Tensor read(const char* name, torch::ScalarType type, hid_t mem_type) const {
@@ -80,13 +83,15 @@ Dataset load_gw_windows(const std::string& path) {
   const H5File f(path);
   Dataset d;
   torch::Tensor strain = f.read("windows/strain", torch::kFloat, H5T_NATIVE_FLOAT);
-  if (strain.dim() != 3) throw std::runtime_error("GW windows file " + path + ": windows/strain must be [n, channels, length]");
+  if (strain.dim() != 3)
+    throw std::runtime_error("GW windows file " + path + ": windows/strain must be [n, channels, length]");
   const long n = strain.size(0);
   d.channels = int(strain.size(1));
   d.length = int(strain.size(2));
   d.x = strain.reshape({n, -1});  // channels-first per window, as cnn.hpp reads it
   d.classes = 2;
-  d.labels = f.has("windows/label") ? f.read("windows/label", torch::kInt, H5T_NATIVE_INT) : torch::zeros({n}, torch::kInt);
+  d.labels =
+      f.has("windows/label") ? f.read("windows/label", torch::kInt, H5T_NATIVE_INT) : torch::zeros({n}, torch::kInt);
   if (f.has("windows/snr")) d.snr = f.read("windows/snr", torch::kFloat, H5T_NATIVE_FLOAT);
   if (f.has("windows/t_start_gps")) d.t_start = f.read("windows/t_start_gps", torch::kDouble, H5T_NATIVE_DOUBLE);
   d.merger_offset = f.attribute_midpoint("merger_offset_range", 0.7);

@@ -11,10 +11,10 @@ struct Dataset {
   torch::Tensor x;       // float32 [n, features]
   torch::Tensor labels;  // int32 [n]
   int classes = 0;
-  int channels = 1;      // features = channels x length (GW windows: 2 detectors x 2048 samples)
+  int channels = 1;  // features = channels x length (GW windows: 2 detectors x 2048 samples)
   int length = 0;
-  torch::Tensor snr;     // GW simulated windows: float32 [n] network optimal SNR, 0 for noise
-  torch::Tensor t_start; // GW real windows: float64 [n] GPS time of each window's start
+  torch::Tensor snr;         // GW simulated windows: float32 [n] network optimal SNR, 0 for noise
+  torch::Tensor t_start;     // GW real windows: float64 [n] GPS time of each window's start
   double merger_offset = 0;  // GW: where in a window the simulated mergers sit (s), the range's midpoint
 };
 

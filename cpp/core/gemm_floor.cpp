@@ -20,14 +20,15 @@ void linear_gemms(std::vector<GemmCall>& fwd, std::vector<GemmCall>& bwd, Layout
   fwd.push_back({false, rm, rows, out, in, 1, group});  // onto the broadcast bias
   std::vector<GemmCall> pullback;
   if (input_gradient) pullback.push_back({false, !rm, rows, in, out, 1, group});
-  pullback.push_back(rm ? GemmCall{true, false, out, in, rows, 1, group} : GemmCall{true, false, in, out, rows, 1, group});
+  pullback.push_back(rm ? GemmCall{true, false, out, in, rows, 1, group}
+                        : GemmCall{true, false, in, out, rows, 1, group});
   bwd.insert(bwd.begin(), pullback.begin(), pullback.end());  // the backward pass runs the layers in reverse
 }
 
 // A conv block (cnn.hpp's conv_block and its pullback): per chunk of samples, z = W col, then in the
 // backward pass dW += dz col^T and, but for block 0 (x needs no gradient), d_col = W^T dz.
-void conv_gemms(std::vector<GemmCall>& fwd, std::vector<GemmCall>& bwd, Layout layout, const ConvGeometry& g,
-                int batch, bool input_gradient, int group) {
+void conv_gemms(std::vector<GemmCall>& fwd, std::vector<GemmCall>& bwd, Layout layout, const ConvGeometry& g, int batch,
+                bool input_gradient, int group) {
   const bool rm = layout == Layout::RowMajor;
   std::vector<GemmCall> pullback;
   for (int first = 0; first < batch; first += g.samples) {

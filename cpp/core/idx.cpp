@@ -13,7 +13,9 @@ namespace {
 // gzread reads gzip and plain files alike.
 struct GzFile {
   explicit GzFile(const std::string& path) : file(gzopen(path.c_str(), "rb")) {}
-  ~GzFile() { if (file) gzclose(file); }
+  ~GzFile() {
+    if (file) gzclose(file);
+  }
   gzFile file;
 };
 
@@ -48,8 +50,7 @@ IdxArray read_idx(const std::string& path) {
   if (read_some(f, path, magic, 4) != 4) fail(path, "truncated header (shorter than 4 bytes)");
   if (magic[0] != 0 || magic[1] != 0)
     fail(path, "bad magic number (the first two bytes must be zero; is this an IDX file?)");
-  if (magic[2] != 0x08)
-  {
+  if (magic[2] != 0x08) {
     char hex[8];
     std::snprintf(hex, sizeof hex, "0x%02x", magic[2]);
     fail(path, std::string("unsupported element type ") + hex + " (expected 0x08, unsigned byte)");
@@ -69,8 +70,8 @@ IdxArray read_idx(const std::string& path) {
   out.data.resize(count);
   const size_t got = read_some(f, path, out.data.data(), count);
   if (got != count)
-    fail(path, "truncated: the header promises " + std::to_string(count) + " bytes of data, found " +
-                   std::to_string(got));
+    fail(path,
+         "truncated: the header promises " + std::to_string(count) + " bytes of data, found " + std::to_string(got));
   unsigned char extra;
   if (read_some(f, path, &extra, 1) != 0) fail(path, "trailing bytes after the data the header describes");
   return out;

@@ -7,9 +7,7 @@
 
 namespace cladbench {
 
-int ModelShape::count() const {
-  return model == "cnn" ? int(dims.size() - 4) / 3 : int(dims.size()) - 1;
-}
+int ModelShape::count() const { return model == "cnn" ? int(dims.size() - 4) / 3 : int(dims.size()) - 1; }
 
 long ModelShape::param_count() const {
   return model == "cnn" ? cnn_param_count(dims.data(), count()) : mlp_param_count(dims.data(), count());
@@ -21,7 +19,8 @@ long ModelShape::workspace_size(int batch) const {
 }
 
 long ModelShape::logits_offset(int batch) const {
-  return model == "cnn" ? cnn_logits_offset(dims.data(), count(), batch) : mlp_logits_offset(dims.data(), count(), batch);
+  return model == "cnn" ? cnn_logits_offset(dims.data(), count(), batch)
+                        : mlp_logits_offset(dims.data(), count(), batch);
 }
 
 int ModelShape::input_size() const { return model == "cnn" ? dims[0] * dims[1] : dims[0]; }
@@ -52,7 +51,8 @@ std::string ModelShape::name() const {
   }
   std::string s = "cnn-gw-" + std::to_string(dims[0]) + "x" + std::to_string(dims[1]);
   for (int l = 0; l < count(); ++l)
-    s += "-" + std::to_string(dims[2 + 3 * l]) + "k" + std::to_string(dims[3 + 3 * l]) + "p" + std::to_string(dims[4 + 3 * l]);
+    s += "-" + std::to_string(dims[2 + 3 * l]) + "k" + std::to_string(dims[3 + 3 * l]) + "p" +
+         std::to_string(dims[4 + 3 * l]);
   return s + "-" + std::to_string(dims[dims.size() - 2]) + "-" + std::to_string(dims.back());
 }
 
@@ -140,9 +140,11 @@ const ModelKernels& require_kernels(const std::string& model, const std::string&
   if (const ModelKernels* k = find_kernels(model, engine, layout, device)) return *k;
   std::string have;
   for (const ModelKernels* k : registered_kernels())
-    if (k->model == model) have += (have.empty() ? "" : ", ") + k->device + "/" + k->engine + "/" + layout_name(k->layout);
-  std::string why = device != "cpu" ? " (the GPU engine is the clad engine's row-major MLP: docs/cuda.md)"
-                    : engine == "clad" ? " (Clad was not found when this was built: run `cladbench doctor`)" : "";
+    if (k->model == model)
+      have += (have.empty() ? "" : ", ") + k->device + "/" + k->engine + "/" + layout_name(k->layout);
+  std::string why = device != "cpu"    ? " (the GPU engine is the clad engine's row-major MLP: docs/cuda.md)"
+                    : engine == "clad" ? " (Clad was not found when this was built: run `cladbench doctor`)"
+                                       : "";
   throw std::invalid_argument(model + " engine '" + engine + "' with " + layout_name(layout) + " weights on " + device +
                               " is not built into this program" + why + "; available: " + have);
 }
@@ -160,8 +162,8 @@ void check_inputs(const ModelKernels& kernels, const torch::Tensor& params, cons
   TORCH_CHECK(x.dim() == 2 && x.size(1) == shape.input_size(), "x must be [batch, ", shape.input_size(), "]");
   TORCH_CHECK(labels.dim() == 1 && labels.size(0) == x.size(0), "labels must be [batch]");
   const bool on_gpu = kernels.device == "cuda";
-  TORCH_CHECK(params.device() == x.device() && labels.device() == x.device() && params.is_cuda() == on_gpu,
-              "the ", kernels.device, " kernels take params, x and labels on ", on_gpu ? "one CUDA device" : "the CPU");
+  TORCH_CHECK(params.device() == x.device() && labels.device() == x.device() && params.is_cuda() == on_gpu, "the ",
+              kernels.device, " kernels take params, x and labels on ", on_gpu ? "one CUDA device" : "the CPU");
   if (on_gpu) TORCH_CHECK(params.scalar_type() == torch::kFloat, "the GPU engine trains in float32");
   // A plain loop: this runs on every training step of the dynamic engines.
   const int classes = shape.classes();
@@ -191,8 +193,8 @@ T run_kernels(const ModelKernels& kernels, const torch::Tensor& params, const to
                 ws.data_ptr<T>(), loss);
   } else {
     torch::Tensor d_ws = torch::zeros_like(ws);
-    fns.pullback(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(), shape.count(),
-                 batch, ws.data_ptr<T>(), loss, d_params.data_ptr<T>(), d_x.defined() ? d_x.data_ptr<T>() : nullptr,
+    fns.pullback(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(), shape.count(), batch,
+                 ws.data_ptr<T>(), loss, d_params.data_ptr<T>(), d_x.defined() ? d_x.data_ptr<T>() : nullptr,
                  d_ws.data_ptr<T>(), seed);
   }
   return device_scalars.defined() ? device_scalars[0].item<T>() : host_scalars[0];
@@ -206,7 +208,8 @@ torch::Tensor run_loss(const ModelKernels& kernels, const torch::Tensor& params,
   const auto on_params_device = torch::TensorOptions().device(params.device());
   if (params.scalar_type() == torch::kFloat)
     return torch::tensor(run_kernels<float>(kernels, p, xs, ys, shape, d_params, d_x), on_params_device);
-  return torch::tensor(run_kernels<double>(kernels, p, xs, ys, shape, d_params, d_x), on_params_device.dtype(torch::kDouble));
+  return torch::tensor(run_kernels<double>(kernels, p, xs, ys, shape, d_params, d_x),
+                       on_params_device.dtype(torch::kDouble));
 }
 
 using torch::autograd::AutogradContext;
@@ -236,14 +239,16 @@ ModelShape shape_from(c10::string_view model, c10::IntArrayRef dims) {
   ModelShape shape{std::string(model), {}};
   TORCH_CHECK(shape.model == "mlp" || shape.model == "cnn", "model must be mlp or cnn, not ", shape.model);
   for (int64_t d : dims) shape.dims.push_back(int(d));
-  TORCH_CHECK(shape.model == "mlp" ? shape.dims.size() >= 2 : shape.dims.size() >= 7 && (shape.dims.size() - 4) % 3 == 0,
-              "dims do not describe a ", shape.model, " (see cnn.hpp / mlp.hpp)");
+  TORCH_CHECK(
+      shape.model == "mlp" ? shape.dims.size() >= 2 : shape.dims.size() >= 7 && (shape.dims.size() - 4) % 3 == 0,
+      "dims do not describe a ", shape.model, " (see cnn.hpp / mlp.hpp)");
   return shape;
 }
 
 // torch.ops.cladbench.loss: without autograd, the kernels' forward ...
 torch::Tensor loss_op_cpu(const torch::Tensor& params, const torch::Tensor& x, const torch::Tensor& labels,
-                          c10::string_view model, c10::IntArrayRef dims, c10::string_view engine, c10::string_view layout) {
+                          c10::string_view model, c10::IntArrayRef dims, c10::string_view engine,
+                          c10::string_view layout) {
   const ModelKernels& k = require_kernels(std::string(model), std::string(engine), parse_layout(layout));
   return run_loss(k, params, x, labels, shape_from(model, dims));
 }
@@ -263,7 +268,8 @@ void autograd_pullback(const T* params, const T* x, const int* labels, const int
   (void)ws, (void)d_ws;
   const auto dtype = torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
   const ModelShape shape{Cnn ? "cnn" : "mlp", std::vector<int>(dims, dims + (Cnn ? 4 + 3 * count : count + 1))};
-  torch::Tensor P = torch::from_blob(const_cast<T*>(params), {int64_t(shape.param_count())}, dtype).clone().requires_grad_();
+  torch::Tensor P =
+      torch::from_blob(const_cast<T*>(params), {int64_t(shape.param_count())}, dtype).clone().requires_grad_();
   torch::Tensor X = torch::from_blob(const_cast<T*>(x), {int64_t(batch), int64_t(shape.input_size())}, dtype)
                         .clone()
                         .requires_grad_(d_x != nullptr);
@@ -283,7 +289,8 @@ void autograd_forward(const T* params, const T* x, const int* labels, const int*
   T seed = 0;
   const long n = Cnn ? cnn_param_count(dims, count) : mlp_param_count(dims, count);
   std::vector<T> d_params(n);
-  autograd_pullback<Cnn, L, T>(params, x, labels, dims, count, batch, ws, loss, d_params.data(), nullptr, nullptr, &seed);
+  autograd_pullback<Cnn, L, T>(params, x, labels, dims, count, batch, ws, loss, d_params.data(), nullptr, nullptr,
+                               &seed);
 }
 
 template <bool Cnn, Layout L>
@@ -294,9 +301,10 @@ ModelKernels autograd_kernels() {
   return k;
 }
 
-const bool registered =
-    register_kernels(autograd_kernels<false, Layout::RowMajor>()) && register_kernels(autograd_kernels<false, Layout::ColMajor>()) &&
-    register_kernels(autograd_kernels<true, Layout::RowMajor>()) && register_kernels(autograd_kernels<true, Layout::ColMajor>());
+const bool registered = register_kernels(autograd_kernels<false, Layout::RowMajor>()) &&
+                        register_kernels(autograd_kernels<false, Layout::ColMajor>()) &&
+                        register_kernels(autograd_kernels<true, Layout::RowMajor>()) &&
+                        register_kernels(autograd_kernels<true, Layout::ColMajor>());
 
 }  // namespace
 

@@ -37,7 +37,7 @@ struct TrainOptions {
   std::string dataset = "mnist";  // mnist (IDX --images/--labels) or gw-sim (HDF5 --data, --real)
   std::string images, labels, data, real;
   std::string test_images, test_labels;  // MNIST: a separate test file (t10k) when training on train
-  std::string model = "mlp";      // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
+  std::string model = "mlp";             // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
   std::string conv = "8k16p4,16k8p4,16k8p4";
   std::string purpose = "train";  // train (learning curves) or bench (timing runs); kept apart in the report
   std::string input = "file";     // where batches come from: file (the data files), ttree-macro, ttree-pyroot (FedRun)
@@ -81,15 +81,21 @@ TrainOptions parse_args(int argc, char** argv) {
   std::map<std::string, std::string> kv;
   for (int i = 1; i < argc; ++i) {
     const std::string key = argv[i];
-    if (key == "-h" || key == "--help") { std::cout << kUsage; std::exit(0); }
+    if (key == "-h" || key == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
     if (key.rfind("--", 0) != 0 || i + 1 >= argc) throw std::invalid_argument("bad argument '" + key + "'");
     kv[key.substr(2)] = argv[++i];
   }
   auto take = [&](const char* key, auto& field, auto convert) {
     auto it = kv.find(key);
     if (it == kv.end()) return;
-    try { field = convert(it->second); }
-    catch (const std::logic_error&) { throw std::invalid_argument(std::string("bad value for --") + key + ": '" + it->second + "'"); }
+    try {
+      field = convert(it->second);
+    } catch (const std::logic_error&) {
+      throw std::invalid_argument(std::string("bad value for --") + key + ": '" + it->second + "'");
+    }
     kv.erase(it);
   };
   auto str = [](const std::string& s) { return s; };
@@ -127,7 +133,8 @@ TrainOptions parse_args(int argc, char** argv) {
     throw std::invalid_argument("--input must be file, ttree-macro or ttree-pyroot");
   if (o.input != "file") {
     // FedRun: the caller feeds the batches; --data names the file they come from, for the record.
-    if (o.dataset != "mnist") throw std::invalid_argument("batches fed by the caller (--input " + o.input + ") are MNIST's");
+    if (o.dataset != "mnist")
+      throw std::invalid_argument("batches fed by the caller (--input " + o.input + ") are MNIST's");
   } else if (o.dataset == "gw-sim") {
     if (o.data.empty()) throw std::invalid_argument(std::string("--dataset gw-sim needs --data FILE\n") + kUsage);
   } else if (o.images.empty() || o.labels.empty()) {
@@ -135,12 +142,14 @@ TrainOptions parse_args(int argc, char** argv) {
   }
   if (o.purpose != "train" && o.purpose != "bench") throw std::invalid_argument("--purpose must be train or bench");
   if (o.dataset != "mnist" && o.dataset != "gw-sim") throw std::invalid_argument("--dataset must be mnist or gw-sim");
-  if (o.test_images.empty() != o.test_labels.empty()) throw std::invalid_argument("--test-images and --test-labels go together");
+  if (o.test_images.empty() != o.test_labels.empty())
+    throw std::invalid_argument("--test-images and --test-labels go together");
   if (o.model != "mlp" && o.model != "cnn") throw std::invalid_argument("--model must be mlp or cnn");
   if (o.model == "cnn" && o.dataset != "gw-sim") throw std::invalid_argument("--model cnn trains on --dataset gw-sim");
   if (o.model == "cnn" && o.hidden.size() != 1) throw std::invalid_argument("--model cnn takes one --hidden width");
   if (o.optimizer != "sgd" && o.optimizer != "adam") throw std::invalid_argument("--optimizer must be sgd or adam");
-  if (o.batch < 1 || o.epochs < 1 || o.threads < 1 || o.warmup < 0) throw std::invalid_argument("--batch, --epochs and --threads must be positive");
+  if (o.batch < 1 || o.epochs < 1 || o.threads < 1 || o.warmup < 0)
+    throw std::invalid_argument("--batch, --epochs and --threads must be positive");
   return o;
 }
 
@@ -160,8 +169,11 @@ class FlatOptimizer {
  public:
   // gpu: the runtime of a CUDA run (p, g and the moments in device memory), else nullptr.
   FlatOptimizer(const std::string& kind, double lr, long n, const torch::Device& device, GpuRuntime* gpu)
-      : adam_(kind == "adam"), lr_(lr), gpu_(gpu),
-        m_(torch::zeros({adam_ ? n : 0}, torch::TensorOptions(torch::kFloat).device(device))), v_(torch::zeros_like(m_)) {}
+      : adam_(kind == "adam"),
+        lr_(lr),
+        gpu_(gpu),
+        m_(torch::zeros({adam_ ? n : 0}, torch::TensorOptions(torch::kFloat).device(device))),
+        v_(torch::zeros_like(m_)) {}
 
   // Updates p from g and zeroes g as it goes: the next step's pullback accumulates into a clean
   // buffer without a separate pass over memory to clear it. Split over the same threads as the
@@ -241,12 +253,19 @@ class Engine {
 // On a GPU (kernels for device cuda) the same buffers, the loss and its seed live in device memory.
 class ArenaEngine : public Engine {
  public:
-  ArenaEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, int batch, const TrainOptions& o,
-              const torch::Device& device, GpuRuntime* gpu)
-      : k_(k), shape_(shape), gpu_(gpu), sgd_in_pullback_(o.optimizer == "sgd" && !gpu), lr_(float(o.lr)),
-        params_(init.to(device).clone()), grads_(torch::zeros_like(params_)),
+  ArenaEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, int batch,
+              const TrainOptions& o, const torch::Device& device, GpuRuntime* gpu)
+      : k_(k),
+        shape_(shape),
+        gpu_(gpu),
+        sgd_in_pullback_(o.optimizer == "sgd" && !gpu),
+        lr_(float(o.lr)),
+        params_(init.to(device).clone()),
+        grads_(torch::zeros_like(params_)),
         ws_(torch::zeros({shape.workspace_size(batch) + k.extra_workspace_per_sample * batch}, params_.options())),
-        d_ws_(torch::zeros_like(ws_)), loss_(torch::zeros({1}, params_.options())), seed_(torch::ones_like(loss_)),
+        d_ws_(torch::zeros_like(ws_)),
+        loss_(torch::zeros({1}, params_.options())),
+        seed_(torch::ones_like(loss_)),
         opt_(o.optimizer, o.lr, params_.numel(), device, gpu) {}
 
   double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
@@ -304,7 +323,9 @@ class DynamicEngine : public Engine {
  public:
   DynamicEngine(const ModelKernels& k, const ModelShape& shape, const torch::Tensor& init, const TrainOptions& o,
                 const torch::Device& device)
-      : k_(k), shape_(shape), params_(init.to(device).clone().requires_grad_()),
+      : k_(k),
+        shape_(shape),
+        params_(init.to(device).clone().requires_grad_()),
         opt_(torch_optimizer(o.optimizer, o.lr, {params_})) {}
 
   double step(const torch::Tensor& x, const torch::Tensor& y32, const torch::Tensor&) override {
@@ -475,7 +496,8 @@ ModelShape model_shape(const TrainOptions& o, int features, int channels, int le
   shape.dims.insert(shape.dims.end(), o.hidden.begin(), o.hidden.end());
   shape.dims.push_back(classes);
   if (o.model == "cnn" && shape.param_count() <= 0)
-    throw std::invalid_argument("--conv " + o.conv + " shrinks a window of " + std::to_string(length) + " samples to nothing");
+    throw std::invalid_argument("--conv " + o.conv + " shrinks a window of " + std::to_string(length) +
+                                " samples to nothing");
   return shape;
 }
 
@@ -497,7 +519,8 @@ class Run {
       gpu_ = gpu_runtime();
       if (!gpu_) throw std::invalid_argument("this program was built without the GPU engine (libcladbench_cuda)");
       if (!torch::cuda::is_available())
-        throw std::invalid_argument("no CUDA device: LibTorch " TORCH_VERSION " sees no GPU (a CPU-only build, or a node without one)");
+        throw std::invalid_argument("no CUDA device: LibTorch " TORCH_VERSION
+                                    " sees no GPU (a CPU-only build, or a node without one)");
       device_ = torch::Device(torch::kCUDA);
       record["gpu_model"] = gpu_->device_name();
       record["versions"]["cuda"] = gpu_->runtime_version();
@@ -511,8 +534,10 @@ class Run {
       const ModelKernels& k = require_kernels(shape.model, v.engine, layout, v.device);
       record["gradient_generator"] = k.generator;
       const torch::Tensor flat = pack_params(init, layout);
-      if (v.alloc == "arena") engine_ = std::make_unique<ArenaEngine>(k, shape, flat, o.batch, o, device_, gpu_);
-      else engine_ = std::make_unique<DynamicEngine>(k, shape, flat, o, device_);
+      if (v.alloc == "arena")
+        engine_ = std::make_unique<ArenaEngine>(k, shape, flat, o.batch, o, device_, gpu_);
+      else
+        engine_ = std::make_unique<DynamicEngine>(k, shape, flat, o, device_);
     }
     record["update_in_pullback"] = engine_->update_in_pullback();
     xb = torch::empty({o.batch, shape.input_size()}, torch::TensorOptions(torch::kFloat).device(device_));
@@ -523,7 +548,7 @@ class Run {
 
   torch::Tensor xb, yb32;  // the batch the next step() trains on, on device()
   const torch::Device& device() const { return device_; }
-  torch::Tensor orders;    // [epochs, n_train]: row e is the order of the samples in epoch e
+  torch::Tensor orders;  // [epochs, n_train]: row e is the order of the samples in epoch e
   const int steps_per_epoch;
 
   // One timed step (gradient and update) on xb, yb32; returns the batch loss. The first step
@@ -544,7 +569,7 @@ class Run {
     const uint64_t a1 = cladbench_alloc_count();
     if (!std::isfinite(loss))
       throw TrainingFailed("non-finite loss (" + std::to_string(loss) + ") at step " + std::to_string(global_step_) +
-                          " (epoch " + std::to_string(epoch_ + 1) + "); try a smaller --lr");
+                           " (epoch " + std::to_string(epoch_ + 1) + "); try a smaller --lr");
     if (global_step_ >= o_.warmup) {
       step_times_.push_back(gpu_ ? gpu_seconds : std::chrono::duration<double>(t1 - t0).count());
       allocations_ += a1 - a0;
@@ -575,7 +600,8 @@ class Run {
   // After the last epoch: timing, allocations, floor and curves into the record.
   void finish() {
     if (epoch_ != o_.epochs)
-      throw std::logic_error("the run finished after " + std::to_string(epoch_) + " of " + std::to_string(o_.epochs) + " epochs");
+      throw std::logic_error("the run finished after " + std::to_string(epoch_) + " of " + std::to_string(o_.epochs) +
+                             " epochs");
     std::vector<double> sorted = step_times_;
     std::sort(sorted.begin(), sorted.end());
     const double median = quantile(sorted, 0.5);
@@ -588,9 +614,11 @@ class Run {
     record_["samples_per_s"] = o_.batch / median;
     // The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
     // On a GPU, the same GEMMs (step_gemms) as cuBLAS calls.
-    record_["gemm_floor_median_s"] = !gpu_ ? gemm_floor_seconds(shape_, engine_->layout(), o_.batch)
-                                           : gpu_->gemm_floor_seconds(step_gemms(shape_, engine_->layout(), o_.batch), 50);
-    record_["allocs_per_step"] = counting && !sorted.empty() ? json(double(allocations_) / double(sorted.size())) : json();
+    record_["gemm_floor_median_s"] =
+        !gpu_ ? gemm_floor_seconds(shape_, engine_->layout(), o_.batch)
+              : gpu_->gemm_floor_seconds(step_gemms(shape_, engine_->layout(), o_.batch), 50);
+    record_["allocs_per_step"] =
+        counting && !sorted.empty() ? json(double(allocations_) / double(sorted.size())) : json();
     record_["epoch_train_loss"] = train_loss_;
     record_["epoch_test_loss"] = test_loss_;
     record_["epoch_test_accuracy"] = test_acc_;
@@ -636,8 +664,8 @@ void train(const TrainOptions& o, const Variant& v, json& record) {
   const Dataset all = o.dataset == "gw-sim" ? load_gw_windows(o.data) : load_mnist(o.images, o.labels);
   const Dataset train_set = slice(all, o.train_begin, o.train_end, "--train-range");
   const bool test_file = !o.test_images.empty();
-  const Dataset test_set = slice(test_file ? load_mnist(o.test_images, o.test_labels) : all, o.test_begin, o.test_end,
-                                 "--test-range");
+  const Dataset test_set =
+      slice(test_file ? load_mnist(o.test_images, o.test_labels) : all, o.test_begin, o.test_end, "--test-range");
   const ModelShape shape = model_shape(o, int(all.x.size(1)), all.channels, all.length, all.classes);
   Run run(o, v, shape, train_set.x.size(0), record);
   // The training set where the run trains (the GPU's memory for a CUDA run).
@@ -688,14 +716,18 @@ json base_record(const TrainOptions& o, const Variant& v) {
       {"epochs", o.epochs},
       {"warmup_steps", o.warmup},
       {"input", o.input},
-      {"data_files", o.input != "file" ? json{o.data}
-                     : o.dataset == "gw-sim" ? json{o.data, o.real} : json{o.images, o.labels, o.test_images, o.test_labels}},
+      {"data_files", o.input != "file"       ? json{o.data}
+                     : o.dataset == "gw-sim" ? json{o.data, o.real}
+                                             : json{o.images, o.labels, o.test_images, o.test_labels}},
       {"train_range", {o.train_begin, o.train_end}},
       {"test_range", {o.test_begin, o.test_end}},
       {"gradient_generator", v.engine == "libtorch" ? "LibTorch " TORCH_VERSION " autograd" : ""},
       {"versions",
-       {{"torch", TORCH_VERSION}, {"clad", CLADBENCH_CLAD_VERSION}, {"compiler", CLADBENCH_CXX_COMPILER},
-        {"cuda", nullptr}, {"python", nullptr}}},
+       {{"torch", TORCH_VERSION},
+        {"clad", CLADBENCH_CLAD_VERSION},
+        {"compiler", CLADBENCH_CXX_COMPILER},
+        {"cuda", nullptr},
+        {"python", nullptr}}},
       {"compile_flags", std::string(CLADBENCH_CXX_FLAGS) + " " + v.kernel_flags},
       {"git_commit", CLADBENCH_GIT_COMMIT},
       {"cpu_model", cpu_model()},
@@ -730,7 +762,8 @@ int train_main(int argc, char** argv, const Variant& variant) {
   TrainOptions o;
   try {
     o = parse_args(argc, argv);
-    if (o.input != "file") throw std::invalid_argument("--input " + o.input + ": cladbench-train reads files (--input file)");
+    if (o.input != "file")
+      throw std::invalid_argument("--input " + o.input + ": cladbench-train reads files (--input file)");
   } catch (const std::exception& e) {
     std::cerr << "cladbench-train: " << e.what() << std::endl;
     return 2;

@@ -43,6 +43,7 @@ class Buffer {
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   float* data() const { return data_; }
+
  private:
   float* data_ = nullptr;
 };

@@ -29,8 +29,7 @@ class CudaRuntime final : public GpuRuntime {
   // random data, in buffers as large as the largest operand's.
   double gemm_floor_seconds(const std::vector<GemmCall>& calls, int repeats) override {
     long size = 1;
-    for (const GemmCall& g : calls)
-      size = std::max({size, long(g.M) * g.K, long(g.K) * g.N, long(g.M) * g.N});
+    for (const GemmCall& g : calls) size = std::max({size, long(g.M) * g.K, long(g.K) * g.N, long(g.M) * g.N});
     std::vector<float> host(size);
     std::mt19937 rng(7);
     std::uniform_real_distribution<float> uniform(-1.f, 1.f);

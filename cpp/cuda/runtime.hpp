@@ -17,8 +17,7 @@ class GpuRuntime {
   // The arena engine's step around the pullback (device pointers).
   virtual void fill_zero(float* p, long n) = 0;
   virtual void sgd_step_and_zero(float* p, float* g, long n, float lr) = 0;
-  virtual void adam_step_and_zero(float* p, float* g, float* m, float* v, long n, float step_size,
-                                  float bc2_sqrt) = 0;
+  virtual void adam_step_and_zero(float* p, float* g, float* m, float* v, long n, float step_size, float bc2_sqrt) = 0;
   virtual float read_scalar(const float* device_value) = 0;  // waits for the device
   // CUDA events around a span of device work (docs/architecture.md, "Measuring").
   virtual void timer_start() = 0;

@@ -34,8 +34,14 @@ struct ConvGeometry {
   long slot;          // scratch per parallel task: im2col (later its adjoint), conv outputs, dW, db
 
   ConvGeometry(int c_in_, int len_, int c_out_, int kernel_, int pool_)
-      : c_in(c_in_), len(len_), c_out(c_out_), kernel(kernel_), pool(pool_), t_out(cnn_conv_out(len_, kernel_)),
-        t_pool(t_out / pool_), width(c_in_ * kernel_) {
+      : c_in(c_in_),
+        len(len_),
+        c_out(c_out_),
+        kernel(kernel_),
+        pool(pool_),
+        t_out(cnn_conv_out(len_, kernel_)),
+        t_pool(t_out / pool_),
+        width(c_in_ * kernel_) {
     // About 256 KiB of im2col per chunk: in L2 while its GEMMs read it (measured on the CNN's
     // blocks: per-sample chunks beat one batch-wide matrix by 1.5-2x; docs/performance.md).
     samples = int(std::max(1L, kChunkFloats / (long(width) * t_out)));
@@ -296,8 +302,7 @@ void conv_block_pullback(const T* in, const T* W, const T* b, T* h, T* argmax, T
 // Mean softmax cross-entropy of the CNN over a batch. Written for Clad like mlp_loss: the first
 // block (reading x) is peeled off the loop, and the loop's offsets are functions of l (above).
 template <class T>
-void cnn_loss(const T* params, const T* x, const int* labels, const int* dims, int n_conv, int batch, T* ws,
-              T* loss) {
+void cnn_loss(const T* params, const T* x, const int* labels, const int* dims, int n_conv, int batch, T* ws, T* loss) {
   conv_block(x, params, params + conv_bias_offset(dims, 0), ws + conv_output_offset(dims, n_conv, batch, 0),
              ws + conv_argmax_offset(dims, n_conv, batch, 0), ws, dims, 0, batch);
   for (int l = 1; l < n_conv; ++l)
@@ -317,9 +322,11 @@ void cnn_loss(const T* params, const T* x, const int* labels, const int* dims, i
   const int q = p + hidden * features + hidden;
   const int logits = z1 + 2 * batch * hidden;
   if (kLayout == Layout::RowMajor)
-    linear_rowmajor(ws + z1 + batch * hidden, params + q, params + q + classes * hidden, ws + logits, batch, hidden, classes);
+    linear_rowmajor(ws + z1 + batch * hidden, params + q, params + q + classes * hidden, ws + logits, batch, hidden,
+                    classes);
   else
-    linear_colmajor(ws + z1 + batch * hidden, params + q, params + q + classes * hidden, ws + logits, batch, hidden, classes);
+    linear_colmajor(ws + z1 + batch * hidden, params + q, params + q + classes * hidden, ws + logits, batch, hidden,
+                    classes);
   T total = 0;
   for (int i = 0; i < batch; ++i) total += sample_cross_entropy(ws + logits + i * classes, labels[i], classes);
   *loss = total / batch;

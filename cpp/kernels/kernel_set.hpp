@@ -15,28 +15,30 @@ namespace cladbench {
 template <class T>
 struct KernelFns {
   // `count` is the model's number of layers (mlp) or conv blocks (cnn); see mlp.hpp, cnn.hpp.
-  using Forward = void (*)(const T* params, const T* x, const int* labels, const int* dims,
-                           int count, int batch, T* ws, T* loss);
-  using Pullback = void (*)(const T* params, const T* x, const int* labels, const int* dims,
-                            int count, int batch, T* ws, T* loss, T* d_params, T* d_x, T* d_ws,
-                            T* d_loss);
+  using Forward = void (*)(const T* params, const T* x, const int* labels, const int* dims, int count, int batch, T* ws,
+                           T* loss);
+  using Pullback = void (*)(const T* params, const T* x, const int* labels, const int* dims, int count, int batch,
+                            T* ws, T* loss, T* d_params, T* d_x, T* d_ws, T* d_loss);
   Forward forward = nullptr;
   Pullback pullback = nullptr;
 };
 
 struct ModelKernels {
-  std::string model;      // "mlp", "cnn"
-  std::string engine;     // "clad", "manual", "autograd" (the LibTorch reference)
+  std::string model;   // "mlp", "cnn"
+  std::string engine;  // "clad", "manual", "autograd" (the LibTorch reference)
   Layout layout = Layout::RowMajor;
   std::string generator;  // who wrote the pullback, e.g. "clad 2.4.0 (clang 19.1.7)"
   KernelFns<float> f32;
-  KernelFns<double> f64;      // unset (nullptr) for the GPU engine, which trains in float only
-  std::string device = "cpu";  // "cuda": every pointer of the contract but dims is device memory
+  KernelFns<double> f64;                // unset (nullptr) for the GPU engine, which trains in float only
+  std::string device = "cpu";           // "cuda": every pointer of the contract but dims is device memory
   long extra_workspace_per_sample = 0;  // ws beyond the model's workspace_size (the GPU MLP's per-sample losses)
 
   template <class T>
   const KernelFns<T>& fns() const {
-    if constexpr (std::is_same_v<T, float>) return f32; else return f64;
+    if constexpr (std::is_same_v<T, float>)
+      return f32;
+    else
+      return f64;
   }
 };
 

@@ -63,10 +63,10 @@ void linear_rowmajor(const T* x, const T* W, const T* b, T* y, int batch, int in
 }
 
 template <class T>
-void linear_rowmajor_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in, int out,
-                              T* d_x, T* d_W, T* d_b, T* d_y, int*, int*, int*) {
+void linear_rowmajor_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in, int out, T* d_x, T* d_W,
+                              T* d_b, T* d_y, int*, int*, int*) {
   if (d_x) gemm(false, false, batch, in, out, T(1), d_y, out, W, in, T(1), d_x, in);  // dx += dy W
-  gemm(true, false, out, in, batch, T(1), d_y, out, x, in, T(1), d_W, in);    // dW += dy^T x
+  gemm(true, false, out, in, batch, T(1), d_y, out, x, in, T(1), d_W, in);            // dW += dy^T x
   bias_pullback_consume(d_b, d_y, batch, out);
 }
 
@@ -78,10 +78,10 @@ void linear_colmajor(const T* x, const T* W, const T* b, T* y, int batch, int in
 }
 
 template <class T>
-void linear_colmajor_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in, int out,
-                              T* d_x, T* d_W, T* d_b, T* d_y, int*, int*, int*) {
+void linear_colmajor_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in, int out, T* d_x, T* d_W,
+                              T* d_b, T* d_y, int*, int*, int*) {
   if (d_x) gemm(false, true, batch, in, out, T(1), d_y, out, W, out, T(1), d_x, in);  // dx += dy W^T
-  gemm(true, false, in, out, batch, T(1), x, in, d_y, out, T(1), d_W, out);   // dW += x^T dy
+  gemm(true, false, in, out, batch, T(1), x, in, d_y, out, T(1), d_W, out);           // dW += x^T dy
   bias_pullback_consume(d_b, d_y, batch, out);
 }
 

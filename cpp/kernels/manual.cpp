@@ -33,8 +33,8 @@ void linear_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in
 }
 
 template <class T>
-void mlp_loss_pullback(const T* params, const T* x, const int* labels, const int* dims, int n_layers, int batch,
-                       T* ws, T* loss, T* d_params, T* d_x, T* d_ws, T* d_loss) {
+void mlp_loss_pullback(const T* params, const T* x, const int* labels, const int* dims, int n_layers, int batch, T* ws,
+                       T* loss, T* d_params, T* d_x, T* d_ws, T* d_loss) {
   mlp_loss(params, x, labels, dims, n_layers, batch, ws, loss);  // forward sweep fills ws
   const long logits = mlp_logits_offset(dims, n_layers, batch);
   cross_entropy_pullback(ws + logits, labels, batch, dims[n_layers], d_ws + logits, d_loss);
@@ -63,15 +63,16 @@ void cnn_loss_pullback(const T* params, const T* x, const int* labels, const int
 
   // The head, in reverse (cnn.hpp's layout).
   const int features = cnn_features(dims, n_conv), hidden = dims[2 + 3 * n_conv], classes = dims[3 + 3 * n_conv];
-  const long f = conv_output_offset(dims, n_conv, batch, n_conv - 1), z1 = conv_output_offset(dims, n_conv, batch, n_conv);
+  const long f = conv_output_offset(dims, n_conv, batch, n_conv - 1),
+             z1 = conv_output_offset(dims, n_conv, batch, n_conv);
   const long h1 = z1 + long(batch) * hidden, logits = h1 + long(batch) * hidden;
   const long p = conv_weights_offset(dims, n_conv), q = p + long(hidden) * features + hidden;
   cross_entropy_pullback(ws + logits, labels, batch, classes, d_ws + logits, d_loss);
   linear_pullback(ws + h1, params + q, params + q + long(classes) * hidden, ws + logits, batch, hidden, classes,
                   d_ws + h1, d_params + q, d_params + q + long(classes) * hidden, d_ws + logits);
   relu_pullback(ws + z1, ws + h1, batch * hidden, d_ws + z1, d_ws + h1, nullptr);
-  linear_pullback(ws + f, params + p, params + p + long(hidden) * features, ws + z1, batch, features, hidden,
-                  d_ws + f, d_params + p, d_params + p + long(hidden) * features, d_ws + z1);
+  linear_pullback(ws + f, params + p, params + p + long(hidden) * features, ws + z1, batch, features, hidden, d_ws + f,
+                  d_params + p, d_params + p + long(hidden) * features, d_ws + z1);
   // The conv blocks, in reverse; block 0 reads x.
   for (int l = n_conv - 1; l >= 0; --l) {
     const long input = l == 0 ? 0 : conv_output_offset(dims, n_conv, batch, l - 1);

@@ -16,7 +16,6 @@ namespace cladbench {
 
 enum class Layout { RowMajor, ColMajor };  // weights stored [out x in] or [in x out]
 
-
 // Memory of an MLP with n_layers linear layers, widths dims[0] (input) .. dims[n_layers] (classes).
 // params: per layer W_l (dims[l] * dims[l+1]) then b_l (dims[l+1]).
 // ws: per layer its pre-activations z_l [batch x dims[l+1]], then for hidden layers h_l = relu(z_l).
@@ -51,8 +50,8 @@ constexpr Layout kLayout = Layout::RowMajor;
 // Mean softmax cross-entropy of the MLP over a batch: *loss = mean_i CE(mlp(x_i), labels[i]).
 // Written for Clad: the int offsets are the only values the layer loop overwrites.
 template <class T>
-void mlp_loss(const T* params, const T* x, const int* labels, const int* dims, int n_layers,
-              int batch, T* ws, T* loss) {
+void mlp_loss(const T* params, const T* x, const int* labels, const int* dims, int n_layers, int batch, T* ws,
+              T* loss) {
   if (kLayout == Layout::RowMajor)
     linear_rowmajor(x, params, params + dims[0] * dims[1], ws, batch, dims[0], dims[1]);
   else
@@ -65,15 +64,12 @@ void mlp_loss(const T* params, const T* x, const int* labels, const int* dims, i
     p += dims[l - 1] * dims[l] + dims[l];
     a += 2 * n;
     if (kLayout == Layout::RowMajor)
-      linear_rowmajor(ws + a - n, params + p, params + p + dims[l] * dims[l + 1], ws + a, batch,
-                      dims[l], dims[l + 1]);
+      linear_rowmajor(ws + a - n, params + p, params + p + dims[l] * dims[l + 1], ws + a, batch, dims[l], dims[l + 1]);
     else
-      linear_colmajor(ws + a - n, params + p, params + p + dims[l] * dims[l + 1], ws + a, batch,
-                      dims[l], dims[l + 1]);
+      linear_colmajor(ws + a - n, params + p, params + p + dims[l] * dims[l + 1], ws + a, batch, dims[l], dims[l + 1]);
   }
   T total = 0;
-  for (int i = 0; i < batch; ++i)
-    total += sample_cross_entropy(ws + a + i * dims[n_layers], labels[i], dims[n_layers]);
+  for (int i = 0; i < batch; ++i) total += sample_cross_entropy(ws + a + i * dims[n_layers], labels[i], dims[n_layers]);
   *loss = total / batch;
 }
 

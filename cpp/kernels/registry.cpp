@@ -13,15 +13,12 @@ std::deque<ModelKernels>& registry() {
 }
 }  // namespace
 
-const char* layout_name(Layout layout) {
-  return layout == Layout::RowMajor ? "rowmajor" : "colmajor";
-}
+const char* layout_name(Layout layout) { return layout == Layout::RowMajor ? "rowmajor" : "colmajor"; }
 
 Layout parse_layout(std::string_view name) {
   if (name == "rowmajor") return Layout::RowMajor;
   if (name == "colmajor") return Layout::ColMajor;
-  throw std::invalid_argument("unknown layout '" + std::string(name) +
-                              "' (expected rowmajor or colmajor)");
+  throw std::invalid_argument("unknown layout '" + std::string(name) + "' (expected rowmajor or colmajor)");
 }
 
 bool register_kernels(const ModelKernels& kernels) {

@@ -48,8 +48,8 @@ void dense_w_pullback(const T* x, int batch, int in, int out, int w_transposed, 
 }
 
 template <class T>
-void dense_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in, int out, int w_transposed,
-                    T* d_x, T* d_W, T* d_b, T* d_y, int*, int*, int*, int*) {
+void dense_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in, int out, int w_transposed, T* d_x,
+                    T* d_W, T* d_b, T* d_y, int*, int*, int*, int*) {
   dense_x_pullback(W, batch, in, out, w_transposed, d_x, d_y);
   dense_w_pullback(x, batch, in, out, w_transposed, d_W, d_y);
   for (int i = 0; i < batch; ++i)
@@ -57,8 +57,8 @@ void dense_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in,
 }
 
 template <class T>  // input only
-void dense_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in, int out, int w_transposed,
-                    T* d_x, T* d_y, int*, int*, int*, int*) {
+void dense_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in, int out, int w_transposed, T* d_x,
+                    T* d_y, int*, int*, int*, int*) {
   dense_x_pullback(W, batch, in, out, w_transposed, d_x, d_y);
 }
 
@@ -68,15 +68,15 @@ void matmul(const T* x, const T* W, T* y, int batch, int in, int out, int w_tran
 }
 
 template <class T>
-void matmul_pullback(const T* x, const T* W, T* y, int batch, int in, int out, int w_transposed, T* d_x, T* d_W,
-                     T* d_y, int*, int*, int*, int*) {
+void matmul_pullback(const T* x, const T* W, T* y, int batch, int in, int out, int w_transposed, T* d_x, T* d_W, T* d_y,
+                     int*, int*, int*, int*) {
   dense_x_pullback(W, batch, in, out, w_transposed, d_x, d_y);
   dense_w_pullback(x, batch, in, out, w_transposed, d_W, d_y);
 }
 
 template <class T>  // input only
-void matmul_pullback(const T* x, const T* W, T* y, int batch, int in, int out, int w_transposed, T* d_x, T* d_y,
-                     int*, int*, int*, int*) {
+void matmul_pullback(const T* x, const T* W, T* y, int batch, int in, int out, int w_transposed, T* d_x, T* d_y, int*,
+                     int*, int*, int*) {
   dense_x_pullback(W, batch, in, out, w_transposed, d_x, d_y);
 }
 
@@ -184,8 +184,8 @@ void softmax_pullback(const T* z, T* p, int batch, int n, T* d_z, T* d_p, int*, 
 // so that the convolution is one GEMM per sample: y_b = W col_b^T + b.
 
 template <class T>
-void conv1d(const T* x, const T* W, const T* b, T* col, T* y, int batch, int c_in, int length, int c_out,
-            int kernel, int stride, int pad, int dilation, int l_out) {
+void conv1d(const T* x, const T* W, const T* b, T* col, T* y, int batch, int c_in, int length, int c_out, int kernel,
+            int stride, int pad, int dilation, int l_out) {
   const int width = c_in * kernel;
   for (int s = 0; s < batch; ++s) {
     T* col_s = col + long(s) * l_out * width;
@@ -193,8 +193,7 @@ void conv1d(const T* x, const T* W, const T* b, T* col, T* y, int batch, int c_i
       for (int c = 0; c < c_in; ++c)
         for (int k = 0; k < kernel; ++k) {
           const int pos = t * stride + k * dilation - pad;  // zero padding outside [0, length)
-          col_s[t * width + c * kernel + k] =
-              pos >= 0 && pos < length ? x[(long(s) * c_in + c) * length + pos] : T(0);
+          col_s[t * width + c * kernel + k] = pos >= 0 && pos < length ? x[(long(s) * c_in + c) * length + pos] : T(0);
         }
     T* y_s = y + long(s) * c_out * l_out;
     for (int o = 0; o < c_out; ++o)
@@ -210,8 +209,7 @@ void conv1d_x_pullback(const T* W, int batch, int c_in, int length, int c_out, i
   const int width = c_in * kernel;
   for (int s = 0; s < batch; ++s) {
     T* d_col_s = d_col + long(s) * l_out * width;
-    gemm(true, false, l_out, width, c_out, T(1), d_y + long(s) * c_out * l_out, l_out, W, width, T(1), d_col_s,
-         width);
+    gemm(true, false, l_out, width, c_out, T(1), d_y + long(s) * c_out * l_out, l_out, W, width, T(1), d_col_s, width);
     for (int t = 0; t < l_out; ++t)
       for (int c = 0; c < c_in; ++c)
         for (int k = 0; k < kernel; ++k) {
@@ -223,8 +221,8 @@ void conv1d_x_pullback(const T* W, int batch, int c_in, int length, int c_out, i
 
 template <class T>
 void conv1d_pullback(const T* x, const T* W, const T* b, T* col, T* y, int batch, int c_in, int length, int c_out,
-                     int kernel, int stride, int pad, int dilation, int l_out, T* d_x, T* d_W, T* d_b, T* d_col,
-                     T* d_y, int*, int*, int*, int*, int*, int*, int*, int*, int*) {
+                     int kernel, int stride, int pad, int dilation, int l_out, T* d_x, T* d_W, T* d_b, T* d_col, T* d_y,
+                     int*, int*, int*, int*, int*, int*, int*, int*, int*) {
   const int width = c_in * kernel;
   for (int s = 0; s < batch; ++s) {
     const T* d_y_s = d_y + long(s) * c_out * l_out;

@@ -21,8 +21,8 @@ int load(const char* path, T* params, long n_values) {
   char magic[8];
   std::uint64_t count = 0, header = 0;
   int rc = 0;
-  if (std::fread(magic, 1, 8, f) != 8 || std::memcmp(magic, "CLADBW01", 8) != 0 ||
-      std::fread(&count, 8, 1, f) != 1 || std::fread(&header, 8, 1, f) != 1 || std::fseek(f, long(header), SEEK_CUR))
+  if (std::fread(magic, 1, 8, f) != 8 || std::memcmp(magic, "CLADBW01", 8) != 0 || std::fread(&count, 8, 1, f) != 1 ||
+      std::fread(&header, 8, 1, f) != 1 || std::fseek(f, long(header), SEEK_CUR))
     rc = -2;
   else if (count != std::uint64_t(n_values))
     rc = -3;

@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
     gz_bytes.assign(std::istreambuf_iterator<char>(in), {});
   }
   expect_error(write(dir / "cut.idx.gz", gz_bytes.substr(0, gz_bytes.size() / 2)), "corrupt or unreadable");
-  expect_error(write(dir / "type.idx", std::string("\0\0\x0d\x01", 4) + std::string(4, '\0')), "unsupported element type 0x0d");
+  expect_error(write(dir / "type.idx", std::string("\0\0\x0d\x01", 4) + std::string(4, '\0')),
+               "unsupported element type 0x0d");
   expect_error(write(dir / "short.idx", data.substr(0, data.size() - 2)), "truncated");
   expect_error(write(dir / "long.idx", data + "x"), "trailing bytes");
   expect_error((dir / "missing.idx").string(), "cannot open");

@@ -49,17 +49,19 @@ int check_gradients(const std::vector<ModelShape>& shapes) {
         auto ref_grads = torch::autograd::grad({ref}, {p, x});
         torch::Tensor loss = kernel_loss(*k, p, x, y, shape);
         auto grads = torch::autograd::grad({loss}, {p, x});
-        const double err = std::max({max_rel_err(grads[0], ref_grads[0]), max_rel_err(grads[1], ref_grads[1]),
-                                     std::abs(loss.item<double>() - ref.item<double>()) / std::abs(ref.item<double>())});
+        const double err =
+            std::max({max_rel_err(grads[0], ref_grads[0]), max_rel_err(grads[1], ref_grads[1]),
+                      std::abs(loss.item<double>() - ref.item<double>()) / std::abs(ref.item<double>())});
         ++checks;
         if (!(err < 1e-10)) {
           ++failures;
-          std::cout << "FAIL " << k->model << "/" << k->engine << "/" << layout_name(k->layout) << " " << shape.name() << " batch "
-                    << batch << ": max rel err " << err << std::endl;
+          std::cout << "FAIL " << k->model << "/" << k->engine << "/" << layout_name(k->layout) << " " << shape.name()
+                    << " batch " << batch << ": max rel err " << err << std::endl;
         }
       }
     }
-    std::cout << "checked " << k->model << "/" << k->engine << "/" << layout_name(k->layout) << " (" << k->generator << ")" << std::endl;
+    std::cout << "checked " << k->model << "/" << k->engine << "/" << layout_name(k->layout) << " (" << k->generator
+              << ")" << std::endl;
   }
   std::cout << checks - failures << " of " << checks << " gradient checks within 1e-10" << std::endl;
   return failures || checks == 0 ? 1 : 0;
@@ -77,26 +79,30 @@ int check_step_gemms(const std::vector<ModelShape>& shapes) {
         torch::Tensor p = pack_params(init_params(shape, 3), k->layout);
         torch::Tensor x = torch::randn({batch, shape.input_size()});
         torch::Tensor y = torch::randint(shape.classes(), {batch}, torch::kInt);
-        torch::Tensor ws = torch::zeros({shape.workspace_size(batch)}), d_ws = torch::zeros_like(ws), d_p = torch::zeros_like(p);
+        torch::Tensor ws = torch::zeros({shape.workspace_size(batch)}), d_ws = torch::zeros_like(ws),
+                      d_p = torch::zeros_like(p);
         float loss = 0, seed = 1;
         recorded.clear();
         recording = true;
-        k->f32.pullback(p.data_ptr<float>(), x.data_ptr<float>(), y.data_ptr<int>(), shape.dims.data(), shape.count(), batch,
-                        ws.data_ptr<float>(), &loss, d_p.data_ptr<float>(), nullptr, d_ws.data_ptr<float>(), &seed);
+        k->f32.pullback(p.data_ptr<float>(), x.data_ptr<float>(), y.data_ptr<int>(), shape.dims.data(), shape.count(),
+                        batch, ws.data_ptr<float>(), &loss, d_p.data_ptr<float>(), nullptr, d_ws.data_ptr<float>(),
+                        &seed);
         recording = false;
         std::vector<std::tuple<bool, bool, int, int, int>> expected;
-        for (const GemmCall& g : step_gemms(shape, k->layout, batch)) expected.emplace_back(g.trans_a, g.trans_b, g.M, g.N, g.K);
+        for (const GemmCall& g : step_gemms(shape, k->layout, batch))
+          expected.emplace_back(g.trans_a, g.trans_b, g.M, g.N, g.K);
         ++checks;
         if (recorded != expected) {
           ++failures;
-          std::cout << "FAIL GEMMs of " << k->engine << "/" << layout_name(k->layout) << " " << shape.name() << " batch " << batch
-                    << ": the step made " << recorded.size() << " calls, step_gemms lists " << expected.size() << std::endl;
+          std::cout << "FAIL GEMMs of " << k->engine << "/" << layout_name(k->layout) << " " << shape.name()
+                    << " batch " << batch << ": the step made " << recorded.size() << " calls, step_gemms lists "
+                    << expected.size() << std::endl;
         }
         // Nothing but the pullback touched d_ws, and every pullback consumes what it reads: it is zero again.
         if (d_ws.abs().max().item<float>() != 0.f) {
           ++failures;
-          std::cout << "FAIL " << k->engine << "/" << layout_name(k->layout) << " " << shape.name() << " batch " << batch
-                    << ": the adjoint workspace is not left zeroed" << std::endl;
+          std::cout << "FAIL " << k->engine << "/" << layout_name(k->layout) << " " << shape.name() << " batch "
+                    << batch << ": the adjoint workspace is not left zeroed" << std::endl;
         }
       }
     }
@@ -110,8 +116,11 @@ int check_step_gemms(const std::vector<ModelShape>& shapes) {
 int main() {
   torch::manual_seed(7);
   const std::vector<ModelShape> shapes = {
-      {"mlp", {37, 19, 7}}, {"mlp", {784, 128, 10}}, {"mlp", {13, 11, 9, 8, 5}},
-      {"cnn", {2, 61, 3, 5, 2, 4, 3, 3, 6, 2}}, {"cnn", {1, 40, 5, 7, 3, 9, 3}},
+      {"mlp", {37, 19, 7}},
+      {"mlp", {784, 128, 10}},
+      {"mlp", {13, 11, 9, 8, 5}},
+      {"cnn", {2, 61, 3, 5, 2, 4, 3, 3, 6, 2}},
+      {"cnn", {1, 40, 5, 7, 3, 9, 3}},
       {"cnn", {2, 100, 4, 6, 2, 5, 4, 2, 6, 3, 2, 7, 2}},  // three blocks, as the GW classifier
       {"cnn", {2, 30, 4, 1, 2, 3, 3, 2, 5, 2}},            // kernel 1
       {"cnn", {1, 25, 3, 4, 1, 2, 3, 1, 4, 3}},            // pool 1

@@ -4,6 +4,7 @@
 #include "../core/trainer.hpp"
 
 int main(int argc, char** argv) {
-  const cladbench::Variant variant{CLADBENCH_DEVICE, CLADBENCH_ENGINE, CLADBENCH_LAYOUT, CLADBENCH_ALLOC, CLADBENCH_KERNEL_FLAGS};
+  const cladbench::Variant variant{CLADBENCH_DEVICE, CLADBENCH_ENGINE, CLADBENCH_LAYOUT, CLADBENCH_ALLOC,
+                                   CLADBENCH_KERNEL_FLAGS};
   return cladbench::train_main(argc, argv, variant);
 }

@@ -13,13 +13,56 @@ from pathlib import Path
 import pandas as pd
 
 # Record fields copied to runs.csv as they are, then the provenance fields flattened.
-RUN_COLUMNS = ["purpose", "input", "engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition", "seed",
-               "optimizer", "lr", "epochs", "status", "error", "step_time_median_s", "step_time_q1_s", "step_time_q3_s",
-               "samples_per_s", "gemm_floor_median_s", "final_loss", "test_accuracy", "grad_max_rel_err", "allocs_per_step", "peak_rss_mb",
-               "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "cpu_model", "gpu_model", "timer", "git_commit", "compile_flags",
-               "gradient_generator", "hostname", "started_utc", "wall_time_s", "compile_time_s"]
-VERSION_COLUMNS = {"torch": "torch_version", "clad": "clad_version", "compiler": "compiler", "cuda": "cuda_version",
-                   "python": "python_version", "root": "root_version"}
+RUN_COLUMNS = [
+    "purpose",
+    "input",
+    "engine",
+    "device",
+    "layout",
+    "alloc",
+    "dataset",
+    "model",
+    "batch",
+    "threads",
+    "repetition",
+    "seed",
+    "optimizer",
+    "lr",
+    "epochs",
+    "status",
+    "error",
+    "step_time_median_s",
+    "step_time_q1_s",
+    "step_time_q3_s",
+    "samples_per_s",
+    "gemm_floor_median_s",
+    "final_loss",
+    "test_accuracy",
+    "grad_max_rel_err",
+    "allocs_per_step",
+    "peak_rss_mb",
+    "roc_auc",
+    "roc_auc_all_snr",
+    "gw150914_peak_offset_s",
+    "cpu_model",
+    "gpu_model",
+    "timer",
+    "git_commit",
+    "compile_flags",
+    "gradient_generator",
+    "hostname",
+    "started_utc",
+    "wall_time_s",
+    "compile_time_s",
+]
+VERSION_COLUMNS = {
+    "torch": "torch_version",
+    "clad": "clad_version",
+    "compiler": "compiler",
+    "cuda": "cuda_version",
+    "python": "python_version",
+    "root": "root_version",
+}
 KEY = ["variant", "purpose", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition"]
 
 
@@ -42,9 +85,18 @@ def tables(records: dict[str, dict]) -> dict[str, pd.DataFrame]:
         row["data_files"] = " ".join(f for f in r.get("data_files", []) if f)
         runs.append(row)
         for i, loss in enumerate(r.get("epoch_train_loss", [])):
-            epochs.append({**key, "epoch": i + 1, "train_loss": loss, "test_loss": r["epoch_test_loss"][i],
-                           "test_accuracy": r["epoch_test_accuracy"][i]})
-        for score, label, snr in zip(r.get("gw_test_scores", []), r.get("gw_test_labels", []), r.get("gw_test_snr", [])):
+            epochs.append(
+                {
+                    **key,
+                    "epoch": i + 1,
+                    "train_loss": loss,
+                    "test_loss": r["epoch_test_loss"][i],
+                    "test_accuracy": r["epoch_test_accuracy"][i],
+                }
+            )
+        for score, label, snr in zip(
+            r.get("gw_test_scores", []), r.get("gw_test_labels", []), r.get("gw_test_snr", [])
+        ):
             scores.append({**key, "score": score, "label": int(label), "snr": snr})
         # A window's implied merger time: its start plus where training put the mergers, as the
         # record's gw150914_peak_offset_s is computed (the trace's peak is that offset).
@@ -54,8 +106,18 @@ def tables(records: dict[str, dict]) -> dict[str, pd.DataFrame]:
             trace += [{**key, "t_rel_s": t + shift, "score": v} for t, v in zip(starts, values)]
     # Explicit columns: a table with no rows (no GW runs, say) still has its header.
     return {
-        "runs": pd.DataFrame(runs, columns=["variant", *RUN_COLUMNS, "record", *VERSION_COLUMNS.values(),
-                                            "train_range", "test_range", "data_files"]),
+        "runs": pd.DataFrame(
+            runs,
+            columns=[
+                "variant",
+                *RUN_COLUMNS,
+                "record",
+                *VERSION_COLUMNS.values(),
+                "train_range",
+                "test_range",
+                "data_files",
+            ],
+        ),
         "epochs": pd.DataFrame(epochs, columns=[*KEY, "epoch", "train_loss", "test_loss", "test_accuracy"]),
         "gw_scores": pd.DataFrame(scores, columns=[*KEY, "score", "label", "snr"]),
         "gw150914_trace": pd.DataFrame(trace, columns=[*KEY, "t_rel_s", "score"]),
@@ -72,7 +134,8 @@ def write_tables(record_paths: list[str | Path], out_dir: Path, not_run: dict[st
         written.append(out_dir / f"{name}.csv")
     pd.read_csv(out_dir / "runs.csv").to_parquet(out_dir / "runs.parquet", index=False)
     pd.DataFrame([{"variant": v, "reason": why} for v, why in not_run.items()], columns=["variant", "reason"]).to_csv(
-        out_dir / "not_run.csv", index=False)
+        out_dir / "not_run.csv", index=False
+    )
     return written + [out_dir / "runs.parquet", out_dir / "not_run.csv"]
 
 

@@ -70,30 +70,81 @@ CONFIG_KEYS = {
 
 def bench_settings(model: BenchModel, config: dict) -> dict:
     """The config sections (only CONFIG_KEYS) a bench run of this model uses."""
-    return {section: {key: config[section][key] for key in keys} for section, keys in CONFIG_KEYS[model.dataset].items()}
+    return {
+        section: {key: config[section][key] for key in keys} for section, keys in CONFIG_KEYS[model.dataset].items()
+    }
 
 
-def train_args(model: BenchModel, batch: int, threads: int, repetition: int, *, mnist: dict, gw: dict,
-               train: dict, min_steps: int) -> list[str]:
+def train_args(
+    model: BenchModel, batch: int, threads: int, repetition: int, *, mnist: dict, gw: dict, train: dict, min_steps: int
+) -> list[str]:
     """The trainer flags of one bench run. mnist: images, labels, train_range, test_range; gw: the
     config's gw section plus data (the simulated windows); train: the MNIST optimizer (lr,
     optimizer, seed, warmup)."""
     if model.dataset == "mnist":
         begin, end = mnist["train_range"]
-        args = ["--dataset", "mnist", "--images", str(mnist["images"]), "--labels", str(mnist["labels"]),
-                "--hidden", ",".join(map(str, model.hidden)), "--lr", str(train["lr"]),
-                "--optimizer", train["optimizer"], "--seed", str(train["seed"]), "--warmup", str(train["warmup"]),
-                "--test-range", "{}:{}".format(*mnist["test_range"])]
+        args = [
+            "--dataset",
+            "mnist",
+            "--images",
+            str(mnist["images"]),
+            "--labels",
+            str(mnist["labels"]),
+            "--hidden",
+            ",".join(map(str, model.hidden)),
+            "--lr",
+            str(train["lr"]),
+            "--optimizer",
+            train["optimizer"],
+            "--seed",
+            str(train["seed"]),
+            "--warmup",
+            str(train["warmup"]),
+            "--test-range",
+            "{}:{}".format(*mnist["test_range"]),
+        ]
         warmup = train["warmup"]
     else:
         begin, end = gw["train_range"]
-        args = ["--dataset", "gw-sim", "--data", str(gw["data"]), "--model", "cnn", "--conv", gw["conv"],
-                "--hidden", str(gw["hidden"]), "--lr", str(gw["lr"]), "--optimizer", gw["optimizer"],
-                "--seed", str(gw["seed"]), "--warmup", str(gw["warmup"]), "--test-range", "{}:{}".format(*gw["test_range"])]
+        args = [
+            "--dataset",
+            "gw-sim",
+            "--data",
+            str(gw["data"]),
+            "--model",
+            "cnn",
+            "--conv",
+            gw["conv"],
+            "--hidden",
+            str(gw["hidden"]),
+            "--lr",
+            str(gw["lr"]),
+            "--optimizer",
+            gw["optimizer"],
+            "--seed",
+            str(gw["seed"]),
+            "--warmup",
+            str(gw["warmup"]),
+            "--test-range",
+            "{}:{}".format(*gw["test_range"]),
+        ]
         warmup = gw["warmup"]
     epochs = epochs_for(end - begin, batch, warmup, min_steps)
-    return [*args, "--train-range", f"{begin}:{end}", "--batch", str(batch), "--epochs", str(epochs),
-            "--threads", str(threads), "--repetition", str(repetition), "--purpose", "bench"]
+    return [
+        *args,
+        "--train-range",
+        f"{begin}:{end}",
+        "--batch",
+        str(batch),
+        "--epochs",
+        str(epochs),
+        "--threads",
+        str(threads),
+        "--repetition",
+        str(repetition),
+        "--purpose",
+        "bench",
+    ]
 
 
 def run_cell(variant: str, args: list[str], out: Path) -> int:
@@ -130,8 +181,14 @@ def summary(records: list[dict]) -> str:
         for variant, runs_of in cell.groupby("variant", sort=False):
             times = runs_of.set_index("repetition")["step_time_median_s"]
             speedup = (times / clad_time).dropna()
-            lines.append(f"  {variant:32s} {times.median() * 1e6:10.1f} us  {runs_of['floor_ratio'].median():5.2f}x floor"
-                         + (f"  {clad_ratio(speedup.median())}" if len(speedup) and not variant.endswith("-clad-rowmajor-arena") else ""))
+            lines.append(
+                f"  {variant:32s} {times.median() * 1e6:10.1f} us  {runs_of['floor_ratio'].median():5.2f}x floor"
+                + (
+                    f"  {clad_ratio(speedup.median())}"
+                    if len(speedup) and not variant.endswith("-clad-rowmajor-arena")
+                    else ""
+                )
+            )
     return "\n".join(lines)
 
 
@@ -160,24 +217,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--models", default="mlp-784-128-10", help="comma-separated bench models")
     parser.add_argument("--engines", default="", help="comma-separated engines (default: every engine of the device)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="cuda: the cuda variants (build/cuda-*, pytorch on the GPU)")
-    parser.add_argument("--variants", default="", help="comma-separated variants (cpu-clad-rowmajor-arena, ...); "
-                        "default: each engine's headline variant")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda: the cuda variants (build/cuda-*, pytorch on the GPU)",
+    )
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated variants (cpu-clad-rowmajor-arena, ...); default: each engine's headline variant",
+    )
     parser.add_argument("--batch", default="32,64,256", help="comma-separated batch sizes")
     parser.add_argument("--threads", default="1", help="comma-separated thread counts")
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--repetition", type=int, default=None, help="run only this repetition (the workflow's cells)")
     parser.add_argument("--min-steps", type=int, default=100, help="timed steps per run, at least")
-    parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml",
-                        help="the workflow config whose mnist, train and gw sections the runs use")
-    parser.add_argument("--settings", default="", help="those sections as JSON, in place of --config's "
-                        "(the workflow passes its own: bench_settings)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=REPO / "config" / "config.yaml",
+        help="the workflow config whose mnist, train and gw sections the runs use",
+    )
+    parser.add_argument(
+        "--settings",
+        default="",
+        help="those sections as JSON, in place of --config's (the workflow passes its own: bench_settings)",
+    )
     parser.add_argument("--images", default="", help="MNIST images (default: the t10k file, staged from the mirror)")
     parser.add_argument("--labels", default="")
     parser.add_argument("--gw-data", default="", help="simulated GW windows for gw-cnn (cladbench gw simulate)")
     parser.add_argument("--out", type=Path, default=None, help="one cell only: its record's path")
-    parser.add_argument("--out-dir", type=Path, default=Path("results/bench"), help="records: <dir>/<model>/<variant>-b..json")
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path("results/bench"), help="records: <dir>/<model>/<variant>-b..json"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,7 +271,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     engines = [e for e in args.engines.split(",") if e] or list(CUDA_ENGINES if args.device == "cuda" else ENGINES)
     variants = [v for v in args.variants.split(",") if v] or [
-        variant_name(e, "rowmajor", "arena", args.device) for e in engines]
+        variant_name(e, "rowmajor", "arena", args.device) for e in engines
+    ]
     not_run = not_runnable(variants)
     for variant, reason in not_run.items():
         print(f"cladbench bench: not run: {variant}: {reason}", file=sys.stderr)
@@ -219,11 +293,15 @@ def run(args: argparse.Namespace) -> int:
     for i, (model, variant, batch, thread, rep) in enumerate(cells, 1):
         out = args.out or args.out_dir / model.name / f"{variant}-b{batch}-t{thread}-r{rep}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[bench {i}/{len(cells)}] {model.name} {variant} batch {batch} threads {thread} rep {rep}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[bench {i}/{len(cells)}] {model.name} {variant} batch {batch} threads {thread} rep {rep}",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
-            run_args = train_args(model, batch, thread, rep, mnist=mnist, gw=gw, train=config.get("train", {}),
-                                  min_steps=args.min_steps)
+            run_args = train_args(
+                model, batch, thread, rep, mnist=mnist, gw=gw, train=config.get("train", {}), min_steps=args.min_steps
+            )
         except ValueError as error:
             print(f"cladbench bench: {error}", file=sys.stderr)
             return 2

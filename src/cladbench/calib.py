@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 import torch  # noqa: F401  (LibTorch must be loaded before _calib)
 
 try:
@@ -127,8 +126,16 @@ def grid_evaluations(regions: int, low: float, high: float, points: int = 11, to
     return levels * points**regions
 
 
-def adam(sample, engine: str, start, lr: float = 3e-3, lr_final: float = 1e-5, steps: int = 300,
-         betas=(0.9, 0.999), eps: float = 1e-12) -> Fit:
+def adam(
+    sample,
+    engine: str,
+    start,
+    lr: float = 3e-3,
+    lr_final: float = 1e-5,
+    steps: int = 300,
+    betas=(0.9, 0.999),
+    eps: float = 1e-12,
+) -> Fit:
     """Adam on the gains, the learning rate decaying exponentially from lr to lr_final over the
     steps (a constant rate would leave the gains jittering at the scale of lr)."""
     gains = np.array(start, dtype=float)
@@ -157,8 +164,14 @@ def lbfgs(sample, engine: str, start, bounds=(0.5, 2.0)) -> Fit:
         return loss, grad
 
     start_time = time.perf_counter()
-    result = minimize(loss_and_grad, np.array(start, dtype=float), jac=True, method="L-BFGS-B",
-                      bounds=[bounds] * sample.regions, options=dict(maxiter=1000, ftol=1e-13, gtol=1e-10))
+    result = minimize(
+        loss_and_grad,
+        np.array(start, dtype=float),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[bounds] * sample.regions,
+        options=dict(maxiter=1000, ftol=1e-13, gtol=1e-10),
+    )
     seconds = time.perf_counter() - start_time
     return Fit("lbfgs", engine, np.array(result.x), float(result.fun), len(trace), seconds, trace)
 
@@ -175,7 +188,9 @@ def hessian(sample, gains, engine: str, h: float = 1e-5) -> np.ndarray:
     for k in range(R):
         step = np.zeros(R)
         step[k] = h
-        H[:, k] = (sample.loss_and_grad(gains + step, engine)[1] - sample.loss_and_grad(gains - step, engine)[1]) / (2 * h)
+        H[:, k] = (sample.loss_and_grad(gains + step, engine)[1] - sample.loss_and_grad(gains - step, engine)[1]) / (
+            2 * h
+        )
     return sample.events * (H + H.T) / 2
 
 
@@ -216,8 +231,18 @@ def bench(problem: Problem, reps: int, threads: int) -> list[dict]:
     rows = []
     for engine, t in times.items():
         q1, median, q3 = np.percentile(t, [25, 50, 75])
-        rows.append(dict(regions=problem.regions, events=problem.sample.events, engine=engine, threads=threads,
-                         reps=reps, median_s=median, q1_s=q1, q3_s=q3))
+        rows.append(
+            dict(
+                regions=problem.regions,
+                events=problem.sample.events,
+                engine=engine,
+                threads=threads,
+                reps=reps,
+                median_s=median,
+                q1_s=q1,
+                q3_s=q3,
+            )
+        )
         print(f"calib bench: R={problem.regions} {engine}: {median * 1e3:.2f} ms (median of {reps})", file=sys.stderr)
     return rows
 
@@ -247,13 +272,18 @@ class Settings:
 
 def mass_histograms(problem: Problem, fitted: np.ndarray, bins=np.arange(71.0, 111.5, 0.5)) -> pd.DataFrame:
     """The reconstructed Z peak before (all gains 1) and after calibration, and the generated masses."""
-    masses = {"uncalibrated": problem.sample.masses(np.ones(problem.regions)),
-              "calibrated": problem.sample.masses(fitted), "generated": problem.true_mass}
+    masses = {
+        "uncalibrated": problem.sample.masses(np.ones(problem.regions)),
+        "calibrated": problem.sample.masses(fitted),
+        "generated": problem.true_mass,
+    }
     rows = []
     for stage, values in masses.items():
         counts, _ = np.histogram(values, bins)
-        rows += [dict(regions=problem.regions, stage=stage, bin_low=lo, bin_high=hi, count=c)
-                 for lo, hi, c in zip(bins[:-1], bins[1:], counts)]
+        rows += [
+            dict(regions=problem.regions, stage=stage, bin_low=lo, bin_high=hi, count=c)
+            for lo, hi, c in zip(bins[:-1], bins[1:], counts)
+        ]
     return pd.DataFrame(rows)
 
 
@@ -272,8 +302,10 @@ def run(settings: Settings, out: Path) -> dict[str, Path]:
         if R not in settings.regions:
             continue
         start = np.ones(R)
-        fits = [adam(problem.sample, e, start, settings.adam_lr, settings.adam_lr_final, settings.adam_steps)
-                for e in adam_engines]
+        fits = [
+            adam(problem.sample, e, start, settings.adam_lr, settings.adam_lr_final, settings.adam_steps)
+            for e in adam_engines
+        ]
         fits.append(lbfgs(problem.sample, gradient_engine, start))
         if R <= settings.grid_max_regions:
             fits.insert(0, grid_scan(problem.sample, low, high, settings.grid_points, settings.grid_tol))
@@ -281,35 +313,83 @@ def run(settings: Settings, out: Path) -> dict[str, Path]:
         sigma = sigmas(problem.sample, best.gains, gradient_engine)  # a property of the sample, not the method
         for fit in fits:
             pulls = (fit.gains - problem.true_gains) / sigma
-            print(f"calib: R={R} {fit.method}/{fit.engine}: {fit.loss_evals} loss evaluations, {fit.seconds:.2f} s, "
-                  f"max |fitted - true| / sigma = {np.abs(pulls).max():.2f}", file=sys.stderr)
+            print(
+                f"calib: R={R} {fit.method}/{fit.engine}: {fit.loss_evals} loss evaluations, {fit.seconds:.2f} s, "
+                f"max |fitted - true| / sigma = {np.abs(pulls).max():.2f}",
+                file=sys.stderr,
+            )
             for r in range(R):
-                gains_rows.append(dict(regions=R, method=fit.method, engine=fit.engine, region=r,
-                                       true_gain=problem.true_gains[r], fitted_gain=fit.gains[r], sigma=sigma[r],
-                                       loss_evals=fit.loss_evals, seconds=fit.seconds))
+                gains_rows.append(
+                    dict(
+                        regions=R,
+                        method=fit.method,
+                        engine=fit.engine,
+                        region=r,
+                        true_gain=problem.true_gains[r],
+                        fitted_gain=fit.gains[r],
+                        sigma=sigma[r],
+                        loss_evals=fit.loss_evals,
+                        seconds=fit.seconds,
+                    )
+                )
             for evals, loss, gains in fit.trace:
-                trace_rows += [dict(regions=R, method=fit.method, engine=fit.engine, evals=evals, loss=loss,
-                                    region=r, gain=gains[r], true_gain=problem.true_gains[r]) for r in range(R)]
-            cost_rows.append(dict(regions=R, method=fit.method, engine=fit.engine, loss_evals=fit.loss_evals,
-                                  seconds=fit.seconds, feasible=True, max_abs_pull=np.abs(pulls).max()))
+                trace_rows += [
+                    dict(
+                        regions=R,
+                        method=fit.method,
+                        engine=fit.engine,
+                        evals=evals,
+                        loss=loss,
+                        region=r,
+                        gain=gains[r],
+                        true_gain=problem.true_gains[r],
+                    )
+                    for r in range(R)
+                ]
+            cost_rows.append(
+                dict(
+                    regions=R,
+                    method=fit.method,
+                    engine=fit.engine,
+                    loss_evals=fit.loss_evals,
+                    seconds=fit.seconds,
+                    feasible=True,
+                    max_abs_pull=np.abs(pulls).max(),
+                )
+            )
         if R > settings.grid_max_regions:  # what the grid scan would cost: evaluations x one loss
             evals = grid_evaluations(R, low, high, settings.grid_points, settings.grid_tol)
             forward = np.median(time_call(lambda: problem.sample.loss(start), 3, warmup=1))
-            cost_rows.append(dict(regions=R, method="grid", engine="none", loss_evals=float(evals),
-                                  seconds=evals * forward, feasible=False, max_abs_pull=np.nan))
-            print(f"calib: R={R} grid: would need {evals:.3g} loss evaluations, {evals * forward:.3g} s: not run",
-                  file=sys.stderr)
+            cost_rows.append(
+                dict(
+                    regions=R,
+                    method="grid",
+                    engine="none",
+                    loss_evals=float(evals),
+                    seconds=evals * forward,
+                    feasible=False,
+                    max_abs_pull=np.nan,
+                )
+            )
+            print(
+                f"calib: R={R} grid: would need {evals:.3g} loss evaluations, {evals * forward:.3g} s: not run",
+                file=sys.stderr,
+            )
         masses.append(mass_histograms(problem, best.gains))
     tables = {
         "calib": pd.DataFrame(gains_rows, columns=CALIB_COLUMNS),
-        "calib_timing": pd.DataFrame(timing, columns=["regions", "events", "engine", "threads", "reps", "median_s",
-                                                      "q1_s", "q3_s"]),
-        "calib_cost": pd.DataFrame(cost_rows, columns=["regions", "method", "engine", "loss_evals", "seconds",
-                                                       "feasible", "max_abs_pull"]),
-        "calib_trace": pd.DataFrame(trace_rows, columns=["regions", "method", "engine", "evals", "loss", "region",
-                                                         "gain", "true_gain"]),
-        "calib_masses": pd.concat(masses) if masses else pd.DataFrame(
-            columns=["regions", "stage", "bin_low", "bin_high", "count"]),
+        "calib_timing": pd.DataFrame(
+            timing, columns=["regions", "events", "engine", "threads", "reps", "median_s", "q1_s", "q3_s"]
+        ),
+        "calib_cost": pd.DataFrame(
+            cost_rows, columns=["regions", "method", "engine", "loss_evals", "seconds", "feasible", "max_abs_pull"]
+        ),
+        "calib_trace": pd.DataFrame(
+            trace_rows, columns=["regions", "method", "engine", "evals", "loss", "region", "gain", "true_gain"]
+        ),
+        "calib_masses": pd.concat(masses)
+        if masses
+        else pd.DataFrame(columns=["regions", "stage", "bin_low", "bin_high", "count"]),
     }
     paths = {}
     for name, table in tables.items():
@@ -329,8 +409,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=100000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--spread", type=float, default=0.05, help="true gains uniform in 1 +- spread")
-    parser.add_argument("--resolution", type=float, nargs=2, default=[0.015, 0.03], metavar=("CENTRAL", "FORWARD"),
-                        help="relative energy resolution at eta 0 and at |eta| 2.5")
+    parser.add_argument(
+        "--resolution",
+        type=float,
+        nargs=2,
+        default=[0.015, 0.03],
+        metavar=("CENTRAL", "FORWARD"),
+        help="relative energy resolution at eta 0 and at |eta| 2.5",
+    )
     parser.add_argument("--grid-max-regions", type=int, default=3, help="grid scan only up to this R")
     parser.add_argument("--grid-points", type=int, default=11, help="grid values per gain and level")
     parser.add_argument("--grid-tol", type=float, default=1e-5, help="stop refining below this grid step")
@@ -344,26 +430,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings(regions=args.regions, events=args.events, seed=args.seed, spread=args.spread,
-                    resolution=tuple(args.resolution), grid_max_regions=args.grid_max_regions,
-                    grid_points=args.grid_points, grid_tol=args.grid_tol, adam_steps=args.adam_steps,
-                    adam_lr=args.adam_lr, adam_lr_final=args.adam_lr_final, adam_engines=args.adam_engines,
-                    bench_regions=args.bench_regions, bench_reps=args.bench_reps, threads=args.threads)
+    return Settings(
+        regions=args.regions,
+        events=args.events,
+        seed=args.seed,
+        spread=args.spread,
+        resolution=tuple(args.resolution),
+        grid_max_regions=args.grid_max_regions,
+        grid_points=args.grid_points,
+        grid_tol=args.grid_tol,
+        adam_steps=args.adam_steps,
+        adam_lr=args.adam_lr,
+        adam_lr_final=args.adam_lr_final,
+        adam_engines=args.adam_engines,
+        bench_regions=args.bench_regions,
+        bench_reps=args.bench_reps,
+        threads=args.threads,
+    )
 
 
 def main_args(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     unknown = set(settings.adam_engines or []) - set(engines())
     if unknown:
-        print(f"cladbench calib: engine(s) {', '.join(sorted(unknown))} not in this build (built: "
-              f"{', '.join(engines())})", file=sys.stderr)
+        print(
+            f"cladbench calib: engine(s) {', '.join(sorted(unknown))} not in this build (built: "
+            f"{', '.join(engines())})",
+            file=sys.stderr,
+        )
         return 2
     try:
         if args.what == "bench":
             args.out.mkdir(parents=True, exist_ok=True)
-            rows = [row for R in settings.bench_regions for row in bench(
-                make_problem(R, settings.events, settings.seed, settings.spread, settings.resolution),
-                settings.bench_reps, settings.threads)]
+            rows = [
+                row
+                for R in settings.bench_regions
+                for row in bench(
+                    make_problem(R, settings.events, settings.seed, settings.spread, settings.resolution),
+                    settings.bench_reps,
+                    settings.threads,
+                )
+            ]
             pd.DataFrame(rows).to_csv(args.out / "calib_timing.csv", index=False)
             print(args.out / "calib_timing.csv")
             return 0

@@ -24,8 +24,11 @@ from .report import COLORS, PANEL_H, PANEL_W, RC, _tabular, _tex, placeholder, s
 METHODS = ["grid", "adam", "lbfgs"]
 METHOD_NAMES = {"grid": "grid scan", "adam": "Adam", "lbfgs": "L-BFGS-B"}
 METHOD_COLORS = dict(zip(METHODS, sns.color_palette("dark", 3)))
-STAGE_STYLE = {"generated": dict(color="0.6", linestyle=":"), "uncalibrated": dict(color="C3", linestyle="--"),
-               "calibrated": dict(color="C0", linestyle="-")}
+STAGE_STYLE = {
+    "generated": dict(color="0.6", linestyle=":"),
+    "uncalibrated": dict(color="C3", linestyle="--"),
+    "calibrated": dict(color="C0", linestyle="-"),
+}
 TABLES = ["calib", "calib_cost", "calib_timing", "calib_trace", "calib_masses"]
 CALIB_FIGURES = ["calib_mass_peak", "calib_trajectories", "calib_loss_curves", "calib_gains", "calib_cost"]
 
@@ -82,9 +85,16 @@ def fig_trajectories(trace: pd.DataFrame, gains: pd.DataFrame) -> Figure:
         for (method, engine), path in t.groupby(["method", "engine"], sort=False):
             for i, (region, one) in enumerate(path.groupby("region")):
                 pull = (one.gain - one.true_gain) / sigma[(R, region)]
-                ax.plot(one.evals, pull, color=METHOD_COLORS[method], lw=0.7, alpha=0.7,
-                        label=_label(method, engine) if i == 0 else None, marker="o" if method == "grid" else None,
-                        ms=2)
+                ax.plot(
+                    one.evals,
+                    pull,
+                    color=METHOD_COLORS[method],
+                    lw=0.7,
+                    alpha=0.7,
+                    label=_label(method, engine) if i == 0 else None,
+                    marker="o" if method == "grid" else None,
+                    ms=2,
+                )
         ax.axhspan(-3, 3, color="0.9", zorder=0)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=3)
@@ -108,8 +118,15 @@ def fig_loss_curves(trace: pd.DataFrame) -> Figure:
         c = curves[curves.regions == R]
         floor = c.loss.min()
         for (method, engine), curve in c.groupby(["method", "engine"], sort=False):
-            ax.plot(curve.evals, (curve.loss - floor).clip(lower=1e-16), color=METHOD_COLORS[method], lw=0.9,
-                    label=_label(method, engine), marker="o" if method == "grid" else None, ms=2)
+            ax.plot(
+                curve.evals,
+                (curve.loss - floor).clip(lower=1e-16),
+                color=METHOD_COLORS[method],
+                lw=0.9,
+                label=_label(method, engine),
+                marker="o" if method == "grid" else None,
+                ms=2,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"R = {R} regions")
@@ -130,8 +147,16 @@ def fig_gains(gains: pd.DataFrame) -> Figure:
         fits = list(g.groupby(["method", "engine"], sort=False))
         for i, ((method, engine), fit) in enumerate(fits):
             x = fit.region + (i - (len(fits) - 1) / 2) * 0.8 / max(len(fits), 2)
-            ax.errorbar(x, fit.fitted_gain - fit.true_gain, yerr=fit.sigma, fmt="o", ms=2, lw=0.7,
-                        color=METHOD_COLORS[method], label=_label(method, engine))
+            ax.errorbar(
+                x,
+                fit.fitted_gain - fit.true_gain,
+                yerr=fit.sigma,
+                fmt="o",
+                ms=2,
+                lw=0.7,
+                color=METHOD_COLORS[method],
+                label=_label(method, engine),
+            )
         ax.axhline(0, color="0.3", lw=0.6)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_title(f"R = {R} regions")
@@ -152,9 +177,16 @@ def fig_cost(cost: pd.DataFrame, timing: pd.DataFrame) -> Figure:
         for i, engine in enumerate(engines):
             t = timing[timing.engine == engine].sort_values("regions")
             color = COLORS.get(engine, "0.5")
-            left.errorbar(t.regions * (1 + 0.06 * (i - 1.5)), t.median_s * 1e3,
-                          yerr=[(t.median_s - t.q1_s) * 1e3, (t.q3_s - t.median_s) * 1e3], fmt="o-", ms=3, lw=0.8,
-                          color=color, label=engine if engine != "forward" else "loss only")
+            left.errorbar(
+                t.regions * (1 + 0.06 * (i - 1.5)),
+                t.median_s * 1e3,
+                yerr=[(t.median_s - t.q1_s) * 1e3, (t.q3_s - t.median_s) * 1e3],
+                fmt="o-",
+                ms=3,
+                lw=0.8,
+                color=color,
+                label=engine if engine != "forward" else "loss only",
+            )
         left.set_xscale("log", base=2)
         left.set_xticks(sorted(timing.regions.unique()), labels=[str(r) for r in sorted(timing.regions.unique())])
         left.set_xlabel("regions R")
@@ -166,11 +198,25 @@ def fig_cost(cost: pd.DataFrame, timing: pd.DataFrame) -> Figure:
         for (method, engine), c in cost.groupby(["method", "engine"], sort=False):
             c = c.sort_values("regions")
             done, est = c[c.feasible.astype(bool)], c[~c.feasible.astype(bool)]
-            right.plot(done.regions, done.seconds, "o-", ms=3, lw=0.8, color=METHOD_COLORS[method],
-                       label=_label(method, engine))
+            right.plot(
+                done.regions,
+                done.seconds,
+                "o-",
+                ms=3,
+                lw=0.8,
+                color=METHOD_COLORS[method],
+                label=_label(method, engine),
+            )
             if len(est):
-                right.plot(est.regions, est.seconds, "o", ms=4, mfc="none", color=METHOD_COLORS[method],
-                           label="grid scan (estimated, not run)")
+                right.plot(
+                    est.regions,
+                    est.seconds,
+                    "o",
+                    ms=4,
+                    mfc="none",
+                    color=METHOD_COLORS[method],
+                    label="grid scan (estimated, not run)",
+                )
         right.set_xscale("log", base=2)
         right.set_yscale("log")
         right.set_xticks(sorted(cost.regions.unique()), labels=[str(r) for r in sorted(cost.regions.unique())])
@@ -189,12 +235,21 @@ def cost_tex(cost: pd.DataFrame) -> str:
     rows = []
     for row in cost.sort_values(["regions", "method"]).itertuples():
         feasible = bool(row.feasible)
-        rows.append([str(row.regions), _tex(_label(row.method, row.engine)),
-                     f"{row.loss_evals:.0f}" if feasible else f"$\\sim${row.loss_evals:.1e} (not run)",
-                     f"{row.seconds:.2f}" if feasible else f"$\\sim${row.seconds:.1e}",
-                     f"{row.max_abs_pull:.2f}" if feasible else "--"])
-    return _tabular(["$R$", "method", "loss evaluations", "seconds", r"max $|\Delta g|/\sigma$"], rows, "rlrrr",
-                    "cladbench calib: optimiser cost per number of regions (calib_cost.csv)")
+        rows.append(
+            [
+                str(row.regions),
+                _tex(_label(row.method, row.engine)),
+                f"{row.loss_evals:.0f}" if feasible else f"$\\sim${row.loss_evals:.1e} (not run)",
+                f"{row.seconds:.2f}" if feasible else f"$\\sim${row.seconds:.1e}",
+                f"{row.max_abs_pull:.2f}" if feasible else "--",
+            ]
+        )
+    return _tabular(
+        ["$R$", "method", "loss evaluations", "seconds", r"max $|\Delta g|/\sigma$"],
+        rows,
+        "rlrrr",
+        "cladbench calib: optimiser cost per number of regions (calib_cost.csv)",
+    )
 
 
 def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
@@ -210,8 +265,9 @@ def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) 
     }
     assert list(figures) == CALIB_FIGURES
     if only not in (None, "tables", *figures):
-        raise ValueError(f"no calibration report output named {only}; expected tables or one of "
-                         f"{', '.join(CALIB_FIGURES)}")
+        raise ValueError(
+            f"no calibration report output named {only}; expected tables or one of {', '.join(CALIB_FIGURES)}"
+        )
     written = []
     import matplotlib.pyplot as plt
 

@@ -1,4 +1,5 @@
-"""The `cladbench` command: doctor, fetch, gw, train, bench, onnx, calib, root. (The main job is the Snakemake workflow.)"""
+"""The `cladbench` command: doctor, fetch, gw, train, bench, onnx, calib, root.
+(The main job is the Snakemake workflow.)"""
 
 from __future__ import annotations
 
@@ -103,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     gw_cmd.add_argument("--seed", type=int, default=1)
     gw_cmd.add_argument("--snr-low", type=float, default=8.0)
     gw_cmd.add_argument("--snr-high", type=float, default=20.0)
-    gw_cmd.add_argument("--mirror", default=None, help="real: data mirror with gwosc/ (default: $DATA_MIRROR, ../shared/data)")
+    gw_cmd.add_argument(
+        "--mirror", default=None, help="real: data mirror with gwosc/ (default: $DATA_MIRROR, ../shared/data)"
+    )
     gw_cmd.add_argument("--resources", default="resources", help="real: where verified GWOSC files go")
     gw_cmd.set_defaults(func=cmd_gw)
 
@@ -111,29 +114,44 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--engine", choices=ENGINES, required=True)
     train.add_argument("--layout", choices=LAYOUTS, default="rowmajor")
     train.add_argument("--alloc", choices=ALLOCS, default="arena")
-    train.add_argument("--device", choices=DEVICES, default="cpu",
-                       help="cuda: the engine's cuda variant (clad, libtorch: build/cuda-*; pytorch on the GPU)")
+    train.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="cuda: the engine's cuda variant (clad, libtorch: build/cuda-*; pytorch on the GPU)",
+    )
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
 
     from . import bench
 
-    bench_cmd = sub.add_parser("bench", help="time every engine on the study's models (the performance benchmark)",
-                               description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench_cmd = sub.add_parser(
+        "bench",
+        help="time every engine on the study's models (the performance benchmark)",
+        description=bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     bench.add_arguments(bench_cmd)
     bench_cmd.set_defaults(func=bench.run)
 
     from . import onnx_cli
 
-    onnx = sub.add_parser("onnx", help="ONNX models as emitted C++ with Clad gradients: emit, check (round trip), bench")
+    onnx = sub.add_parser(
+        "onnx", help="ONNX models as emitted C++ with Clad gradients: emit, check (round trip), bench"
+    )
     onnx_cli.add_arguments(onnx)
     onnx.set_defaults(func=onnx_cli.run)
-    calib = sub.add_parser("calib", add_help=False,
-                           help="Z->ee detector calibration: gains by grid scan, Adam, L-BFGS-B (see calib --help)")
+    calib = sub.add_parser(
+        "calib",
+        add_help=False,
+        help="Z->ee detector calibration: gains by grid scan, Adam, L-BFGS-B (see calib --help)",
+    )
     calib.add_argument("argv", nargs=argparse.REMAINDER)
     calib.set_defaults(func=cmd_calib)
 
-    root = sub.add_parser("root", add_help=False, help="ROOT: datasets as TTrees, training fed from a TTree (cladbench.ttree)")
+    root = sub.add_parser(
+        "root", add_help=False, help="ROOT: datasets as TTrees, training fed from a TTree (cladbench.ttree)"
+    )
     root.add_argument("args", nargs=argparse.REMAINDER)
     root.set_defaults(func=cmd_root)
 

@@ -96,8 +96,15 @@ def gemm_floor_seconds(gemms: list[dict], device, repeats: int = 50) -> float:
         x = torch.randn((cols, rows) if transposed else (rows, cols), generator=gen).to(device)
         return x.t() if transposed else x
 
-    calls = [(operand(g["M"], g["K"], g["trans_a"]), operand(g["K"], g["N"], g["trans_b"]),
-              torch.randn(g["M"], g["N"], generator=gen).to(device), g["beta"]) for g in gemms]
+    calls = [
+        (
+            operand(g["M"], g["K"], g["trans_a"]),
+            operand(g["K"], g["N"], g["trans_b"]),
+            torch.randn(g["M"], g["N"], generator=gen).to(device),
+            g["beta"],
+        )
+        for g in gemms
+    ]
 
     def step():
         for a, b, c, beta in calls:

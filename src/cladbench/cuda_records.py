@@ -77,36 +77,80 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        print(f"cladbench cuda-records: no CUDA device: torch {torch.__version__} sees no GPU "
-              f"({'a CPU-only build' if not torch.version.cuda else 'no GPU on this machine'}); run it on a GPU node",
-              file=sys.stderr)
+        print(
+            f"cladbench cuda-records: no CUDA device: torch {torch.__version__} sees no GPU "
+            f"({'a CPU-only build' if not torch.version.cuda else 'no GPU on this machine'}); run it on a GPU node",
+            file=sys.stderr,
+        )
         return 2
     name = device_name(args.device)
     date = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     out = args.archive / slug(name) / date
     (out / "runs").mkdir(parents=True, exist_ok=True)
     config = records_config(REPO / "config" / "config.yaml", out)
-    common = ["--device", args.device, "--config", str(config), "--min-steps", str(args.min_steps),
-              "--repetitions", str(args.repetitions), "--out-dir", str(out / "runs" / "bench"),
-              *(["--images", args.images, "--labels", args.labels] if args.images else [])]
+    common = [
+        "--device",
+        args.device,
+        "--config",
+        str(config),
+        "--min-steps",
+        str(args.min_steps),
+        "--repetitions",
+        str(args.repetitions),
+        "--out-dir",
+        str(out / "runs" / "bench"),
+        *(["--images", args.images, "--labels", args.labels] if args.images else []),
+    ]
     failed = bench("--models", args.models, "--engines", args.engines, "--batch", args.batch, *common)
     if args.gw_engines:
         windows = out / "gw-simulated.h5"
-        subprocess.run([sys.executable, "-m", "cladbench", "gw", "simulate", "--out", str(windows), "--n",
-                        str(args.gw_windows), "--seed", "1"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cladbench",
+                "gw",
+                "simulate",
+                "--out",
+                str(windows),
+                "--n",
+                str(args.gw_windows),
+                "--seed",
+                "1",
+            ],
+            check=True,
+        )
         gw_config = yaml.safe_load(config.read_text())
         n_train = args.gw_windows * 4 // 5
         gw_config["gw"].update(train_range=[0, n_train], test_range=[n_train, args.gw_windows])
         config.write_text(yaml.safe_dump(gw_config, sort_keys=False))
-        failed |= bench("--models", "gw-cnn", "--engines", args.gw_engines, "--batch", args.gw_batch,
-                        "--gw-data", str(windows), *common)
+        failed |= bench(
+            "--models",
+            "gw-cnn",
+            "--engines",
+            args.gw_engines,
+            "--batch",
+            args.gw_batch,
+            "--gw-data",
+            str(windows),
+            *common,
+        )
         windows.unlink()  # MBs of simulated strain, remade from its seed
-    manifest = {"device": name, "date": date, "host": socket.gethostname(), "git_commit": git_commit() or "unknown",
-                "command": "python -m cladbench.cuda_records " + " ".join(argv if argv is not None else sys.argv[1:]),
-                "torch": str(torch.__version__), "cuda": torch.version.cuda}
+    manifest = {
+        "device": name,
+        "date": date,
+        "host": socket.gethostname(),
+        "git_commit": git_commit() or "unknown",
+        "command": "python -m cladbench.cuda_records " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "torch": str(torch.__version__),
+        "cuda": torch.version.cuda,
+    }
     (out / "MANIFEST.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    print(f"[cuda-records] {out}: {len(list(out.glob('runs/**/*.json')))} records"
-          + (" (some runs failed: see above)" if failed else ""), file=sys.stderr)
+    print(
+        f"[cuda-records] {out}: {len(list(out.glob('runs/**/*.json')))} records"
+        + (" (some runs failed: see above)" if failed else ""),
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 

@@ -21,8 +21,25 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .matrix import CUDA_ENGINES
-from .report import (COLORS, RC, _batch_axis, _dodge, _engine_legend, _engine_order, _facets, _log_y, _num, _tabular,
-                     _tex, headline_runs, placeholder, read_table, save, speedup_per_repetition, timing_runs)
+from .report import (
+    COLORS,
+    RC,
+    _batch_axis,
+    _dodge,
+    _engine_legend,
+    _engine_order,
+    _facets,
+    _log_y,
+    _num,
+    _tabular,
+    _tex,
+    headline_runs,
+    placeholder,
+    read_table,
+    save,
+    speedup_per_repetition,
+    timing_runs,
+)
 
 CUDA_BASELINES = ["libtorch", "pytorch"]  # clad's ratios
 CUDA_FIGURES = ["cuda_step_time"]
@@ -38,8 +55,10 @@ def cuda_runs(runs: pd.DataFrame, archive: pd.DataFrame) -> pd.DataFrame:
     study's: the record's gpu_model and start date); finished runs of the headline variants, bench
     runs where a model has any (report.timing_runs, per archive)."""
     live = runs[runs["device"].eq("cuda")]
-    live = live.assign(archive_device=live["gpu_model"].fillna("unknown GPU") if "gpu_model" in live else "unknown GPU",
-                       archive_date=live["started_utc"].astype(str).str[:10])
+    live = live.assign(
+        archive_device=live["gpu_model"].fillna("unknown GPU") if "gpu_model" in live else "unknown GPU",
+        archive_date=live["started_utc"].astype(str).str[:10],
+    )
     archived = archive[archive["device"].eq("cuda")]
     if len(archived) and len(live):
         seen = pd.MultiIndex.from_frame(archived[SAME_RUN].astype(str))
@@ -56,8 +75,15 @@ def cuda_table(data: pd.DataFrame) -> pd.DataFrame:
     repetitions), the cuBLAS floor (µs), clad's ratios t_libtorch / t_clad and t_pytorch / t_clad
     (per repetition, then the median: report.speedup_per_repetition), clad / floor (per
     repetition, clad's own floor, then the median) and the largest gradient error of the cell."""
-    columns = [*CELL, *[f"{e}_us" for e in CUDA_ENGINES], "floor_us", *[f"clad_vs_{b}" for b in CUDA_BASELINES],
-               "clad_vs_floor", "grad_max_rel_err", "repetitions"]
+    columns = [
+        *CELL,
+        *[f"{e}_us" for e in CUDA_ENGINES],
+        "floor_us",
+        *[f"clad_vs_{b}" for b in CUDA_BASELINES],
+        "clad_vs_floor",
+        "grad_max_rel_err",
+        "repetitions",
+    ]
     data = data.dropna(subset=["step_time_median_s"]) if len(data) else data
     if data.empty:
         return pd.DataFrame(columns=columns)
@@ -73,13 +99,17 @@ def cuda_table(data: pd.DataFrame) -> pd.DataFrame:
         per_rep = speedup_per_repetition(group, CUDA_BASELINES)
         ratios.append(per_rep.assign(**dict(zip(ARCHIVE, key))))
     ratios = pd.concat(ratios, ignore_index=True)
-    speed = (ratios.pivot_table(index=CELL, columns="baseline", values="speedup", aggfunc="median")
-             if len(ratios) else pd.DataFrame())
+    speed = (
+        ratios.pivot_table(index=CELL, columns="baseline", values="speedup", aggfunc="median")
+        if len(ratios)
+        else pd.DataFrame()
+    )
     for baseline in CUDA_BASELINES:
         table[f"clad_vs_{baseline}"] = speed[baseline] if baseline in speed else np.nan
     clad = data[data["engine"].eq("clad")]
-    table["clad_vs_floor"] = (clad["step_time_median_s"] / clad["gemm_floor_median_s"]).groupby(
-        [clad[k] for k in CELL]).median()
+    table["clad_vs_floor"] = (
+        (clad["step_time_median_s"] / clad["gemm_floor_median_s"]).groupby([clad[k] for k in CELL]).median()
+    )
     return table.reset_index().reindex(columns=columns)
 
 
@@ -90,17 +120,32 @@ def fig_cuda_step_time(data: pd.DataFrame) -> Figure:
     # One panel per model and archive: the title's "device" line names the GPU and the date.
     runs = data.dropna(subset=["step_time_median_s"])
     runs = runs.assign(device=runs["archive_device"] + " · " + runs["archive_date"])
-    curves = runs.groupby(["dataset", "model", "device", "engine", "batch"]).agg(
-        median_s=("step_time_median_s", "median"), q1_s=("step_time_q1_s", "median"),
-        q3_s=("step_time_q3_s", "median"), floor_s=("gemm_floor_median_s", "median")).reset_index()
+    curves = (
+        runs.groupby(["dataset", "model", "device", "engine", "batch"])
+        .agg(
+            median_s=("step_time_median_s", "median"),
+            q1_s=("step_time_q1_s", "median"),
+            q3_s=("step_time_q3_s", "median"),
+            floor_s=("gemm_floor_median_s", "median"),
+        )
+        .reset_index()
+    )
 
     def draw(ax, panel):
         for engine in _engine_order(panel["engine"]):
             r = panel[panel["engine"].eq(engine)].sort_values("batch")
             x, y = r["batch"].to_numpy(float), r["median_s"].to_numpy(float) * 1e6
             err = np.clip([y - r["q1_s"].to_numpy(float) * 1e6, r["q3_s"].to_numpy(float) * 1e6 - y], 0, None)
-            ax.errorbar(_dodge(x, CUDA_ENGINES.index(engine), len(CUDA_ENGINES)), y, yerr=err, color=COLORS[engine],
-                        marker="o", ms=3.5, lw=1.2, capsize=2)
+            ax.errorbar(
+                _dodge(x, CUDA_ENGINES.index(engine), len(CUDA_ENGINES)),
+                y,
+                yerr=err,
+                color=COLORS[engine],
+                marker="o",
+                ms=3.5,
+                lw=1.2,
+                capsize=2,
+            )
         floor = panel.groupby("batch")["floor_s"].median().dropna()
         ax.plot(floor.index.to_numpy(float), floor.to_numpy(float) * 1e6, color="0.2", ls="--", lw=1)
         _log_y(ax)
@@ -114,18 +159,41 @@ def fig_cuda_step_time(data: pd.DataFrame) -> Figure:
 
 def cuda_tex(data: pd.DataFrame) -> str:
     table = cuda_table(data)
-    header = ["GPU", "date", "model", "batch", *[f"{e} ($\\mu$s)" for e in CUDA_ENGINES], "floor ($\\mu$s)",
-              *[f"clad vs {b}" for b in CUDA_BASELINES], "clad / floor", "max grad err"]
-    rows = [[_tex(r.archive_device), _tex(r.archive_date), _tex(r.model), str(r.batch),
-             *[_num(getattr(r, f"{e}_us"), ".1f") for e in CUDA_ENGINES], _num(r.floor_us, ".1f"),
-             *[_num(getattr(r, f"clad_vs_{b}"), ".2f") for b in CUDA_BASELINES], _num(r.clad_vs_floor, ".2f"),
-             _num(r.grad_max_rel_err, ".1e")] for r in table.itertuples(index=False)]
+    header = [
+        "GPU",
+        "date",
+        "model",
+        "batch",
+        *[f"{e} ($\\mu$s)" for e in CUDA_ENGINES],
+        "floor ($\\mu$s)",
+        *[f"clad vs {b}" for b in CUDA_BASELINES],
+        "clad / floor",
+        "max grad err",
+    ]
+    rows = [
+        [
+            _tex(r.archive_device),
+            _tex(r.archive_date),
+            _tex(r.model),
+            str(r.batch),
+            *[_num(getattr(r, f"{e}_us"), ".1f") for e in CUDA_ENGINES],
+            _num(r.floor_us, ".1f"),
+            *[_num(getattr(r, f"clad_vs_{b}"), ".2f") for b in CUDA_BASELINES],
+            _num(r.clad_vs_floor, ".2f"),
+            _num(r.grad_max_rel_err, ".1e"),
+        ]
+        for r in table.itertuples(index=False)
+    ]
     if not rows:
         rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{{_tex(NO_RUNS).replace('`', '')}}}"]]
-    return _tabular(header, rows, "llll" + "r" * (len(header) - 4),
-                    "CUDA: median step time per engine (median over repetitions), the cuBLAS-only floor, clad's "
-                    "ratios t_baseline / t_clad and t_clad / t_floor within each repetition (median over "
-                    "repetitions), the largest gradient error vs autograd; GPU and date of the recorded runs")
+    return _tabular(
+        header,
+        rows,
+        "llll" + "r" * (len(header) - 4),
+        "CUDA: median step time per engine (median over repetitions), the cuBLAS-only floor, clad's "
+        "ratios t_baseline / t_clad and t_clad / t_floor within each repetition (median over "
+        "repetitions), the largest gradient error vs autograd; GPU and date of the recorded runs",
+    )
 
 
 def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:

@@ -45,12 +45,24 @@ def _gwosc(name: str, sha256: str, size: int) -> DataFile:
 FILES = {
     f.path: f
     for f in [
-        _mnist("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+        _mnist(
+            "t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877
+        ),
         _mnist("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
-        _mnist("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+        _mnist(
+            "train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422
+        ),
         _mnist("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
-        _gwosc("H-H1_LOSC_4_V2-1126259446-32.hdf5", "6e6976e932074a3b4e4a398ed02c62e30fcaa2781811762caea04937133583f6", 1040592),
-        _gwosc("L-L1_LOSC_4_V2-1126259446-32.hdf5", "56706e68c811b15548f1d7ed69d7c48d5fcc62aeb21fbaf131355f3cc5c07189", 1007420),
+        _gwosc(
+            "H-H1_LOSC_4_V2-1126259446-32.hdf5",
+            "6e6976e932074a3b4e4a398ed02c62e30fcaa2781811762caea04937133583f6",
+            1040592,
+        ),
+        _gwosc(
+            "L-L1_LOSC_4_V2-1126259446-32.hdf5",
+            "56706e68c811b15548f1d7ed69d7c48d5fcc62aeb21fbaf131355f3cc5c07189",
+            1007420,
+        ),
     ]
 }
 MNIST_T10K = ("mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz")
@@ -69,7 +81,9 @@ def mirror_dir(configured: str | os.PathLike | None = None) -> Path | None:
     named = configured or os.environ.get("DATA_MIRROR")
     if named:
         if not Path(named).is_dir():
-            raise DataError(f"data mirror {named} (from {'the config' if configured else 'DATA_MIRROR'}) is not a directory")
+            raise DataError(
+                f"data mirror {named} (from {'the config' if configured else 'DATA_MIRROR'}) is not a directory"
+            )
         return Path(named)
     default = REPO.parent / "shared" / "data"
     return default if default.is_dir() else None
@@ -93,8 +107,10 @@ def _copy_verified(open_source, spec: DataFile, dest: Path, origin: str) -> None
         got = sha256(Path(tmp.name))
         if got != spec.sha256:
             size = Path(tmp.name).stat().st_size
-            raise DataError(f"{origin} is not {spec.path}: sha256 {got} ({size} bytes), expected {spec.sha256} "
-                            f"({spec.size} bytes): a truncated file, or another data set under the same name")
+            raise DataError(
+                f"{origin} is not {spec.path}: sha256 {got} ({size} bytes), expected {spec.sha256} "
+                f"({spec.size} bytes): a truncated file, or another data set under the same name"
+            )
         os.chmod(tmp.name, 0o644)  # a temporary file is private; the staged copy is not
         os.replace(tmp.name, dest)
     finally:
@@ -102,8 +118,9 @@ def _copy_verified(open_source, spec: DataFile, dest: Path, origin: str) -> None
             os.unlink(tmp.name)
 
 
-def stage(name: str, resources: Path = REPO / "resources", mirror: str | os.PathLike | None = None,
-          download: bool = True) -> Path:
+def stage(
+    name: str, resources: Path = REPO / "resources", mirror: str | os.PathLike | None = None, download: bool = True
+) -> Path:
     """resources/<name>, verified: from resources/ if already there, else the mirror, else the
     publishers' URLs. Raises DataError saying what was tried and how to pre-stage the file."""
     spec = FILES[name]
@@ -125,13 +142,16 @@ def stage(name: str, resources: Path = REPO / "resources", mirror: str | os.Path
             return dest
         except (urllib.error.URLError, OSError) as error:
             tried.append(f"{url}: {getattr(error, 'reason', error)}")
-    raise DataError(f"{spec.path} (sha256 {spec.sha256}) could not be fetched: {'; '.join(tried)}. "
-                    f"Pre-stage it: download {spec.urls[0]} into a mirror directory as {spec.path} "
-                    f"and set DATA_MIRROR (or config data.mirror) to that directory.")
+    raise DataError(
+        f"{spec.path} (sha256 {spec.sha256}) could not be fetched: {'; '.join(tried)}. "
+        f"Pre-stage it: download {spec.urls[0]} into a mirror directory as {spec.path} "
+        f"and set DATA_MIRROR (or config data.mirror) to that directory."
+    )
 
 
-def stage_all(names, resources: Path = REPO / "resources", mirror: str | os.PathLike | None = None,
-              download: bool = True) -> list[Path]:
+def stage_all(
+    names, resources: Path = REPO / "resources", mirror: str | os.PathLike | None = None, download: bool = True
+) -> list[Path]:
     """Stages every file, then reports every one that failed in one error."""
     staged, errors = [], []
     for name in names:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .cuda import variant_problem
 from .matrix import CUDA_ENGINES, ENGINES, cuda_variant, device_problem, variants_of
-from .paths import REPO, build_dir, build_manifest, NotBuiltError
+from .paths import REPO, NotBuiltError, build_dir, build_manifest
 
 
 def _run(cmd: list[str]) -> str:
@@ -60,8 +60,10 @@ def report() -> list[str]:
 
     torch_dir = Path(torch.__file__).parent
     say(f"torch        {torch.__version__} at {torch_dir}")
-    say(f"LibTorch     {torch_dir / 'share' / 'cmake' / 'Torch'} "
-        f"({'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU-only build'})")
+    say(
+        f"LibTorch     {torch_dir / 'share' / 'cmake' / 'Torch'} "
+        f"({'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU-only build'})"
+    )
     cxx = cxx_compiler()
     say(f"C++ compiler {cxx}: {_run([cxx, '--version']).splitlines()[0] if shutil.which(cxx) else 'not found'}")
 
@@ -77,7 +79,9 @@ def report() -> list[str]:
     gpus = _run(["nvidia-smi", "-L"]) if shutil.which("nvidia-smi") else ""
     gpu_lines = [g for g in gpus.splitlines() if g.startswith("GPU")]
     say(f"GPUs         {'; '.join(gpu_lines) if gpu_lines else 'none'}")
-    say(f"CUDA LibTorch {'yes' if torch.version.cuda else 'no'}; torch.cuda.is_available(): {torch.cuda.is_available()}")
+    say(
+        f"CUDA LibTorch {'yes' if torch.version.cuda else 'no'}; torch.cuda.is_available(): {torch.cuda.is_available()}"
+    )
 
     try:
         manifest = build_manifest()

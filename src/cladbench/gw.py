@@ -45,8 +45,19 @@ MASS_RANGE = (10.0, 50.0)  # Msun, each component
 EVENT_GPS = 1126259462.4  # GW150914
 WELCH_SEGMENT_S = 4.0
 REAL_EDGE_S = 4.0  # s dropped at each end of the real data (taper, resampling, whitening filter)
-INJECTION_PARAMS = ("mass1", "mass2", "ra", "dec", "inclination", "polarization", "coa_phase",
-                    "merger_offset_s", "distance", "snr_H1", "snr_L1")
+INJECTION_PARAMS = (
+    "mass1",
+    "mass2",
+    "ra",
+    "dec",
+    "inclination",
+    "polarization",
+    "coa_phase",
+    "merger_offset_s",
+    "distance",
+    "snr_H1",
+    "snr_L1",
+)
 
 
 def lalsuite_version() -> str:
@@ -89,8 +100,14 @@ def band_mask(freqs: np.ndarray, band: tuple[float, float], rolloff: float = ROL
     return gain
 
 
-def whiten(strain: np.ndarray, psd_freqs: np.ndarray, psd: np.ndarray, sample_rate: float,
-           band: tuple[float, float], taper_s: float = TAPER_S) -> np.ndarray:
+def whiten(
+    strain: np.ndarray,
+    psd_freqs: np.ndarray,
+    psd: np.ndarray,
+    sample_rate: float,
+    band: tuple[float, float],
+    taper_s: float = TAPER_S,
+) -> np.ndarray:
     """Whiten `strain` (last axis is time) by `psd`, band-pass with `band_mask`, and scale so that
     noise with that PSD comes out with unit variance per sample (flat one-sided PSD inside the band,
     shaped by the mask). Taper the ends first; the first and last few taper_s are not trustworthy."""
@@ -121,14 +138,42 @@ def optimal_snr(h: np.ndarray, sample_rate: float, f_low: float) -> float:
     return float(np.sqrt(4.0 * np.sum(np.abs(htilde[use]) ** 2 / psd[use]) * sample_rate / len(h)))
 
 
-def detector_strains(mass1, mass2, ra, dec, inclination, polarization, coa_phase, distance,
-                     sample_rate: float = 2048, f_low: float = 20.0,
-                     gps: float = REFERENCE_GPS) -> dict[str, tuple[float, np.ndarray]]:
+def detector_strains(
+    mass1,
+    mass2,
+    ra,
+    dec,
+    inclination,
+    polarization,
+    coa_phase,
+    distance,
+    sample_rate: float = 2048,
+    f_low: float = 20.0,
+    gps: float = REFERENCE_GPS,
+) -> dict[str, tuple[float, np.ndarray]]:
     """IMRPhenomD (zero spins; masses in Msun, distance in Mpc, angles in rad) projected onto H1
     and L1: {det: (time of the first sample relative to the geocentric peak, strain)}."""
     hp, hc = lalsim.SimInspiralChooseTDWaveform(
-        mass1 * lal.MSUN_SI, mass2 * lal.MSUN_SI, 0, 0, 0, 0, 0, 0, distance * 1e6 * lal.PC_SI,
-        inclination, coa_phase, 0.0, 0.0, 0.0, 1.0 / sample_rate, f_low, f_low, None, lalsim.IMRPhenomD)
+        mass1 * lal.MSUN_SI,
+        mass2 * lal.MSUN_SI,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        distance * 1e6 * lal.PC_SI,
+        inclination,
+        coa_phase,
+        0.0,
+        0.0,
+        0.0,
+        1.0 / sample_rate,
+        f_low,
+        f_low,
+        None,
+        lalsim.IMRPhenomD,
+    )
     epoch = float(hp.epoch)  # t = 0 is the peak of hp^2 + hc^2
     gmst = lal.GreenwichMeanSiderealTime(gps)
     out = {}
@@ -151,13 +196,14 @@ def _place(segment: np.ndarray, h: np.ndarray, t_first: float, sample_rate: floa
     shifted = np.fft.irfft(np.fft.rfft(h, n_pad) * np.exp(-2j * np.pi * freqs * frac), n_pad)
     lo, hi = max(start, 0), min(start + n_pad, len(segment))
     if hi > lo:
-        segment[lo:hi] += shifted[lo - start:hi - start]
+        segment[lo:hi] += shifted[lo - start : hi - start]
 
 
 def _draw_injections(rng: np.random.Generator, n: int, snr_range) -> dict[str, np.ndarray]:
     masses = np.sort(rng.uniform(*MASS_RANGE, size=(n, 2)), axis=1)
     return {
-        "mass1": masses[:, 1], "mass2": masses[:, 0],  # mass1 >= mass2
+        "mass1": masses[:, 1],
+        "mass2": masses[:, 0],  # mass1 >= mass2
         "ra": rng.uniform(0, 2 * np.pi, n),
         "dec": np.arcsin(rng.uniform(-1, 1, n)),
         "inclination": np.arccos(rng.uniform(-1, 1, n)),
@@ -187,9 +233,18 @@ def _atomic_h5(path):
         raise
 
 
-def simulate(path, n_windows: int, seed: int, snr_range=(8.0, 20.0), sample_rate: int = 2048,
-             duration: float = 1.0, f_low: float = 20.0, band=(20.0, 500.0), *,
-             noise: bool = True) -> None:
+def simulate(
+    path,
+    n_windows: int,
+    seed: int,
+    snr_range=(8.0, 20.0),
+    sample_rate: int = 2048,
+    duration: float = 1.0,
+    f_low: float = 20.0,
+    band=(20.0, 500.0),
+    *,
+    noise: bool = True,
+) -> None:
     """Write `n_windows` labelled windows (see the module docstring) to HDF5 at `path`.
 
     Per window: SEGMENT_S of Gaussian noise coloured by the design PSD, made in the frequency domain
@@ -231,7 +286,7 @@ def simulate(path, n_windows: int, seed: int, snr_range=(8.0, 20.0), sample_rate
             inj["distance"][i] = REFERENCE_DISTANCE_MPC / scale
             inj["snr_H1"][i], inj["snr_L1"][i] = scale * rho["H1"], scale * rho["L1"]
             snr[i] = draws["snr"][i]
-        strain[i] = whiten(data, freqs, psd, sample_rate, band)[:, w0:w0 + n_win]
+        strain[i] = whiten(data, freqs, psd, sample_rate, band)[:, w0 : w0 + n_win]
         if n_windows >= 100 and ((i + 1) % step == 0 or i + 1 == n_windows):
             print(f"cladbench.gw.simulate: {i + 1}/{n_windows} windows", file=sys.stderr, flush=True)
 
@@ -241,14 +296,26 @@ def simulate(path, n_windows: int, seed: int, snr_range=(8.0, 20.0), sample_rate
         f["windows/snr"] = snr
         for k, v in inj.items():
             f[f"injections/{k}"] = v
-        f.attrs.update({
-            "seed": seed, "sample_rate": sample_rate, "duration": duration, "f_low": f_low,
-            "band_low": band[0], "band_high": band[1], "psd": "aLIGOZeroDetHighPower",
-            "approximant": "IMRPhenomD", "snr_low": snr_range[0], "snr_high": snr_range[1],
-            "merger_offset_range": np.array(MERGER_OFFSET_RANGE), "reference_gps": REFERENCE_GPS,
-            "detectors": ",".join(DETECTORS), "noise": noise, "generator": "cladbench.gw.simulate",
-            "lalsuite_version": lalsuite_version(),
-        })
+        f.attrs.update(
+            {
+                "seed": seed,
+                "sample_rate": sample_rate,
+                "duration": duration,
+                "f_low": f_low,
+                "band_low": band[0],
+                "band_high": band[1],
+                "psd": "aLIGOZeroDetHighPower",
+                "approximant": "IMRPhenomD",
+                "snr_low": snr_range[0],
+                "snr_high": snr_range[1],
+                "merger_offset_range": np.array(MERGER_OFFSET_RANGE),
+                "reference_gps": REFERENCE_GPS,
+                "detectors": ",".join(DETECTORS),
+                "noise": noise,
+                "generator": "cladbench.gw.simulate",
+                "lalsuite_version": lalsuite_version(),
+            }
+        )
 
 
 def _read_gwosc(path) -> tuple[np.ndarray, float, float]:
@@ -258,8 +325,15 @@ def _read_gwosc(path) -> tuple[np.ndarray, float, float]:
         return ds[()].astype(float), 1.0 / float(ds.attrs["Xspacing"]), float(ds.attrs["Xstart"])
 
 
-def real_windows(h1_path, l1_path, out_path, sample_rate: int = 2048, duration: float = 1.0,
-                 stride: float = 0.0625, band=(20.0, 500.0)) -> None:
+def real_windows(
+    h1_path,
+    l1_path,
+    out_path,
+    sample_rate: int = 2048,
+    duration: float = 1.0,
+    stride: float = 0.0625,
+    band=(20.0, 500.0),
+) -> None:
     """Sliding windows of whitened GWOSC strain (H1, L1) to HDF5 at `out_path`.
 
     Each detector is resampled to `sample_rate` (polyphase FIR, anti-aliased), its PSD estimated
@@ -281,17 +355,30 @@ def real_windows(h1_path, l1_path, out_path, sample_rate: int = 2048, duration: 
     n_win, hop, edge = round(duration * sample_rate), round(stride * sample_rate), round(REAL_EDGE_S * sample_rate)
     starts = np.arange(edge, n - edge - n_win + 1, hop)
     if len(starts) == 0:
-        raise ValueError(f"{n / sample_rate:.1f} s of data is too short for {REAL_EDGE_S} s edges and a {duration} s window")
-    strain = np.stack([data[:, s:s + n_win] for s in starts]).astype(np.float32)
+        raise ValueError(
+            f"{n / sample_rate:.1f} s of data is too short for {REAL_EDGE_S} s edges and a {duration} s window"
+        )
+    strain = np.stack([data[:, s : s + n_win] for s in starts]).astype(np.float32)
 
     with _atomic_h5(out_path) as f:
         f["windows/strain"] = strain
         f["windows/t_start_gps"] = gps0 + starts / sample_rate
-        f.attrs.update({
-            "sample_rate": sample_rate, "duration": duration, "stride": stride,
-            "band_low": band[0], "band_high": band[1], "psd": "welch-median",
-            "psd_segment_s": WELCH_SEGMENT_S, "edge_s": REAL_EDGE_S, "detectors": ",".join(DETECTORS),
-            "h1_source": Path(h1_path).name, "l1_source": Path(l1_path).name, "gps_start": gps0,
-            "event_gps": EVENT_GPS, "generator": "cladbench.gw.real_windows",
-            "lalsuite_version": lalsuite_version(),
-        })
+        f.attrs.update(
+            {
+                "sample_rate": sample_rate,
+                "duration": duration,
+                "stride": stride,
+                "band_low": band[0],
+                "band_high": band[1],
+                "psd": "welch-median",
+                "psd_segment_s": WELCH_SEGMENT_S,
+                "edge_s": REAL_EDGE_S,
+                "detectors": ",".join(DETECTORS),
+                "h1_source": Path(h1_path).name,
+                "l1_source": Path(l1_path).name,
+                "gps_start": gps0,
+                "event_gps": EVENT_GPS,
+                "generator": "cladbench.gw.real_windows",
+                "lalsuite_version": lalsuite_version(),
+            }
+        )

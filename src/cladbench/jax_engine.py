@@ -46,8 +46,8 @@ def adam_schedule(lr: float, beta1: float, beta2: float) -> tuple[np.ndarray, np
     step_size, bias_correction2_sqrt = [], []
     while not (step_size and step_size[-1] == np.float32(lr) and bias_correction2_sqrt[-1] == 1):
         t = len(step_size) + 1
-        step_size.append(lr / (1 - beta1 ** t))
-        bias_correction2_sqrt.append((1 - beta2 ** t) ** 0.5)
+        step_size.append(lr / (1 - beta1**t))
+        bias_correction2_sqrt.append((1 - beta2**t) ** 0.5)
     return np.array(step_size, np.float32), np.array(bias_correction2_sqrt, np.float32)
 
 
@@ -100,8 +100,10 @@ class JaxStepper:
                 value, grads = value_and_grad(params, x, y)
                 m = [mi + (1 - b1) * (g - mi) for mi, g in zip(m, grads)]
                 v = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, grads)]
-                params = [p - step_sizes[k] * mi / (jnp.sqrt(vi) / bias_corrections2_sqrt[k] + eps)
-                          for p, mi, vi in zip(params, m, v)]
+                params = [
+                    p - step_sizes[k] * mi / (jnp.sqrt(vi) / bias_corrections2_sqrt[k] + eps)
+                    for p, mi, vi in zip(params, m, v)
+                ]
                 return value, (params, m, v, t + 1)
 
             m = [jnp.zeros_like(p) for p in params]
@@ -109,6 +111,7 @@ class JaxStepper:
             self.state = (params, m, v, jnp.zeros((), jnp.int32))
             self.schedule = tuple(jnp.asarray(a) for a in adam_schedule(lr, b1, b2))
         else:  # SGD: nothing but the batch changes from step to step
+
             def step(params, x, y, schedule):
                 value, grads = value_and_grad(params, x, y)
                 return value, [p - lr * g for p, g in zip(params, grads)]
@@ -143,8 +146,10 @@ class JaxStepper:
 
 def main(argv: list[str] | None = None) -> int:
     if not jax_available():
-        print("cladbench jax engine: JAX is not installed (it is an optional extra: pip install -e '.[jax]')",
-              file=sys.stderr)
+        print(
+            "cladbench jax engine: JAX is not installed (it is an optional extra: pip install -e '.[jax]')",
+            file=sys.stderr,
+        )
         return 2
     import jax
 

@@ -9,7 +9,7 @@ from torch import nn
 
 
 def conv_blocks(dims: list[int]) -> list[tuple[int, int, int]]:
-    return [tuple(dims[2 + 3 * i: 5 + 3 * i]) for i in range((len(dims) - 4) // 3)]
+    return [tuple(dims[2 + 3 * i : 5 + 3 * i]) for i in range((len(dims) - 4) // 3)]
 
 
 def torch_nn_model(model: str, dims: list[int], layers: list[torch.Tensor]) -> nn.Sequential:
@@ -42,7 +42,7 @@ def torch_nn_model(model: str, dims: list[int], layers: list[torch.Tensor]) -> n
 
 
 def parse_conv(spec: str) -> list[int]:
-    """"8k16p4,16k8p4" -> [8, 16, 4, 16, 8, 4], as cladbench-train's --conv."""
+    """ "8k16p4,16k8p4" -> [8, 16, 4, 16, 8, 4], as cladbench-train's --conv."""
     out = []
     for block in spec.split(","):
         c, rest = block.split("k")

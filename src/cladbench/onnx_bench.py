@@ -45,8 +45,15 @@ def mlp(n_in: int = 20, hidden: int = 128, layers: int = 5, activation: str = "r
 
 def _summary(path: str, model: str, batch: int, threads: int, seconds: np.ndarray) -> dict:
     q1, median, q3 = np.percentile(np.asarray(seconds) * 1e6, [25, 50, 75])
-    return {"path": path, "model": model, "batch": batch, "threads": threads, "median_us": round(float(median), 3),
-            "q1_us": round(float(q1), 3), "q3_us": round(float(q3), 3)}
+    return {
+        "path": path,
+        "model": model,
+        "batch": batch,
+        "threads": threads,
+        "median_us": round(float(median), 3),
+        "q1_us": round(float(q1), 3),
+        "q3_us": round(float(q3), 3),
+    }
 
 
 def _timer(call):
@@ -79,17 +86,21 @@ def _jax_paths(model, x: np.ndarray, threads: int) -> dict | str:
     """{path: (chunk, gradient)} for JAX with the weights as arguments and closed over as
     constants, or the reason JAX cannot run."""
     if "jax" not in sys.modules:  # one thread, set before JAX starts its runtime
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
-                                   f" intra_op_parallelism_threads={threads}").strip()
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
+            f" intra_op_parallelism_threads={threads}"
+        ).strip()
     try:
         import jax
         import jax.numpy as jnp
     except ImportError as error:
         return f"JAX not installed ({error}): pip install '.[jax]'"
     jax.config.update("jax_platforms", "cpu")
-    layers = [(jnp.asarray(m.weight.detach().numpy()), jnp.asarray(m.bias.detach().numpy()))
-              for m in model if hasattr(m, "weight")]
+    layers = [
+        (jnp.asarray(m.weight.detach().numpy()), jnp.asarray(m.bias.detach().numpy()))
+        for m in model
+        if hasattr(m, "weight")
+    ]
     act = jax.nn.relu if any(type(m).__name__ == "ReLU" for m in model) else jnp.tanh
 
     def f(params, xs):
@@ -102,13 +113,22 @@ def _jax_paths(model, x: np.ndarray, threads: int) -> dict | str:
     xj = jnp.asarray(x)
     with_args = jax.jit(jax.grad(f, argnums=1))
     closed = jax.jit(jax.grad(lambda xs: f(layers, xs)))
-    calls = {"jax jit(grad)": lambda: with_args(layers, xj).block_until_ready(),
-             "jax jit(grad), constant weights": lambda: closed(xj).block_until_ready()}
+    calls = {
+        "jax jit(grad)": lambda: with_args(layers, xj).block_until_ready(),
+        "jax jit(grad), constant weights": lambda: closed(xj).block_until_ready(),
+    }
     return {path: (_timer(call), np.asarray(call())) for path, call in calls.items()}, jax.__version__
 
 
-def run(reps: int = 2000, warmup: int = 200, batch: int = 1, threads: int = 1, activation: str = "relu",
-        seed: int = 0, rounds: int = 10) -> tuple[list[dict], dict]:
+def run(
+    reps: int = 2000,
+    warmup: int = 200,
+    batch: int = 1,
+    threads: int = 1,
+    activation: str = "relu",
+    seed: int = 0,
+    rounds: int = 10,
+) -> tuple[list[dict], dict]:
     """Rows for the table and the run's record. The paths take turns, `rounds` chunks of
     reps / rounds calls each, so that a busy machine slows them alike."""
     import torch
@@ -121,10 +141,22 @@ def run(reps: int = 2000, warmup: int = 200, batch: int = 1, threads: int = 1, a
     model = mlp(activation=activation, seed=seed).float()
     name = f"mlp-20-5x128-1-{activation}"
     x = np.random.default_rng(seed).normal(size=(batch, 20)).astype(np.float32)
-    record = {"model": name, "batch": batch, "threads": threads, "reps": reps, "warmup": warmup, "rounds": rounds,
-              "dtype": "float32", "cpu_model": cpu_model(), "machine": platform.node(), "cores": os.cpu_count(),
-              "torch_version": torch.__version__, "not_run": {}, "grad_max_rel_err": {},
-              "anchor_us_other_machine": ANCHOR_US}
+    record = {
+        "model": name,
+        "batch": batch,
+        "threads": threads,
+        "reps": reps,
+        "warmup": warmup,
+        "rounds": rounds,
+        "dtype": "float32",
+        "cpu_model": cpu_model(),
+        "machine": platform.node(),
+        "cores": os.cpu_count(),
+        "torch_version": torch.__version__,
+        "not_run": {},
+        "grad_max_rel_err": {},
+        "anchor_us_other_machine": ANCHOR_US,
+    }
     say = lambda text: print(f"cladbench onnx bench: {text}", file=sys.stderr)  # noqa: E731
 
     chunk, reference = _torch_path(model, x)
@@ -176,8 +208,7 @@ def _ctypes_call(compiled, x: np.ndarray):
     d_x, d_ws = np.zeros_like(x), np.zeros_like(ws)
     cot, loss = np.ones(batch, dtype=np.float32), np.zeros(1, dtype=np.float32)
     fn = compiled._fn("output_dot_input_grad")
-    args = [_ptr(compiled.params), _ptr(x), _ptr(cot), ctypes.c_int(batch), _ptr(ws), _ptr(loss), _ptr(d_x),
-            _ptr(d_ws)]
+    args = [_ptr(compiled.params), _ptr(x), _ptr(cot), ctypes.c_int(batch), _ptr(ws), _ptr(loss), _ptr(d_x), _ptr(d_ws)]
 
     def call():
         d_x.fill(0)
@@ -207,15 +238,23 @@ def plot(csv: Path, out: list[Path]) -> None:
     fig, ax = plt.subplots(figsize=(7, 0.8 + 0.45 * len(table)))
     y = np.arange(len(table))
     ax.barh(y, table.median_us, color="#4c72b0")
-    ax.errorbar(table.median_us, y, xerr=[table.median_us - table.q1_us, table.q3_us - table.median_us],
-                fmt="none", color="black", capsize=3)
+    ax.errorbar(
+        table.median_us,
+        y,
+        xerr=[table.median_us - table.q1_us, table.q3_us - table.median_us],
+        fmt="none",
+        color="black",
+        capsize=3,
+    )
     for yi, median, q3 in zip(y, table.median_us, table.q3_us):
         ax.text(q3 + 0.01 * table.q3_us.max(), yi, f" {median:.1f} µs", va="center", fontsize=8)
     ax.set_yticks(y, table.path)
     ax.set_xlim(0, table.q3_us.max() * 1.2)
     first = table.iloc[0]
-    ax.set_xlabel(f"input gradient: µs per call, median and quartiles\n({first.model}, batch {first.batch}, "
-                  f"{first.threads} thread)")
+    ax.set_xlabel(
+        f"input gradient: µs per call, median and quartiles\n({first.model}, batch {first.batch}, "
+        f"{first.threads} thread)"
+    )
     ax.invert_yaxis()
     fig.tight_layout()
     for path in out:

@@ -17,8 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     emit.add_argument("--name", default=None, help="C++ name of the model (default: the file's stem)")
     emit.add_argument("--compile", action="store_true", help="also compile it with Clad and print the library")
 
-    check = sub.add_parser("check", help="round trip: train a torch MLP on MNIST, export it to ONNX, emit, compile "
-                                         "with Clad, check the gradients against torch autograd, fine-tune it")
+    check = sub.add_parser(
+        "check",
+        help="round trip: train a torch MLP on MNIST, export it to ONNX, emit, compile "
+        "with Clad, check the gradients against torch autograd, fine-tune it",
+    )
     check.add_argument("--images", required=True)
     check.add_argument("--labels", required=True)
     check.add_argument("--out", type=Path, required=True, help="directory for the .onnx, .cpp, .weights and record")
@@ -102,14 +105,27 @@ def cmd_check(args) -> int:
     tuned.load_weights(args.out / f"{name}.weights")
     say(f"fine-tuning the imported model with Clad gradients on rows {args.tune_range} ({args.tune_epochs} epochs)")
     losses = fine_tune(tuned, x[tune], labels[tune], args.tune_epochs, args.batch, args.lr / 2, args.seed)
-    ok = (max(errors["float64"].values()) < 1e-10 and max(errors["float32"].values()) < 1e-5
-          and all(b < a for a, b in zip(losses, losses[1:])))
-    record = {"model": name, "exporter": "dynamo" if args.dynamo else "torchscript", "ops": emitted.ops,
-              "params": int(emitted.params.size), "library": str(library), "torch_train_losses": torch_losses,
-              "grad_max_rel_err": errors, "fine_tune_losses": losses, "ok": ok}
+    ok = (
+        max(errors["float64"].values()) < 1e-10
+        and max(errors["float32"].values()) < 1e-5
+        and all(b < a for a, b in zip(losses, losses[1:]))
+    )
+    record = {
+        "model": name,
+        "exporter": "dynamo" if args.dynamo else "torchscript",
+        "ops": emitted.ops,
+        "params": int(emitted.params.size),
+        "library": str(library),
+        "torch_train_losses": torch_losses,
+        "grad_max_rel_err": errors,
+        "fine_tune_losses": losses,
+        "ok": ok,
+    }
     (args.out / "roundtrip.json").write_text(json.dumps(record, indent=1) + "\n")
-    say(f"gradients vs torch autograd: float64 {max(errors['float64'].values()):.1e}, float32 "
-        f"{max(errors['float32'].values()):.1e}; fine-tuning loss {' -> '.join(f'{v:.4f}' for v in losses)}")
+    say(
+        f"gradients vs torch autograd: float64 {max(errors['float64'].values()):.1e}, float32 "
+        f"{max(errors['float32'].values()):.1e}; fine-tuning loss {' -> '.join(f'{v:.4f}' for v in losses)}"
+    )
     if not ok:
         say("FAILED: gradients disagree with torch autograd or fine-tuning did not lower the loss")
         return 1

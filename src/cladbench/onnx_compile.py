@@ -20,8 +20,12 @@ from .doctor import cxx_compiler, find_clad
 from .onnx_emit import EmittedModel
 from .paths import REPO, build_dir
 
-HEADERS = [REPO / "cpp" / "onnx" / "onnx_ops.hpp", REPO / "cpp" / "onnx" / "weights.hpp",
-           REPO / "cpp" / "kernels" / "blas.hpp", REPO / "cpp" / "kernels" / "layers.hpp"]
+HEADERS = [
+    REPO / "cpp" / "onnx" / "onnx_ops.hpp",
+    REPO / "cpp" / "onnx" / "weights.hpp",
+    REPO / "cpp" / "kernels" / "blas.hpp",
+    REPO / "cpp" / "kernels" / "layers.hpp",
+]
 
 
 class CladUnavailableError(RuntimeError):
@@ -45,10 +49,28 @@ def torch_lib_dir() -> Path:
 
 def compile_command(cpp: Path, library: Path) -> list[str]:
     clad = clad_prefix()
-    return [cxx_compiler(), "-std=c++20", "-O2", "-fPIC", "-shared", "-Wno-unused-variable",
-            f"-fplugin={clad}/lib/clad.so", f"-I{clad}/include", "-Xclang", "-plugin-arg-clad", "-Xclang", "-enable-tbr",
-            f"-I{REPO / 'cpp' / 'onnx'}", f"-I{REPO / 'cpp' / 'kernels'}", str(cpp), "-o", str(library),
-            f"-L{torch_lib_dir()}", "-ltorch_cpu", f"-Wl,-rpath,{torch_lib_dir()}"]
+    return [
+        cxx_compiler(),
+        "-std=c++20",
+        "-O2",
+        "-fPIC",
+        "-shared",
+        "-Wno-unused-variable",
+        f"-fplugin={clad}/lib/clad.so",
+        f"-I{clad}/include",
+        "-Xclang",
+        "-plugin-arg-clad",
+        "-Xclang",
+        "-enable-tbr",
+        f"-I{REPO / 'cpp' / 'onnx'}",
+        f"-I{REPO / 'cpp' / 'kernels'}",
+        str(cpp),
+        "-o",
+        str(library),
+        f"-L{torch_lib_dir()}",
+        "-ltorch_cpu",
+        f"-Wl,-rpath,{torch_lib_dir()}",
+    ]
 
 
 def compile_model(model: EmittedModel, root: Path | None = None, quiet: bool = False) -> Path:
@@ -106,7 +128,9 @@ class CompiledModel:
         x = np.ascontiguousarray(x, dtype=self.dtype)
         batch = x.shape[0]
         if x.size != batch * self.input_size:
-            raise ValueError(f"input of shape {x.shape}: expected [batch, {', '.join(map(str, self.model.input_shape))}]")
+            raise ValueError(
+                f"input of shape {x.shape}: expected [batch, {', '.join(map(str, self.model.input_shape))}]"
+            )
         return x, batch, np.zeros(batch * self.ws_per_sample, dtype=self.dtype)
 
     def load_weights(self, path: Path) -> None:
@@ -114,8 +138,10 @@ class CompiledModel:
         fn.restype = ctypes.c_int
         rc = fn(str(path).encode(), _ptr(self.params))
         if rc != 0:
-            raise ValueError(f"{path}: cannot load weights (code {rc}: -1 unreadable, -2 not a weights file, "
-                             f"-3 wrong size for {self.model.name})")
+            raise ValueError(
+                f"{path}: cannot load weights (code {rc}: -1 unreadable, -2 not a weights file, "
+                f"-3 wrong size for {self.model.name})"
+            )
 
     def forward(self, x: np.ndarray, params: np.ndarray | None = None) -> np.ndarray:
         x, batch, ws = self._buffers(x)
@@ -131,12 +157,14 @@ class CompiledModel:
         loss = np.zeros(1, dtype=self.dtype)
         d_x, d_ws = np.zeros_like(x), np.zeros_like(ws)
         if inputs_only:
-            self._fn("output_dot_input_grad")(_ptr(self.params), _ptr(x), _ptr(cot), batch, _ptr(ws), _ptr(loss),
-                                              _ptr(d_x), _ptr(d_ws))
+            self._fn("output_dot_input_grad")(
+                _ptr(self.params), _ptr(x), _ptr(cot), batch, _ptr(ws), _ptr(loss), _ptr(d_x), _ptr(d_ws)
+            )
             return loss[0], None, d_x
         d_params = np.zeros_like(self.params)
-        self._fn("output_dot_grad")(_ptr(self.params), _ptr(x), _ptr(cot), batch, _ptr(ws), _ptr(loss), _ptr(d_params),
-                                    _ptr(d_x), _ptr(d_ws))
+        self._fn("output_dot_grad")(
+            _ptr(self.params), _ptr(x), _ptr(cot), batch, _ptr(ws), _ptr(loss), _ptr(d_params), _ptr(d_x), _ptr(d_ws)
+        )
         return loss[0], d_params, d_x
 
     def cross_entropy_grad(self, x: np.ndarray, labels: np.ndarray):
@@ -145,8 +173,9 @@ class CompiledModel:
         labels = np.ascontiguousarray(labels, dtype=np.int32)
         loss = np.zeros(1, dtype=self.dtype)
         d_params, d_x, d_ws = np.zeros_like(self.params), np.zeros_like(x), np.zeros_like(ws)
-        self._fn("cross_entropy_grad")(_ptr(self.params), _ptr(x), _ptr(labels), batch, _ptr(ws), _ptr(loss),
-                                       _ptr(d_params), _ptr(d_x), _ptr(d_ws))
+        self._fn("cross_entropy_grad")(
+            _ptr(self.params), _ptr(x), _ptr(labels), batch, _ptr(ws), _ptr(loss), _ptr(d_params), _ptr(d_x), _ptr(d_ws)
+        )
         return loss[0], d_params, d_x
 
     def cross_entropy(self, x: np.ndarray, labels: np.ndarray) -> float:
@@ -161,8 +190,17 @@ class CompiledModel:
         x, batch, ws = self._buffers(x)
         cot = np.ones(batch * self.output_size, dtype=self.dtype)
         seconds = np.zeros(reps, dtype=np.float64)
-        self._fn("time_input_grad")(_ptr(self.params), _ptr(x), _ptr(cot), batch, _ptr(ws), _ptr(np.zeros_like(x)),
-                                    _ptr(np.zeros_like(ws)), reps, _ptr(seconds))
+        self._fn("time_input_grad")(
+            _ptr(self.params),
+            _ptr(x),
+            _ptr(cot),
+            batch,
+            _ptr(ws),
+            _ptr(np.zeros_like(x)),
+            _ptr(np.zeros_like(ws)),
+            reps,
+            _ptr(seconds),
+        )
         return seconds
 
 

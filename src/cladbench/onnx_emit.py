@@ -19,8 +19,18 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-SUPPORTED = ("Add", "Conv (1-D)", "Flatten", "Gemm", "MatMul", "Relu", "Reshape (to [batch, n])", "Sigmoid",
-             "Softmax", "Tanh")
+SUPPORTED = (
+    "Add",
+    "Conv (1-D)",
+    "Flatten",
+    "Gemm",
+    "MatMul",
+    "Relu",
+    "Reshape (to [batch, n])",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+)
 
 
 class UnsupportedModelError(ValueError):
@@ -28,14 +38,17 @@ class UnsupportedModelError(ValueError):
 
 
 def _unsupported(node: onnx.NodeProto, why: str) -> UnsupportedModelError:
-    return UnsupportedModelError(f"ONNX node '{node.name or node.output[0]}' ({node.op_type}): {why}; "
-                                 f"cladbench's emitter supports {', '.join(SUPPORTED)}")
+    return UnsupportedModelError(
+        f"ONNX node '{node.name or node.output[0]}' ({node.op_type}): {why}; "
+        f"cladbench's emitter supports {', '.join(SUPPORTED)}"
+    )
 
 
 @dataclass
 class Tensor:
     """Where a tensor lives: the input x, params (an initializer) or ws (an intermediate), and its
     shape without the batch axis (params: its full shape)."""
+
     name: str
     shape: tuple[int, ...]
     where: str  # "x", "params" or "ws"
@@ -53,6 +66,7 @@ class Tensor:
 @dataclass
 class EmittedModel:
     """The C++ source of one model, its parameters and the sizes its C ABI works with."""
+
     name: str
     source: str
     params: np.ndarray  # float64, the initializers concatenated in params order
@@ -172,8 +186,11 @@ class _Emitter:
         return t
 
     def is_param(self, name: str) -> bool:
-        return name in self.constants and name not in self.tensors or (
-            name in self.tensors and self.tensors[name].where == "params")
+        return (
+            name in self.constants
+            and name not in self.tensors
+            or (name in self.tensors and self.tensors[name].where == "params")
+        )
 
     def emit(self, node: onnx.NodeProto, call: str, description: str) -> None:
         self.lines.append(f'  // "{node.name or node.output[0]}" {node.op_type}: {description}')
@@ -205,14 +222,25 @@ class _Emitter:
         y = self.new(node.output[0], (n_out,))
         w = f'"{W.name}"' + ("^T" if w_transposed else "")
         if b is None:
-            self.emit(node, f"matmul({x.pointer()}, {W.pointer()}, {y.pointer()}, batch, {n_in}, {n_out}, {w_transposed})",
-                      f'"{x.name}" [{n_in}] x {w} -> "{y.name}" [{n_out}]')
+            self.emit(
+                node,
+                f"matmul({x.pointer()}, {W.pointer()}, {y.pointer()}, batch, {n_in}, {n_out}, {w_transposed})",
+                f'"{x.name}" [{n_in}] x {w} -> "{y.name}" [{n_out}]',
+            )
         else:
-            self.emit(node, f"dense({x.pointer()}, {W.pointer()}, {b.pointer()}, {y.pointer()}, batch, {n_in}, {n_out}, "
-                      f"{w_transposed})", f'"{x.name}" [{n_in}] x {w} + "{b.name}" -> "{y.name}" [{n_out}]')
+            self.emit(
+                node,
+                f"dense({x.pointer()}, {W.pointer()}, {b.pointer()}, {y.pointer()}, batch, {n_in}, {n_out}, "
+                f"{w_transposed})",
+                f'"{x.name}" [{n_in}] x {w} + "{b.name}" -> "{y.name}" [{n_out}]',
+            )
 
     def op_Gemm(self, node, attrs):
-        if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or (len(node.input) > 2 and attrs.get("beta", 1.0) != 1.0):
+        if (
+            attrs.get("transA", 0)
+            or attrs.get("alpha", 1.0) != 1.0
+            or (len(node.input) > 2 and attrs.get("beta", 1.0) != 1.0)
+        ):
             raise _unsupported(node, "only alpha = beta = 1 and transA = 0 are supported")
         x = self.activation(node, node.input[0])
         W = self.param(node, node.input[1])
@@ -229,26 +257,41 @@ class _Emitter:
         a = self.activation(node, a_name)
         if self.is_param(b_name):
             b = self.param(node, b_name)
-            if b.size != a.size or any(s != 1 for s in b.shape[:len(b.shape) - len(a.shape)]) or \
-                    tuple(b.shape[len(b.shape) - len(a.shape):]) != a.shape:
-                raise _unsupported(node, f"a weight added to an activation must have the activation's shape "
-                                         f"{list(a.shape)} per sample, got {list(b.shape)}")
+            if (
+                b.size != a.size
+                or any(s != 1 for s in b.shape[: len(b.shape) - len(a.shape)])
+                or tuple(b.shape[len(b.shape) - len(a.shape) :]) != a.shape
+            ):
+                raise _unsupported(
+                    node,
+                    f"a weight added to an activation must have the activation's shape "
+                    f"{list(a.shape)} per sample, got {list(b.shape)}",
+                )
             y = self.new(node.output[0], a.shape)
-            self.emit(node, f"add_bias({a.pointer()}, {b.pointer()}, {y.pointer()}, batch, {a.size})",
-                      f'"{a.name}" + "{b.name}" -> "{y.name}" [{_shape(a.shape)}]')
+            self.emit(
+                node,
+                f"add_bias({a.pointer()}, {b.pointer()}, {y.pointer()}, batch, {a.size})",
+                f'"{a.name}" + "{b.name}" -> "{y.name}" [{_shape(a.shape)}]',
+            )
             return
         b = self.activation(node, b_name)
         if a.shape != b.shape:
             raise _unsupported(node, f"two activations must have the same shape, got {a.shape} and {b.shape}")
         y = self.new(node.output[0], a.shape)
-        self.emit(node, f"add({a.pointer()}, {b.pointer()}, {y.pointer()}, batch * {a.size})",
-                  f'"{a.name}" + "{b.name}" -> "{y.name}" [{_shape(a.shape)}]')
+        self.emit(
+            node,
+            f"add({a.pointer()}, {b.pointer()}, {y.pointer()}, batch * {a.size})",
+            f'"{a.name}" + "{b.name}" -> "{y.name}" [{_shape(a.shape)}]',
+        )
 
     def _elementwise(self, node, function: str) -> None:
         z = self.activation(node, node.input[0])
         h = self.new(node.output[0], z.shape)
-        self.emit(node, f"{function}({z.pointer()}, {h.pointer()}, batch * {z.size})",
-                  f'"{z.name}" -> "{h.name}" [{_shape(z.shape)}]')
+        self.emit(
+            node,
+            f"{function}({z.pointer()}, {h.pointer()}, batch * {z.size})",
+            f'"{z.name}" -> "{h.name}" [{_shape(z.shape)}]',
+        )
 
     def op_Relu(self, node, attrs):
         self._elementwise(node, "relu")
@@ -265,19 +308,26 @@ class _Emitter:
         axis = attrs.get("axis", -1 if opset >= 13 else 1)
         rank = len(z.shape) + 1
         if axis % rank != rank - 1:
-            raise _unsupported(node, f"softmax over axis {axis} of a rank-{rank} tensor: only the last axis is supported")
+            raise _unsupported(
+                node, f"softmax over axis {axis} of a rank-{rank} tensor: only the last axis is supported"
+            )
         p = self.new(node.output[0], z.shape)
         rows = z.size // z.shape[-1]
-        self.emit(node, f"softmax({z.pointer()}, {p.pointer()}, batch{f' * {rows}' if rows > 1 else ''}, {z.shape[-1]})",
-                  f'"{z.name}" -> "{p.name}" [{_shape(z.shape)}], over the last axis')
+        self.emit(
+            node,
+            f"softmax({z.pointer()}, {p.pointer()}, batch{f' * {rows}' if rows > 1 else ''}, {z.shape[-1]})",
+            f'"{z.name}" -> "{p.name}" [{_shape(z.shape)}], over the last axis',
+        )
 
     def op_Flatten(self, node, attrs):
         if attrs.get("axis", 1) != 1:
             raise _unsupported(node, "only Flatten with axis = 1 (keeping the batch axis) is supported")
         x = self.activation(node, node.input[0])
         self.alias(node.output[0], x, (x.size,))
-        self.lines.append(f'  // "{node.name or node.output[0]}" Flatten: "{x.name}" [{_shape(x.shape)}] -> '
-                          f'"{node.output[0]}" [{x.size}], the same memory')
+        self.lines.append(
+            f'  // "{node.name or node.output[0]}" Flatten: "{x.name}" [{_shape(x.shape)}] -> '
+            f'"{node.output[0]}" [{x.size}], the same memory'
+        )
 
     def op_Reshape(self, node, attrs):
         x = self.activation(node, node.input[0])
@@ -285,20 +335,26 @@ class _Emitter:
         if shape is None or shape.ndim != 1 or len(shape) != 2 or shape[1] not in (-1, x.size):
             raise _unsupported(node, "only a Reshape to a constant [batch, n] shape (a flatten) is supported")
         self.alias(node.output[0], x, (x.size,))
-        self.lines.append(f'  // "{node.name or node.output[0]}" Reshape: "{x.name}" [{_shape(x.shape)}] -> '
-                          f'"{node.output[0]}" [{x.size}], the same memory')
+        self.lines.append(
+            f'  // "{node.name or node.output[0]}" Reshape: "{x.name}" [{_shape(x.shape)}] -> '
+            f'"{node.output[0]}" [{x.size}], the same memory'
+        )
 
     def op_Conv(self, node, attrs):
         kernel_shape = attrs.get("kernel_shape")
         if kernel_shape is not None and len(kernel_shape) != 1:
-            raise _unsupported(node, f"a {len(kernel_shape)}-D convolution: only Conv over one axis (Conv1d) is supported")
+            raise _unsupported(
+                node, f"a {len(kernel_shape)}-D convolution: only Conv over one axis (Conv1d) is supported"
+            )
         if attrs.get("group", 1) != 1 or attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
             raise _unsupported(node, "only group = 1 and explicit pads are supported")
         x = self.activation(node, node.input[0])
         W = self.param(node, node.input[1])
         if len(x.shape) != 2 or len(W.shape) != 3 or W.shape[1] != x.shape[0]:
-            raise _unsupported(node, f"needs a [batch, channels, length] input and a [c_out, c_in, k] weight, "
-                                     f"got {x.shape} and {W.shape}")
+            raise _unsupported(
+                node,
+                f"needs a [batch, channels, length] input and a [c_out, c_in, k] weight, got {x.shape} and {W.shape}",
+            )
         if len(node.input) < 3 or not node.input[2]:
             raise _unsupported(node, "a Conv without bias is not supported")
         b = self.param(node, node.input[2])
@@ -310,25 +366,32 @@ class _Emitter:
         l_out = (length + pads[0] + pads[1] - dilation * (kernel - 1) - 1) // stride + 1
         col = self.new(node.output[0] + "_im2col", (l_out, c_in * kernel))
         y = self.new(node.output[0], (c_out, l_out))
-        self.emit(node, f"conv1d({x.pointer()}, {W.pointer()}, {b.pointer()}, {col.pointer()}, {y.pointer()}, batch, "
-                  f"/*c_in*/ {c_in}, /*length*/ {length}, /*c_out*/ {c_out}, /*kernel*/ {kernel}, /*stride*/ {stride}, "
-                  f"/*pad*/ {pads[0]}, /*dilation*/ {dilation}, /*l_out*/ {l_out})",
-                  f'"{x.name}" [{c_in} x {length}] * "{W.name}" [{c_out} x {c_in} x {kernel}] + "{b.name}" -> '
-                  f'"{y.name}" [{c_out} x {l_out}]')
+        self.emit(
+            node,
+            f"conv1d({x.pointer()}, {W.pointer()}, {b.pointer()}, {col.pointer()}, {y.pointer()}, batch, "
+            f"/*c_in*/ {c_in}, /*length*/ {length}, /*c_out*/ {c_out}, /*kernel*/ {kernel}, /*stride*/ {stride}, "
+            f"/*pad*/ {pads[0]}, /*dilation*/ {dilation}, /*l_out*/ {l_out})",
+            f'"{x.name}" [{c_in} x {length}] * "{W.name}" [{c_out} x {c_in} x {kernel}] + "{b.name}" -> '
+            f'"{y.name}" [{c_out} x {l_out}]',
+        )
 
     # -- the whole graph ---------------------------------------------------------------------------
     def run(self) -> EmittedModel:
         graph = self.model.graph
         inputs = [i for i in graph.input if i.name not in self.constants]
         if len(inputs) != 1 or len(graph.output) != 1:
-            raise UnsupportedModelError(f"the graph must have one input and one output; it has inputs "
-                                        f"{[i.name for i in inputs]} and outputs {[o.name for o in graph.output]}")
+            raise UnsupportedModelError(
+                f"the graph must have one input and one output; it has inputs "
+                f"{[i.name for i in inputs]} and outputs {[o.name for o in graph.output]}"
+            )
         x_info = inputs[0]
         dims = x_info.type.tensor_type.shape.dim
         rest = [d.dim_value if d.HasField("dim_value") else None for d in dims[1:]]
         if len(dims) < 2 or None in rest:
-            raise UnsupportedModelError(f"input '{x_info.name}' must be [batch, ...] with fixed sizes after the batch "
-                                        f"axis, got {[d.dim_param or d.dim_value for d in dims]}")
+            raise UnsupportedModelError(
+                f"input '{x_info.name}' must be [batch, ...] with fixed sizes after the batch "
+                f"axis, got {[d.dim_param or d.dim_value for d in dims]}"
+            )
         self.tensors[x_info.name] = x = Tensor(x_info.name, tuple(rest), "x")
         for node in graph.node:
             self.node(node)
@@ -337,10 +400,19 @@ class _Emitter:
         if out is None or out.where != "ws":
             raise UnsupportedModelError(f"the graph output '{out_name}' is not computed by any supported node")
         return EmittedModel(
-            name=self.name, source=self.source(x, out), params=np.concatenate(self.params) if self.params else np.zeros(0),
-            params_layout=self.params_layout, input_name=x.name, input_shape=x.shape, output_name=out.name,
-            output_shape=out.shape, workspace_per_sample=self.ws_per_sample, output_offset=out.offset,
-            output_is_probability=self.ends_in_softmax, ops=self.ops)
+            name=self.name,
+            source=self.source(x, out),
+            params=np.concatenate(self.params) if self.params else np.zeros(0),
+            params_layout=self.params_layout,
+            input_name=x.name,
+            input_shape=x.shape,
+            output_name=out.name,
+            output_shape=out.shape,
+            workspace_per_sample=self.ws_per_sample,
+            output_offset=out.offset,
+            output_is_probability=self.ends_in_softmax,
+            ops=self.ops,
+        )
 
     def source(self, x: Tensor, out: Tensor) -> str:
         m = self.name
@@ -354,19 +426,41 @@ class _Emitter:
                 W.append(t)
         w = max(len(t.symbol) for t in P + W)
         if self.ends_in_softmax:
-            ce = ("total -= std::log(ws[kOutputOffset * batch + i * kOutputSize + labels[i]]);  "
-                  "// the output is a probability (Softmax)")
+            ce = (
+                "total -= std::log(ws[kOutputOffset * batch + i * kOutputSize + labels[i]]);  "
+                "// the output is a probability (Softmax)"
+            )
         else:
-            ce = "total += sample_cross_entropy(ws + kOutputOffset * batch + i * kOutputSize, labels[i], int(kOutputSize));"
+            ce = (
+                "total += sample_cross_entropy(ws + kOutputOffset * batch + i * kOutputSize, labels[i], "
+                "int(kOutputSize));"
+            )
         abi = "\n".join(_ABI.format(m=m, T=T, s=s, S=s.upper()) for T, s in (("float", "f32"), ("double", "f64")))
         return _SOURCE.format(
-            m=m, source_name=self.source_name, producer=producer, opset=opset, x=x.name, x_shape=_shape(x.shape),
-            y=out.name, y_shape=_shape(out.shape), ops=", ".join(sorted(set(self.ops))),
-            param_count=self.param_count, ws_per_sample=self.ws_per_sample,
-            params="\n".join(f'constexpr long {t.symbol:<{w}} = {t.offset};  // "{t.name}" [{_shape(t.shape)}]' for t in P),
-            workspace="\n".join(f'constexpr long {t.symbol:<{w}} = {t.offset};  // "{t.name}" [{_shape(t.shape)}]' for t in W),
-            input_size=x.size, output_size=out.size, output_symbol=out.symbol,
-            body="\n".join(self.lines), cross_entropy=ce, abi=abi)
+            m=m,
+            source_name=self.source_name,
+            producer=producer,
+            opset=opset,
+            x=x.name,
+            x_shape=_shape(x.shape),
+            y=out.name,
+            y_shape=_shape(out.shape),
+            ops=", ".join(sorted(set(self.ops))),
+            param_count=self.param_count,
+            ws_per_sample=self.ws_per_sample,
+            params="\n".join(
+                f'constexpr long {t.symbol:<{w}} = {t.offset};  // "{t.name}" [{_shape(t.shape)}]' for t in P
+            ),
+            workspace="\n".join(
+                f'constexpr long {t.symbol:<{w}} = {t.offset};  // "{t.name}" [{_shape(t.shape)}]' for t in W
+            ),
+            input_size=x.size,
+            output_size=out.size,
+            output_symbol=out.symbol,
+            body="\n".join(self.lines),
+            cross_entropy=ce,
+            abi=abi,
+        )
 
 
 def emit(model: onnx.ModelProto | str | Path, name: str | None = None) -> EmittedModel:

@@ -24,11 +24,25 @@ def export(model: nn.Module, example: torch.Tensor, dynamo: bool = False) -> onn
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         if dynamo:
             batch = torch.export.Dim("batch", min=1)
-            program = torch.onnx.export(model, (example,), dynamo=True, input_names=["x"], output_names=["y"],
-                                        dynamic_shapes=({0: batch},), verbose=False)
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_shapes=({0: batch},),
+                verbose=False,
+            )
             return program.model_proto
-        torch.onnx.export(model, (example,), buffer, dynamo=False, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        )
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -68,9 +82,12 @@ def gradient_check(model: nn.Module, compiled: CompiledModel, x: np.ndarray, see
     ref_dx, ref_dp = ref[0].double().numpy(), np.concatenate([g.double().numpy().ravel() for g in ref[1:]])
     _, d_params, d_x = compiled.vjp(x, cot)
     _, _, d_x_only = compiled.vjp(x, cot, inputs_only=True)
-    errors = {"forward": max_rel_err(compiled.forward(x), y.detach().double().numpy()),
-              "d_x": max_rel_err(d_x, ref_dx), "d_params": max_rel_err(d_params, ref_dp),
-              "d_x_inputs_only": max_rel_err(d_x_only, ref_dx)}
+    errors = {
+        "forward": max_rel_err(compiled.forward(x), y.detach().double().numpy()),
+        "d_x": max_rel_err(d_x, ref_dx),
+        "d_params": max_rel_err(d_params, ref_dp),
+        "d_x_inputs_only": max_rel_err(d_x_only, ref_dx),
+    }
     if y.ndim == 2 and y.shape[1] > 1:  # a classifier: the fine-tuning loss too
         labels = rng.integers(0, y.shape[1], size=y.shape[0])
         out = model(torch.tensor(x, dtype=dtype))
@@ -82,12 +99,14 @@ def gradient_check(model: nn.Module, compiled: CompiledModel, x: np.ndarray, see
         value, d_params_ce, _ = compiled.cross_entropy_grad(x, labels)
         errors["cross_entropy"] = float(abs(value - loss.item()) / abs(loss.item()))
         errors["d_params_cross_entropy"] = max_rel_err(
-            d_params_ce, np.concatenate([g.double().numpy().ravel() for g in ref_ce]))
+            d_params_ce, np.concatenate([g.double().numpy().ravel() for g in ref_ce])
+        )
     return errors
 
 
-def fine_tune(compiled: CompiledModel, x: np.ndarray, labels: np.ndarray, epochs: int, batch: int, lr: float,
-              seed: int = 0) -> list[float]:
+def fine_tune(
+    compiled: CompiledModel, x: np.ndarray, labels: np.ndarray, epochs: int, batch: int, lr: float, seed: int = 0
+) -> list[float]:
     """SGD on the mean cross-entropy with the Clad gradients of the emitted model; updates
     compiled.params in place. Returns the loss over all of x before fine-tuning, then after each epoch."""
     rng = np.random.default_rng(seed)
@@ -95,7 +114,7 @@ def fine_tune(compiled: CompiledModel, x: np.ndarray, labels: np.ndarray, epochs
     for _ in range(epochs):
         order = rng.permutation(len(x))
         for start in range(0, len(x) - batch + 1, batch):
-            rows = order[start:start + batch]
+            rows = order[start : start + batch]
             loss, d_params, _ = compiled.cross_entropy_grad(x[rows], labels[rows])
             if not np.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss {loss} while fine-tuning")
@@ -104,8 +123,9 @@ def fine_tune(compiled: CompiledModel, x: np.ndarray, labels: np.ndarray, epochs
     return losses
 
 
-def train_torch_classifier(model: nn.Module, x: np.ndarray, labels: np.ndarray, epochs: int, batch: int, lr: float,
-                           seed: int = 0) -> list[float]:
+def train_torch_classifier(
+    model: nn.Module, x: np.ndarray, labels: np.ndarray, epochs: int, batch: int, lr: float, seed: int = 0
+) -> list[float]:
     """The model as a PyTorch user trains it (SGD, cross-entropy on logits); mean loss per epoch."""
     torch.manual_seed(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
@@ -115,7 +135,7 @@ def train_torch_classifier(model: nn.Module, x: np.ndarray, labels: np.ndarray, 
         order = torch.randperm(len(xt))
         total = 0.0
         for start in range(0, len(xt) - batch + 1, batch):
-            rows = order[start:start + batch]
+            rows = order[start : start + batch]
             loss = nn.functional.cross_entropy(model(xt[rows]), yt[rows])
             optimizer.zero_grad()
             loss.backward()

@@ -33,7 +33,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="", help="gw-sim: simulated GW windows (HDF5 from cladbench.gw)")
     parser.add_argument("--real", default="", help="gw-sim: real GW150914 windows to locate the event in")
     parser.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
-    parser.add_argument("--conv", default="8k16p4,16k8p4,16k8p4", help="cnn: conv blocks CkKpP (channels, kernel, pool)")
+    parser.add_argument(
+        "--conv", default="8k16p4,16k8p4,16k8p4", help="cnn: conv blocks CkKpP (channels, kernel, pool)"
+    )
     parser.add_argument("--out", default="", help="where to write the JSON run record (stdout if empty)")
     parser.add_argument("--train-range", default="0:8000", help="training rows BEGIN:END")
     parser.add_argument("--test-range", default="8000:10000", help="held-out rows BEGIN:END")
@@ -46,14 +48,40 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=10, help="steps left out of the timing")
     parser.add_argument("--repetition", type=int, default=0)
-    parser.add_argument("--purpose", choices=("train", "bench"), default="train",
-                        help="train (learning curves) or bench (timing runs); the report keeps them apart")
+    parser.add_argument(
+        "--purpose",
+        choices=("train", "bench"),
+        default="train",
+        help="train (learning curves) or bench (timing runs); the report keeps them apart",
+    )
 
 
 def train_argv(args: argparse.Namespace) -> list[str]:
     """The same options as command-line flags, for a C++ trainer or the pytorch engine."""
-    names = ["dataset", "images", "labels", "test_images", "test_labels", "data", "real", "model", "conv", "out", "train_range", "test_range",
-             "hidden", "batch", "epochs", "lr", "optimizer", "seed", "threads", "warmup", "repetition", "purpose"]
+    names = [
+        "dataset",
+        "images",
+        "labels",
+        "test_images",
+        "test_labels",
+        "data",
+        "real",
+        "model",
+        "conv",
+        "out",
+        "train_range",
+        "test_range",
+        "hidden",
+        "batch",
+        "epochs",
+        "lr",
+        "optimizer",
+        "seed",
+        "threads",
+        "warmup",
+        "repetition",
+        "purpose",
+    ]
     argv = []
     for name in names:
         value = getattr(args, name)

@@ -33,7 +33,6 @@ from .models import parse_conv, torch_nn_model
 from .options import GRADIENT_TOLERANCE, add_train_arguments, parse_range, prefetch_steps
 
 
-
 class TrainingFailed(RuntimeError):
     """A run whose result cannot stand: a wrong gradient, a non-finite loss (exit 3, a failed record)."""
 
@@ -78,8 +77,11 @@ class TorchStepper:
 
     def __init__(self, model_kind: str, dims: list[int], layers: list[torch.Tensor], args: argparse.Namespace):
         self.model = torch_nn_model(model_kind, dims, layers).to(args.device)
-        self.optimizer = (torch.optim.Adam(self.model.parameters(), lr=args.lr) if args.optimizer == "adam"
-                          else torch.optim.SGD(self.model.parameters(), lr=args.lr))
+        self.optimizer = (
+            torch.optim.Adam(self.model.parameters(), lr=args.lr)
+            if args.optimizer == "adam"
+            else torch.optim.SGD(self.model.parameters(), lr=args.lr)
+        )
         self.loss_fn = nn.CrossEntropyLoss()
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -104,8 +106,10 @@ class TorchStepper:
         self.model.zero_grad()
         self.loss(x, y).backward()
         parameters = list(self.model.parameters())
-        return (torch.cat([p.grad.reshape(-1) for p in parameters]),
-                torch.cat([p.detach().reshape(-1) for p in parameters]))
+        return (
+            torch.cat([p.grad.reshape(-1) for p in parameters]),
+            torch.cat([p.detach().reshape(-1) for p in parameters]),
+        )
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,11 +142,13 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
     if steps_per_epoch < 1:
         raise ValueError("--batch is larger than the training set")
     if steps_per_epoch * args.epochs <= args.warmup:
-        raise ValueError(f"--warmup {args.warmup} leaves no step to time ({steps_per_epoch * args.epochs} steps in all)")
+        raise ValueError(
+            f"--warmup {args.warmup} leaves no step to time ({steps_per_epoch * args.epochs} steps in all)"
+        )
     orders = core.epoch_orders(n_train, args.epochs, args.seed).to(device)
 
     def batch_at(epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = orders[epoch, step * args.batch:(step + 1) * args.batch]
+        idx = orders[epoch, step * args.batch : (step + 1) * args.batch]
         return x_train.index_select(0, idx), y_train.index_select(0, idx)
 
     # Gradient agreement at the first step, against LibTorch autograd in double, on the same device.
@@ -155,8 +161,10 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
     (ref_grad,) = torch.autograd.grad(reference, params)
     record["grad_max_rel_err"] = core.max_rel_err(grad, ref_grad)
     if not record["grad_max_rel_err"] <= GRADIENT_TOLERANCE:
-        raise TrainingFailed(f"wrong gradient: its largest error relative to LibTorch autograd's is "
-                             f"{record['grad_max_rel_err']:.3g}, over the tolerance {GRADIENT_TOLERANCE:g}")
+        raise TrainingFailed(
+            f"wrong gradient: its largest error relative to LibTorch autograd's is "
+            f"{record['grad_max_rel_err']:.3g}, over the tolerance {GRADIENT_TOLERANCE:g}"
+        )
 
     count = _alloc_counter()
     times, allocations = [], 0
@@ -175,8 +183,9 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
                     value = stepper.step(batch)
                 a1 = count() if count else 0
                 if not math.isfinite(value):
-                    raise TrainingFailed(f"non-finite loss ({value}) at step {global_step} (epoch {epoch + 1}); "
-                                         "try a smaller --lr")
+                    raise TrainingFailed(
+                        f"non-finite loss ({value}) at step {global_step} (epoch {epoch + 1}); try a smaller --lr"
+                    )
                 if global_step >= args.warmup:
                     times.append(timer.seconds)
                     allocations += a1 - a0
@@ -188,51 +197,100 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
         test_loss.append(nn.functional.cross_entropy(logits, y_test).item())
         test_acc.append((logits.argmax(1) == y_test).double().mean().item())
         train_loss.append(loss_sum / steps_per_epoch)
-        print(f"[{stepper.name}] epoch {epoch + 1}/{args.epochs}: train loss {train_loss[-1]:.6g}, "
-              f"test accuracy {test_acc[-1]:.4g}", file=sys.stderr, flush=True)
+        print(
+            f"[{stepper.name}] epoch {epoch + 1}/{args.epochs}: train loss {train_loss[-1]:.6g}, "
+            f"test accuracy {test_acc[-1]:.4g}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     times.sort()
     median = _quantile(times, 0.5)
     # The same process, the same threads: the step's GEMM calls alone, the floor it cannot beat.
     if device.type == "cuda":  # the same GEMMs (core.step_gemms) through cuBLAS
-        record["gemm_floor_median_s"] = gemm_floor_seconds(core.step_gemms(model_kind, dims, "rowmajor", args.batch),
-                                                           device)
+        record["gemm_floor_median_s"] = gemm_floor_seconds(
+            core.step_gemms(model_kind, dims, "rowmajor", args.batch), device
+        )
     else:
         record["gemm_floor_median_s"] = core.gemm_floor_seconds(model_kind, dims, "rowmajor", args.batch)
-    record.update({
-        # jax.jit and torch.compile compile in the gradient check's call and the warm-up steps: the
-        # time those took beyond as many timed steps
-        "compile_time_s": max(0.0, untimed_s - (1 + args.warmup) * median),
-        "steps_per_epoch": steps_per_epoch, "steps_timed": len(times),
-        "step_time_median_s": median, "step_time_q1_s": _quantile(times, 0.25),
-        "step_time_q3_s": _quantile(times, 0.75), "samples_per_s": args.batch / median,
-        "allocs_per_step": allocations / len(times) if count and times else None,
-        "epoch_train_loss": train_loss, "epoch_test_loss": test_loss, "epoch_test_accuracy": test_acc,
-        "final_loss": train_loss[-1], "test_accuracy": test_acc[-1],
-    })
+    record.update(
+        {
+            # jax.jit and torch.compile compile in the gradient check's call and the warm-up steps: the
+            # time those took beyond as many timed steps
+            "compile_time_s": max(0.0, untimed_s - (1 + args.warmup) * median),
+            "steps_per_epoch": steps_per_epoch,
+            "steps_timed": len(times),
+            "step_time_median_s": median,
+            "step_time_q1_s": _quantile(times, 0.25),
+            "step_time_q3_s": _quantile(times, 0.75),
+            "samples_per_s": args.batch / median,
+            "allocs_per_step": allocations / len(times) if count and times else None,
+            "epoch_train_loss": train_loss,
+            "epoch_test_loss": test_loss,
+            "epoch_test_accuracy": test_acc,
+            "final_loss": train_loss[-1],
+            "test_accuracy": test_acc[-1],
+        }
+    )
     if args.dataset == "gw-sim":
         score = torch.softmax(logits, 1)[:, 1]
         real = core.load_gw_windows(args.real) if args.real else None
         real_score = torch.softmax(stepper.logits(real["x"].to(device)).cpu(), 1)[:, 1] if real else None
-        record.update(json.loads(core.gw_metrics(score, y_test.int(), data["snr"][vb:ve], data["merger_offset"],
-                                                 real_score, real["t_start"] if real else None)))
+        record.update(
+            json.loads(
+                core.gw_metrics(
+                    score,
+                    y_test.int(),
+                    data["snr"][vb:ve],
+                    data["merger_offset"],
+                    real_score,
+                    real["t_start"] if real else None,
+                )
+            )
+        )
 
 
 def train(args: argparse.Namespace, make_stepper=TorchStepper, versions: dict | None = None) -> tuple[dict, int]:
     """Trains; returns (record, exit status) with the statuses of cladbench-train (0, 3)."""
     record = {
-        "status": "running", "purpose": args.purpose, "error": None, "engine": make_stepper.name, "device": args.device, "layout": "rowmajor",
-        "alloc": "dynamic", "dataset": args.dataset, "model": None, "batch": args.batch, "threads": args.threads,
-        "seed": args.seed, "repetition": args.repetition, "optimizer": args.optimizer, "lr": args.lr,
-        "epochs": args.epochs, "warmup_steps": args.warmup, "train_range": list(parse_range(args.train_range)),
+        "status": "running",
+        "purpose": args.purpose,
+        "error": None,
+        "engine": make_stepper.name,
+        "device": args.device,
+        "layout": "rowmajor",
+        "alloc": "dynamic",
+        "dataset": args.dataset,
+        "model": None,
+        "batch": args.batch,
+        "threads": args.threads,
+        "seed": args.seed,
+        "repetition": args.repetition,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "epochs": args.epochs,
+        "warmup_steps": args.warmup,
+        "train_range": list(parse_range(args.train_range)),
         "test_range": list(parse_range(args.test_range)),
-        "data_files": ([args.data, args.real] if args.dataset == "gw-sim"
-                       else [args.images, args.labels, args.test_images, args.test_labels]),
+        "data_files": (
+            [args.data, args.real]
+            if args.dataset == "gw-sim"
+            else [args.images, args.labels, args.test_images, args.test_labels]
+        ),
         "gradient_generator": make_stepper.generator,
-        "versions": {"torch": torch.__version__, "clad": "", "compiler": "", "cuda": torch.version.cuda,
-                     "python": platform.python_version(), **(versions or {})},
-        "compile_flags": "", "git_commit": git_commit(), "cpu_model": cpu_model(),
-        "hostname": socket.gethostname(), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": {
+            "torch": torch.__version__,
+            "clad": "",
+            "compiler": "",
+            "cuda": torch.version.cuda,
+            "python": platform.python_version(),
+            **(versions or {}),
+        },
+        "compile_flags": "",
+        "git_commit": git_commit(),
+        "cpu_model": cpu_model(),
+        "hostname": socket.gethostname(),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if args.device == "cuda":
         record.update(gpu_model=torch.cuda.get_device_name(), timer="cuda-events")
@@ -252,7 +310,9 @@ def train(args: argparse.Namespace, make_stepper=TorchStepper, versions: dict | 
 def device_problem(make_stepper, device: str) -> str | None:
     """Why this engine cannot train on `device` here (one line), or None."""
     if device not in getattr(make_stepper, "devices", ("cpu",)):
-        return f"the {make_stepper.name} engine runs on the CPU only (--device {device} is for {', '.join(CUDA_ENGINES)})"
+        return (
+            f"the {make_stepper.name} engine runs on the CPU only (--device {device} is for {', '.join(CUDA_ENGINES)})"
+        )
     if device == "cuda" and (problem := torch_cuda_problem()):
         return f"no CUDA device: {problem}"
     return None

@@ -40,25 +40,86 @@ PANEL = ["dataset", "model", "device", "threads"]  # one panel of the timing fig
 MIN_SNR = 10  # ROC: signals with SNR >= 10 against all noise, as the records' roc_auc
 # Paper context: every font >= 8 pt when a figure is included at its natural size (panels 2.4 in
 # wide, at most 3 a row: text width of a two-column paper). TrueType fonts in the PDF.
-RC = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"), "pdf.fonttype": 42, "font.size": 9,
-      "axes.titlesize": 8.5, "legend.fontsize": 8, "legend.title_fontsize": 8}
+RC = {
+    **sns.axes_style("whitegrid"),
+    **sns.plotting_context("paper"),
+    "pdf.fonttype": 42,
+    "font.size": 9,
+    "axes.titlesize": 8.5,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8,
+}
 PANEL_W, PANEL_H = 2.4, 2.0
 NO_BENCH_RUNS = "no successful bench runs in this study (training runs are not timed)"
 
 TABLES = {  # name: (columns, numeric columns); text columns stay text ("3.10" is not 3.1)
-    "runs": (["variant", "purpose", "input", "engine", "device", "layout", "alloc", "dataset", "model", "batch", "threads",
-              "repetition", "status"],
-             ["batch", "threads", "repetition", "seed", "lr", "epochs", "step_time_median_s", "step_time_q1_s",
-              "step_time_q3_s", "samples_per_s", "final_loss", "test_accuracy", "grad_max_rel_err", "allocs_per_step",
-              "peak_rss_mb", "roc_auc", "roc_auc_all_snr", "gw150914_peak_offset_s", "wall_time_s",
-              "gemm_floor_median_s"]),
-    "epochs": (["variant", "purpose", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition",
-                "epoch", "train_loss", "test_loss", "test_accuracy"],
-               ["batch", "threads", "repetition", "epoch", "train_loss", "test_loss", "test_accuracy"]),
-    "gw_scores": (["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "score", "label", "snr"],
-                  ["batch", "repetition", "score", "label", "snr"]),
-    "gw150914_trace": (["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "t_rel_s", "score"],
-                       ["batch", "repetition", "t_rel_s", "score"]),
+    "runs": (
+        [
+            "variant",
+            "purpose",
+            "input",
+            "engine",
+            "device",
+            "layout",
+            "alloc",
+            "dataset",
+            "model",
+            "batch",
+            "threads",
+            "repetition",
+            "status",
+        ],
+        [
+            "batch",
+            "threads",
+            "repetition",
+            "seed",
+            "lr",
+            "epochs",
+            "step_time_median_s",
+            "step_time_q1_s",
+            "step_time_q3_s",
+            "samples_per_s",
+            "final_loss",
+            "test_accuracy",
+            "grad_max_rel_err",
+            "allocs_per_step",
+            "peak_rss_mb",
+            "roc_auc",
+            "roc_auc_all_snr",
+            "gw150914_peak_offset_s",
+            "wall_time_s",
+            "gemm_floor_median_s",
+        ],
+    ),
+    "epochs": (
+        [
+            "variant",
+            "purpose",
+            "input",
+            "engine",
+            "layout",
+            "alloc",
+            "dataset",
+            "model",
+            "batch",
+            "threads",
+            "repetition",
+            "epoch",
+            "train_loss",
+            "test_loss",
+            "test_accuracy",
+        ],
+        ["batch", "threads", "repetition", "epoch", "train_loss", "test_loss", "test_accuracy"],
+    ),
+    "gw_scores": (
+        ["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "score", "label", "snr"],
+        ["batch", "repetition", "score", "label", "snr"],
+    ),
+    "gw150914_trace": (
+        ["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "t_rel_s", "score"],
+        ["batch", "repetition", "t_rel_s", "score"],
+    ),
     "not_run": (["variant", "reason"], []),
 }
 INTEGERS = ["batch", "threads", "repetition", "epoch", "label"]
@@ -126,10 +187,18 @@ def step_time_table(runs: pd.DataFrame) -> pd.DataFrame:
     whether that makes the cell noisy (cladbench.timing)."""
     data = headline_runs(runs).dropna(subset=["step_time_median_s"])
     keys = [*PANEL, "engine", "batch"]
-    table = data.groupby(keys, dropna=False).agg(
-        median_s=("step_time_median_s", "median"), q1_s=("step_time_q1_s", "median"),
-        q3_s=("step_time_q3_s", "median"), samples_per_s=("samples_per_s", "median"),
-        n=("step_time_median_s", "size"), spread=("step_time_median_s", spread)).reset_index()
+    table = (
+        data.groupby(keys, dropna=False)
+        .agg(
+            median_s=("step_time_median_s", "median"),
+            q1_s=("step_time_q1_s", "median"),
+            q3_s=("step_time_q3_s", "median"),
+            samples_per_s=("samples_per_s", "median"),
+            n=("step_time_median_s", "size"),
+            spread=("step_time_median_s", spread),
+        )
+        .reset_index()
+    )
     return table.assign(noisy=noisy(table["spread"]))
 
 
@@ -141,8 +210,11 @@ def floor_table(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*PANEL, "engine", "batch", "ratio", "low", "high", "spread", "noisy"])
     data = headline_runs(runs).dropna(subset=["step_time_median_s", "gemm_floor_median_s"])
     data = data.assign(ratio=data["step_time_median_s"] / data["gemm_floor_median_s"])
-    table = data.groupby([*PANEL, "engine", "batch"], dropna=False).agg(
-        ratio=("ratio", "median"), low=("ratio", "min"), high=("ratio", "max"), spread=("ratio", spread)).reset_index()
+    table = (
+        data.groupby([*PANEL, "engine", "batch"], dropna=False)
+        .agg(ratio=("ratio", "median"), low=("ratio", "min"), high=("ratio", "max"), spread=("ratio", spread))
+        .reset_index()
+    )
     return table.assign(noisy=noisy(table["spread"]))
 
 
@@ -159,9 +231,17 @@ def speedup_table(runs: pd.DataFrame) -> pd.DataFrame:
     keys = [*PANEL, "batch", "baseline"]
     if per_rep.empty:
         return pd.DataFrame(columns=[*keys, "speedup", "speedup_min", "speedup_max", "n", "spread", "noisy"])
-    table = per_rep.groupby(keys, dropna=False).agg(
-        speedup=("speedup", "median"), speedup_min=("speedup", "min"), speedup_max=("speedup", "max"),
-        n=("speedup", "size"), spread=("speedup", spread)).reset_index()
+    table = (
+        per_rep.groupby(keys, dropna=False)
+        .agg(
+            speedup=("speedup", "median"),
+            speedup_min=("speedup", "min"),
+            speedup_max=("speedup", "max"),
+            n=("speedup", "size"),
+            spread=("speedup", spread),
+        )
+        .reset_index()
+    )
     return table.assign(noisy=noisy(table["spread"]))
 
 
@@ -185,8 +265,10 @@ def speedup_per_repetition(runs: pd.DataFrame, baselines=BASELINES) -> pd.DataFr
 # variant, per task: the headline MLP and the GW classifier (every gw-sim CNN). A goal "reported" has
 # no threshold: the number is the result. (task, target, baseline or None for the floor, goal, batches)
 TARGET_THREADS = 1
-TARGET_TASKS = {"mlp-784-128-10": lambda runs: runs["model"].eq("mlp-784-128-10"),
-                "gw-cnn": lambda runs: runs["dataset"].eq("gw-sim") & runs["model"].astype(str).str.startswith("cnn")}
+TARGET_TASKS = {
+    "mlp-784-128-10": lambda runs: runs["model"].eq("mlp-784-128-10"),
+    "gw-cnn": lambda runs: runs["dataset"].eq("gw-sim") & runs["model"].astype(str).str.startswith("cnn"),
+}
 TARGETS = [
     ("mlp-784-128-10", "clad / GEMM floor", None, "<= 1.1", lambda b: b in (32, 64, 256)),
     ("mlp-784-128-10", "clad vs pytorch", "pytorch", ">= 2.5", lambda b: b == 32),
@@ -224,7 +306,8 @@ def targets_table(runs: pd.DataFrame) -> pd.DataFrame:
     columns = ["task", "target", "batch", "goal", "ratio", "q1", "q3", "n", "spread", "noisy", "met", "bound"]
     timed = headline_runs(runs)
     timed = timed[timed["threads"].eq(TARGET_THREADS) & timed["device"].fillna("cpu").eq("cpu")].dropna(
-        subset=["step_time_median_s"])
+        subset=["step_time_median_s"]
+    )
     rows = []
     for task, select in TARGET_TASKS.items():
         data = timed[select(timed)]
@@ -245,9 +328,22 @@ def targets_table(runs: pd.DataFrame) -> pd.DataFrame:
                 if not applies(batch):
                     continue
                 median, cell_spread = float(ratios.median()), spread(ratios)
-                rows.append([task, name, int(batch), goal, median, float(ratios.quantile(0.25)),
-                             float(ratios.quantile(0.75)), len(ratios), cell_spread, bool(noisy(cell_spread)),
-                             _meets(median, goal), float(bound.loc[batch].median())])
+                rows.append(
+                    [
+                        task,
+                        name,
+                        int(batch),
+                        goal,
+                        median,
+                        float(ratios.quantile(0.25)),
+                        float(ratios.quantile(0.75)),
+                        len(ratios),
+                        cell_spread,
+                        bool(noisy(cell_spread)),
+                        _meets(median, goal),
+                        float(bound.loc[batch].median()),
+                    ]
+                )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -261,7 +357,9 @@ def ablation_table(runs: pd.DataFrame) -> pd.DataFrame:
     if times.empty or "rowmajor-arena" not in times:
         return pd.DataFrame(columns=[*PANEL, "engine", "batch", "layout_alloc", "relative"])
     relative = times.div(times["rowmajor-arena"], axis=0).stack().rename("relative").reset_index()
-    return relative.groupby([*PANEL, "engine", "batch", "layout_alloc"], dropna=False)["relative"].median().reset_index()
+    return (
+        relative.groupby([*PANEL, "engine", "batch", "layout_alloc"], dropna=False)["relative"].median().reset_index()
+    )
 
 
 def allocation_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -269,9 +367,15 @@ def allocation_table(runs: pd.DataFrame) -> pd.DataFrame:
     (batches, threads, repetitions). NaN: the engine's allocations were not counted."""
     data = ok_runs(runs)
     keys = ["dataset", "model", "engine", "variant"]
-    return data.groupby(keys, dropna=False).agg(
-        allocs=("allocs_per_step", "median"), allocs_min=("allocs_per_step", "min"),
-        allocs_max=("allocs_per_step", "max")).reset_index()
+    return (
+        data.groupby(keys, dropna=False)
+        .agg(
+            allocs=("allocs_per_step", "median"),
+            allocs_min=("allocs_per_step", "min"),
+            allocs_max=("allocs_per_step", "max"),
+        )
+        .reset_index()
+    )
 
 
 def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, float]:
@@ -296,10 +400,17 @@ def roc_table(scores: pd.DataFrame) -> pd.DataFrame:
         if run["label"].nunique() < 2:  # a curve needs signals and noise
             continue
         fpr, tpr, auc = roc_curve(run["score"], run["label"])
-        rows.append(dict(zip(["model", "engine", "variant", "layout_alloc", "batch", "repetition"], key),
-                         fpr=fpr, tpr=tpr, auc=auc))
-    return pd.DataFrame(rows, columns=["model", "engine", "variant", "layout_alloc", "batch", "repetition", "fpr",
-                                       "tpr", "auc"])
+        rows.append(
+            dict(
+                zip(["model", "engine", "variant", "layout_alloc", "batch", "repetition"], key),
+                fpr=fpr,
+                tpr=tpr,
+                auc=auc,
+            )
+        )
+    return pd.DataFrame(
+        rows, columns=["model", "engine", "variant", "layout_alloc", "batch", "repetition", "fpr", "tpr", "auc"]
+    )
 
 
 def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -356,8 +467,16 @@ def _title(keys: list[str], values, width: int = 34) -> str:
     return "\n".join(part for part in (first, " · ".join(second)) if part)
 
 
-def _facets(data: pd.DataFrame, keys: list[str], draw, *, col_wrap: int = 3, panel=(PANEL_W, PANEL_H),
-            sharey: bool = False, margin: float = 0.0) -> Figure:
+def _facets(
+    data: pd.DataFrame,
+    keys: list[str],
+    draw,
+    *,
+    col_wrap: int = 3,
+    panel=(PANEL_W, PANEL_H),
+    sharey: bool = False,
+    margin: float = 0.0,
+) -> Figure:
     """One panel per group of `keys`, at most col_wrap a row; draw(ax, group) fills each. margin:
     inches beside the panels for long tick labels."""
     groups = sorted(data.groupby(keys, dropna=False), key=lambda group: _order(keys, group[0]))
@@ -369,7 +488,7 @@ def _facets(data: pd.DataFrame, keys: list[str], draw, *, col_wrap: int = 3, pan
     for ax, (key, group) in zip(axes.flat, groups):
         draw(ax, group)
         ax.set_title(_title(keys, key, width=int(panel[0] * 14)))
-    for ax in axes.flat[len(groups):]:
+    for ax in axes.flat[len(groups) :]:
         ax.remove()
     return fig
 
@@ -388,8 +507,15 @@ def _legend(fig: Figure, handles: list) -> None:
 
 
 # A noisy cell's point is hollow: the repetitions disagree, so the point is no firm number.
-NOISY_HANDLE = Line2D([], [], color="0.3", marker="o", mfc="white", ls="none",
-                      label=f"hollow: noisy (repetitions spread > {NOISY_SPREAD:.0%})")
+NOISY_HANDLE = Line2D(
+    [],
+    [],
+    color="0.3",
+    marker="o",
+    mfc="white",
+    ls="none",
+    label=f"hollow: noisy (repetitions spread > {NOISY_SPREAD:.0%})",
+)
 
 
 def _points(ax, x, y, err, is_noisy, color, **line) -> None:
@@ -454,8 +580,9 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
 # Figures: each returns a Figure (or a placeholder that says what is missing)
 
 
-def _engine_lines(table: pd.DataFrame, value, low, high, ylabel: str, *, log_y: bool = True,
-                  reference: float | None = None) -> Figure:
+def _engine_lines(
+    table: pd.DataFrame, value, low, high, ylabel: str, *, log_y: bool = True, reference: float | None = None
+) -> Figure:
     """One line per engine against batch with an interval, a panel per PANEL key. value, low and
     high map one engine's rows of a panel (sorted by batch) to arrays; reference: a dashed line."""
 
@@ -491,8 +618,9 @@ def fig_floor(runs: pd.DataFrame) -> Figure:
         return placeholder("no GEMM-floor measurements in this study")
     col = lambda column: lambda r: r[column].to_numpy(float)  # noqa: E731
     # The dashed line at 1 is the floor: the step's GEMMs alone.
-    return _engine_lines(table, col("ratio"), col("low"), col("high"), "step time / GEMM-only time", log_y=False,
-                         reference=1.0)
+    return _engine_lines(
+        table, col("ratio"), col("low"), col("high"), "step time / GEMM-only time", log_y=False, reference=1.0
+    )
 
 
 def fig_throughput(runs: pd.DataFrame) -> Figure:
@@ -500,9 +628,13 @@ def fig_throughput(runs: pd.DataFrame) -> Figure:
     if table.empty:
         return placeholder(NO_BENCH_RUNS)
     # samples/s = batch / step time, so the step-time quartiles map to its interval.
-    return _engine_lines(table, lambda r: r["samples_per_s"].to_numpy(float),
-                         lambda r: r["batch"].to_numpy(float) / r["q3_s"].to_numpy(float),
-                         lambda r: r["batch"].to_numpy(float) / r["q1_s"].to_numpy(float), "throughput (samples/s)")
+    return _engine_lines(
+        table,
+        lambda r: r["samples_per_s"].to_numpy(float),
+        lambda r: r["batch"].to_numpy(float) / r["q3_s"].to_numpy(float),
+        lambda r: r["batch"].to_numpy(float) / r["q1_s"].to_numpy(float),
+        "throughput (samples/s)",
+    )
 
 
 def fig_speedup(runs: pd.DataFrame, not_run: pd.DataFrame) -> Figure:
@@ -516,7 +648,10 @@ def fig_speedup(runs: pd.DataFrame, not_run: pd.DataFrame) -> Figure:
             r = panel[panel["baseline"].eq(baseline)].sort_values("batch")
             if r.empty:
                 continue
-            x, y = _dodge(r["batch"].to_numpy(float), BASELINES.index(baseline), len(BASELINES)), r["speedup"].to_numpy(float)
+            x, y = (
+                _dodge(r["batch"].to_numpy(float), BASELINES.index(baseline), len(BASELINES)),
+                r["speedup"].to_numpy(float),
+            )
             # min-max across repetitions; a single repetition has no interval.
             err = np.clip([y - r["speedup_min"].to_numpy(float), r["speedup_max"].to_numpy(float) - y], 0, None)
             _points(ax, x, y, np.where(r["n"].to_numpy() > 1, err, 0), r["noisy"], COLORS[baseline])
@@ -526,8 +661,11 @@ def fig_speedup(runs: pd.DataFrame, not_run: pd.DataFrame) -> Figure:
         ax.set_ylabel("speedup of clad (×)")
 
     fig = _facets(table, PANEL, draw)
-    handles = [Line2D([], [], color=COLORS[b], marker="o", label=f"clad over {b}")
-               for b in BASELINES if b in set(table["baseline"])]
+    handles = [
+        Line2D([], [], color=COLORS[b], marker="o", label=f"clad over {b}")
+        for b in BASELINES
+        if b in set(table["baseline"])
+    ]
     handles.append(Line2D([], [], color="0.3", ls="--", label="no speedup"))
     _legend(fig, handles + ([NOISY_HANDLE] if table["noisy"].any() else []))
     return fig
@@ -538,22 +676,35 @@ def fig_loss_curves(epochs: pd.DataFrame) -> Figure:
     if data.empty:
         return placeholder("no per-epoch losses in this study (epochs.csv missing or empty)")
     # Repetitions and thread counts train the same model: their median is one curve per variant.
-    curves = data.groupby(["dataset", "model", "batch", "engine", "layout_alloc", "epoch"], dropna=False)[
-        "train_loss"].median().reset_index()
+    curves = (
+        data.groupby(["dataset", "model", "batch", "engine", "layout_alloc", "epoch"], dropna=False)["train_loss"]
+        .median()
+        .reset_index()
+    )
 
     def draw(ax, panel):
         for engine in _engine_order(panel["engine"]):
             for layout_alloc, r in panel[panel["engine"].eq(engine)].groupby("layout_alloc"):
                 r = r.sort_values("epoch")
-                ax.plot(r["epoch"].to_numpy(float), r["train_loss"].to_numpy(float), color=COLORS[engine],
-                        ls=DASHES.get(layout_alloc, "-"), marker="o", ms=3, lw=1.2)
+                ax.plot(
+                    r["epoch"].to_numpy(float),
+                    r["train_loss"].to_numpy(float),
+                    color=COLORS[engine],
+                    ls=DASHES.get(layout_alloc, "-"),
+                    marker="o",
+                    ms=3,
+                    lw=1.2,
+                )
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
     fig = _facets(curves, ["dataset", "model", "batch"], draw)
-    styles = [Line2D([], [], color="0.3", ls=DASHES[la], label=la) for la in LAYOUT_ALLOCS
-              if la in set(curves["layout_alloc"])]
+    styles = [
+        Line2D([], [], color="0.3", ls=DASHES[la], label=la)
+        for la in LAYOUT_ALLOCS
+        if la in set(curves["layout_alloc"])
+    ]
     _engine_legend(fig, curves["engine"], styles)
     return fig
 
@@ -591,8 +742,9 @@ def fig_allocations(runs: pd.DataFrame) -> Figure:
         ax.set_xlabel("heap allocations per step")
         ax.grid(axis="y", visible=False)
 
-    fig = _facets(table, ["dataset", "model"], draw, col_wrap=2, panel=(2.2, 0.2 * len(row_of) + 1.1), sharey=True,
-                  margin=2.0)
+    fig = _facets(
+        table, ["dataset", "model"], draw, col_wrap=2, panel=(2.2, 0.2 * len(row_of) + 1.1), sharey=True, margin=2.0
+    )
     _engine_legend(fig, table["engine"])
     return fig
 
@@ -600,11 +752,14 @@ def fig_allocations(runs: pd.DataFrame) -> Figure:
 def fig_ablation(runs: pd.DataFrame) -> Figure:
     table = ablation_table(runs)
     if table.empty:
-        return placeholder("no layout × alloc ablation: no kernel engine (clad, manual) ran in rowmajor-arena "
-                           "and another variant")
+        return placeholder(
+            "no layout × alloc ablation: no kernel engine (clad, manual) ran in rowmajor-arena and another variant"
+        )
     table = table.assign(row=[f"{b} · {t}" for b, t in zip(table["batch"], table["threads"])])
-    panels = sorted(table.groupby(["dataset", "model", "device"], dropna=False),
-                    key=lambda group: _order(["dataset", "model", "device"], group[0]))
+    panels = sorted(
+        table.groupby(["dataset", "model", "device"], dropna=False),
+        key=lambda group: _order(["dataset", "model", "device"], group[0]),
+    )
     engines = _engine_order(table["engine"])
     limit = max(float(np.nanmax(np.abs(np.log2(table["relative"].to_numpy(float))))), 1.0)
     rows_max = max(group["row"].nunique() for _, group in panels)
@@ -614,22 +769,37 @@ def fig_ablation(runs: pd.DataFrame) -> Figure:
         rows = group.sort_values(["batch", "threads"])["row"].unique()
         for j, engine in enumerate(engines):
             ax = axes[i, j]
-            grid = group[group["engine"].eq(engine)].pivot_table(index="row", columns="layout_alloc",
-                                                                 values="relative", aggfunc="median")
+            grid = group[group["engine"].eq(engine)].pivot_table(
+                index="row", columns="layout_alloc", values="relative", aggfunc="median"
+            )
             grid = grid.reindex(index=rows, columns=LAYOUT_ALLOCS)
             # Colour on log2, symmetric: 2x slower and 2x faster are equally dark; cells say the ratio.
-            sns.heatmap(np.log2(grid), ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, cbar=False,
-                        annot=grid.to_numpy(), fmt=".2f", annot_kws={"size": 8}, linewidths=0.5, linecolor="white")
-            ax.set_xticks(np.arange(len(LAYOUT_ALLOCS)) + 0.5, labels=[la.replace("major-", "\n") for la in
-                                                                      LAYOUT_ALLOCS], rotation=0, fontsize=8)
+            sns.heatmap(
+                np.log2(grid),
+                ax=ax,
+                cmap="RdBu_r",
+                vmin=-limit,
+                vmax=limit,
+                cbar=False,
+                annot=grid.to_numpy(),
+                fmt=".2f",
+                annot_kws={"size": 8},
+                linewidths=0.5,
+                linecolor="white",
+            )
+            ax.set_xticks(
+                np.arange(len(LAYOUT_ALLOCS)) + 0.5,
+                labels=[la.replace("major-", "\n") for la in LAYOUT_ALLOCS],
+                rotation=0,
+                fontsize=8,
+            )
             ax.set_xlabel("layout / allocation")
             ax.set_ylabel("batch · threads" if j == 0 else "")
             ax.tick_params(axis="y", rotation=0, labelsize=8)
             ax.set_title(_title(["dataset", "model", "device", "engine"], (*key, engine)))
-    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(-limit, limit), cmap="RdBu_r"), ax=axes,
-                       shrink=0.8)
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=Normalize(-limit, limit), cmap="RdBu_r"), ax=axes, shrink=0.8)
     ticks = [t for t in range(-math.ceil(limit), math.ceil(limit) + 1) if abs(t) <= limit]
-    bar.set_ticks(ticks, labels=[f"{2.0 ** t:g}" for t in ticks])
+    bar.set_ticks(ticks, labels=[f"{2.0**t:g}" for t in ticks])
     bar.set_label("step time / rowmajor-arena")
     return fig
 
@@ -650,8 +820,15 @@ def fig_gw_roc(scores: pd.DataFrame) -> Figure:
             if len(aucs) > 1:
                 label += f" ({aucs.min():.3f}–{aucs.max():.3f}, {len(aucs)} runs)"
             for k, run in enumerate(runs.itertuples()):
-                ax.plot(np.maximum(run.fpr, floor), run.tpr, color=COLORS[run.engine],
-                        ls=DASHES.get(layout_alloc, "-"), lw=1.1, alpha=0.85, label=label if k == 0 else None)
+                ax.plot(
+                    np.maximum(run.fpr, floor),
+                    run.tpr,
+                    color=COLORS[run.engine],
+                    ls=DASHES.get(layout_alloc, "-"),
+                    lw=1.1,
+                    alpha=0.85,
+                    label=label if k == 0 else None,
+                )
         chance = np.geomspace(floor, 1, 50)
         ax.plot(chance, chance, color="0.6", lw=0.8, ls=":")
         ax.set_xscale("log")
@@ -692,8 +869,18 @@ def fig_gw150914_trace(trace: pd.DataFrame) -> Figure:
 # LaTeX tables and the provenance page
 
 
-TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-               "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def _tex(text) -> str:
@@ -707,8 +894,14 @@ def _num(value, fmt: str) -> str:
 
 def _tabular(header: list[str], rows: list[list[str]], align: str, comment: str, note: str | None = None) -> str:
     """A booktabs tabular; note: a line under it (what a dagger means)."""
-    lines = [f"% {comment}", "% generated by cladbench.report from the aggregated tables; needs \\usepackage{booktabs}",
-             f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + r" \\", "\\midrule"]
+    lines = [
+        f"% {comment}",
+        "% generated by cladbench.report from the aggregated tables; needs \\usepackage{booktabs}",
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(header) + r" \\",
+        "\\midrule",
+    ]
     lines += [" & ".join(row) + r" \\" for row in rows]
     lines += ["\\bottomrule"]
     if note:
@@ -718,8 +911,9 @@ def _tabular(header: list[str], rows: list[list[str]], align: str, comment: str,
 
 
 DAGGER = "$^\\dagger$"
-NOISY_NOTE = (f"{DAGGER} noisy: its repetitions spread more than {NOISY_SPREAD:.0%} (IQR/median), so it is no firm "
-              "number").replace("%", "\\%")
+NOISY_NOTE = (
+    f"{DAGGER} noisy: its repetitions spread more than {NOISY_SPREAD:.0%} (IQR/median), so it is no firm number"
+).replace("%", "\\%")
 
 
 def _firm(value, fmt: str, is_noisy) -> str:
@@ -750,64 +944,138 @@ def ttree_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
         row.update(epochs=np.nan, loss_max_rel_diff=np.nan, final_loss=r["final_loss"])
         if len(twin):
             keys = {k: r[k] for k in TTREE_MATCH if k in epochs}
-            mine, theirs = (epochs[np.logical_and.reduce([epochs[k].eq(v) for k, v in keys.items()]) & epochs["input"].eq(i)]
-                            .set_index("epoch")["train_loss"] for i in (r["input"], "file"))
+            mine, theirs = (
+                epochs[
+                    np.logical_and.reduce([epochs[k].eq(v) for k, v in keys.items()]) & epochs["input"].eq(i)
+                ].set_index("epoch")["train_loss"]
+                for i in (r["input"], "file")
+            )
             both = pd.concat([mine, theirs], axis=1, keys=["fed", "file"]).dropna()
-            row.update(epochs=len(both),
-                       loss_max_rel_diff=((both["fed"] - both["file"]).abs() / both["file"].abs()).max() if len(both) else np.nan)
+            row.update(
+                epochs=len(both),
+                loss_max_rel_diff=((both["fed"] - both["file"]).abs() / both["file"].abs()).max()
+                if len(both)
+                else np.nan,
+            )
         rows.append(row)
-    columns = ["input", "engine", "layout", "alloc", "batch", "threads", "repetition", "epochs", "final_loss",
-               "loss_max_rel_diff"]
+    columns = [
+        "input",
+        "engine",
+        "layout",
+        "alloc",
+        "batch",
+        "threads",
+        "repetition",
+        "epochs",
+        "final_loss",
+        "loss_max_rel_diff",
+    ]
     return pd.DataFrame(rows, columns=columns).sort_values(["input", "engine", "batch", "repetition"])
 
 
 def ttree_tex(runs: pd.DataFrame, epochs: pd.DataFrame, not_run: pd.DataFrame) -> str:
     table = ttree_table(runs, epochs)
     header = ["input", "engine", "batch", "rep.", "epochs", "final loss", "max rel. loss diff."]
-    rows = [[_tex(r.input), _tex(f"{r.engine}-{r.layout}-{r.alloc}"), str(r.batch), str(r.repetition),
-             _num(r.epochs, ".0f"), _num(r.final_loss, ".4f"), _num(r.loss_max_rel_diff, ".1e")]
-            for r in table.itertuples(index=False)]
+    rows = [
+        [
+            _tex(r.input),
+            _tex(f"{r.engine}-{r.layout}-{r.alloc}"),
+            str(r.batch),
+            str(r.repetition),
+            _num(r.epochs, ".0f"),
+            _num(r.final_loss, ".4f"),
+            _num(r.loss_max_rel_diff, ".1e"),
+        ]
+        for r in table.itertuples(index=False)
+    ]
     if not rows:
         why = [r.reason for r in not_run.itertuples(index=False) if str(r.variant).startswith("ttree")]
-        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no TTree-fed runs in this study"
-                 f"{': ' + _tex(why[0]) if why else ''}}}"]]
-    return _tabular(header, rows, "llrrrrr", "TTree-fed runs (ROOT macro, PyROOT) against the file-fed run with the "
-                    "same variant, batch and seed: largest relative difference of the per-epoch training losses")
+        rows = [
+            [
+                f"\\multicolumn{{{len(header)}}}{{c}}{{no TTree-fed runs in this study"
+                f"{': ' + _tex(why[0]) if why else ''}}}"
+            ]
+        ]
+    return _tabular(
+        header,
+        rows,
+        "llrrrrr",
+        "TTree-fed runs (ROOT macro, PyROOT) against the file-fed run with the "
+        "same variant, batch and seed: largest relative difference of the per-epoch training losses",
+    )
 
 
 def headline_tex(runs: pd.DataFrame) -> str:
     table = headline_table(runs)
     with_device = table["device"].nunique() > 1
-    header = ["dataset", "model", *(["device"] if with_device else []), "batch", "threads",
-              *[f"{e} ($\\mu$s)" for e in ENGINES], *[f"clad/{b}" for b in BASELINES], "spread (\\%)"]
+    header = [
+        "dataset",
+        "model",
+        *(["device"] if with_device else []),
+        "batch",
+        "threads",
+        *[f"{e} ($\\mu$s)" for e in ENGINES],
+        *[f"clad/{b}" for b in BASELINES],
+        "spread (\\%)",
+    ]
     align = "ll" + ("l" if with_device else "") + "rr" + "r" * len(ENGINES) + "r" * len(BASELINES) + "r"
     rows = []
     for r in table.to_dict("records"):  # not itertuples: an engine name may hold a hyphen (pytorch-compile)
-        rows.append([_tex(r["dataset"]), _tex(r["model"]), *([_tex(r["device"])] if with_device else []),
-                     str(r["batch"]), str(r["threads"]), *[_firm(r[e], ".1f", r[f"{e}_noisy"]) for e in ENGINES],
-                     *[_firm(r[f"speedup_{b}"], ".2f", r[f"speedup_{b}_noisy"]) for b in BASELINES],
-                     _num(r["spread"] * 100, ".0f")])
+        rows.append(
+            [
+                _tex(r["dataset"]),
+                _tex(r["model"]),
+                *([_tex(r["device"])] if with_device else []),
+                str(r["batch"]),
+                str(r["threads"]),
+                *[_firm(r[e], ".1f", r[f"{e}_noisy"]) for e in ENGINES],
+                *[_firm(r[f"speedup_{b}"], ".2f", r[f"speedup_{b}_noisy"]) for b in BASELINES],
+                _num(r["spread"] * 100, ".0f"),
+            ]
+        )
     if not rows:
         rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{{NO_BENCH_RUNS}}}"]]
-    return _tabular(header, rows, align, "median step time (median over repetitions) per engine; clad's speedup "
-                    "= t_baseline / t_clad within each repetition, median over repetitions; spread = the largest "
-                    "IQR/median of the engines' step times across repetitions", NOISY_NOTE)
+    return _tabular(
+        header,
+        rows,
+        align,
+        "median step time (median over repetitions) per engine; clad's speedup "
+        "= t_baseline / t_clad within each repetition, median over repetitions; spread = the largest "
+        "IQR/median of the engines' step times across repetitions",
+        NOISY_NOTE,
+    )
 
 
 def targets_tex(runs: pd.DataFrame) -> str:
     table = targets_table(runs)
     header = ["task", "target", "batch", "goal", "measured", "IQR", "spread (\\%)", "reps", "met", "bound"]
     met = {True: "yes", False: "no", None: "--"}
-    rows = [[_tex(r["task"]), _tex(r["target"]), str(r["batch"]), _tex(r["goal"]), _firm(r["ratio"], ".2f", r["noisy"]),
-             f"{r['q1']:.2f}--{r['q3']:.2f}", _num(r["spread"] * 100, ".0f"), str(r["n"]),
-             met[r["met"]] + (DAGGER if r["noisy"] else ""),
-             "--" if r["target"].endswith("floor") else _num(r["bound"], ".2f")]
-            for r in table.to_dict("records")]
+    rows = [
+        [
+            _tex(r["task"]),
+            _tex(r["target"]),
+            str(r["batch"]),
+            _tex(r["goal"]),
+            _firm(r["ratio"], ".2f", r["noisy"]),
+            f"{r['q1']:.2f}--{r['q3']:.2f}",
+            _num(r["spread"] * 100, ".0f"),
+            str(r["n"]),
+            met[r["met"]] + (DAGGER if r["noisy"] else ""),
+            "--" if r["target"].endswith("floor") else _num(r["bound"], ".2f"),
+        ]
+        for r in table.to_dict("records")
+    ]
     if not rows:
         rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no bench runs of clad at {TARGET_THREADS} thread}}"]]
-    return _tabular(header, rows, "llrlrrrrlr", f"performance targets, {TARGET_THREADS} thread, fp32: "
-                    "per-repetition ratios, median, IQR and spread (IQR/median); bound = the speedup at clad's "
-                    "GEMM-only time", NOISY_NOTE)
+    return _tabular(
+        header,
+        rows,
+        "llrlrrrrlr",
+        f"performance targets, {TARGET_THREADS} thread, fp32: "
+        "per-repetition ratios, median, IQR and spread (IQR/median); bound = the speedup at clad's "
+        "GEMM-only time",
+        NOISY_NOTE,
+    )
 
 
 def gw_tex(runs: pd.DataFrame) -> str:
@@ -815,15 +1083,35 @@ def gw_tex(runs: pd.DataFrame) -> str:
     gw = gw.assign(order=gw["engine"].map(lambda e: ENGINES.index(e) if e in ENGINES else len(ENGINES)))
     gw = gw.sort_values(["model", "order", "layout", "alloc", "batch", "repetition"])
     with_model = gw["model"].nunique() > 1
-    header = [*(["model"] if with_model else []), "engine", "layout", "alloc", "rep.",
-              f"ROC AUC (SNR $\\geq$ {MIN_SNR})", "GW150914 peak offset (s)"]
-    rows = [[*([_tex(r.model)] if with_model else []), _tex(r.engine), _tex(r.layout), _tex(r.alloc),
-             str(r.repetition), _num(r.roc_auc, ".3f"), _num(r.gw150914_peak_offset_s, "+.3f")]
-            for r in gw.itertuples(index=False)]
+    header = [
+        *(["model"] if with_model else []),
+        "engine",
+        "layout",
+        "alloc",
+        "rep.",
+        f"ROC AUC (SNR $\\geq$ {MIN_SNR})",
+        "GW150914 peak offset (s)",
+    ]
+    rows = [
+        [
+            *([_tex(r.model)] if with_model else []),
+            _tex(r.engine),
+            _tex(r.layout),
+            _tex(r.alloc),
+            str(r.repetition),
+            _num(r.roc_auc, ".3f"),
+            _num(r.gw150914_peak_offset_s, "+.3f"),
+        ]
+        for r in gw.itertuples(index=False)
+    ]
     if not rows:
         rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{no GW runs in this study}}"]]
-    return _tabular(header, rows, "l" * (len(header) - 2) + "rr", "per GW run: held-out ROC AUC and the "
-                    "classifier's GW150914 peak time minus the merger time")
+    return _tabular(
+        header,
+        rows,
+        "l" * (len(header) - 2) + "rr",
+        "per GW run: held-out ROC AUC and the classifier's GW150914 peak time minus the merger time",
+    )
 
 
 def _not_run_note(not_run: pd.DataFrame, engine: str) -> str | None:
@@ -838,9 +1126,11 @@ def timing_summary(runs: pd.DataFrame) -> list[str]:
     """The provenance page's timing lines: where the timing comes from, how many cells are noisy."""
     timed = timing_runs(runs)
     steps, ratios = step_time_table(timed), speedup_table(timed)
-    lines = [f"- timing figures and tables: the {len(ok_runs(timed))} ok bench runs only",
-             f"- noisy cells (repetitions spread > {NOISY_SPREAD:.0%}, IQR/median): {int(steps['noisy'].sum())} of "
-             f"{len(steps)} step-time cells, {int(ratios['noisy'].sum())} of {len(ratios)} speedup cells"]
+    lines = [
+        f"- timing figures and tables: the {len(ok_runs(timed))} ok bench runs only",
+        f"- noisy cells (repetitions spread > {NOISY_SPREAD:.0%}, IQR/median): {int(steps['noisy'].sum())} of "
+        f"{len(steps)} step-time cells, {int(ratios['noisy'].sum())} of {len(ratios)} speedup cells",
+    ]
     return lines + ([f"- {untimed_note(runs)}"] if untimed_note(runs) else [])
 
 
@@ -856,10 +1146,21 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
         dates = sorted({str(s)[:10] for s in started})
         lines.append(f"- dates: {', '.join(dates)}")
     lines.append("")
-    fields = {"torch_version": "torch", "clad_version": "Clad", "compiler": "compiler", "cuda_version": "CUDA",
-              "python_version": "Python", "root_version": "ROOT", "cpu_model": "CPU model",
-              "gpu_model": "GPU model", "timer": "step timer", "hostname": "hostname", "git_commit": "git commit",
-              "gradient_generator": "gradient generator", "compile_flags": "compile flags"}
+    fields = {
+        "torch_version": "torch",
+        "clad_version": "Clad",
+        "compiler": "compiler",
+        "cuda_version": "CUDA",
+        "python_version": "Python",
+        "root_version": "ROOT",
+        "cpu_model": "CPU model",
+        "gpu_model": "GPU model",
+        "timer": "step timer",
+        "hostname": "hostname",
+        "git_commit": "git commit",
+        "gradient_generator": "gradient generator",
+        "compile_flags": "compile flags",
+    }
     lines += ["## Versions, machine and build (distinct values over all runs)", ""]
     for column, name in fields.items():
         values = sorted({str(v) for v in runs.get(column, pd.Series(dtype=str)).dropna()})
@@ -873,8 +1174,10 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
     if len(failed):
         lines += ["", "## Failed runs (kept out of every table and figure)", ""]
         for r in failed.to_dict("records"):
-            lines.append(f"- failed: `{r['variant']}` {r['dataset']} {r['model']} batch {r['batch']} threads "
-                         f"{r['threads']} repetition {r['repetition']}: {failure_reason(r)}")
+            lines.append(
+                f"- failed: `{r['variant']}` {r['dataset']} {r['model']} batch {r['batch']} threads "
+                f"{r['threads']} repetition {r['repetition']}: {failure_reason(r)}"
+            )
     lines += ["", "## Timing", "", *timing] if timing else []
     lines += ["", "## Figures shown as placeholders", ""]
     lines += [f"- `{name}`: {why}" for name, why in notes.items()] or ["None: every figure has data."]
@@ -884,8 +1187,17 @@ def provenance_md(runs: pd.DataFrame, not_run: pd.DataFrame, notes: dict[str, st
 # ---------------------------------------------------------------------------------------------
 
 
-FIGURES = ["step_time", "throughput", "speedup", "floor", "loss_curves", "allocations", "ablation", "gw_roc",
-           "gw150914_trace"]
+FIGURES = [
+    "step_time",
+    "throughput",
+    "speedup",
+    "floor",
+    "loss_curves",
+    "allocations",
+    "ablation",
+    "gw_roc",
+    "gw150914_trace",
+]
 TIMING_FIGURES = ["step_time", "throughput", "speedup", "floor", "ablation"]  # drawn from bench runs only
 
 
@@ -939,8 +1251,10 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
     (out_dir / "gw.tex").write_text(gw_tex(runs))
     (out_dir / "ttree.tex").write_text(ttree_tex(all_runs[all_runs["engine"].isin(ENGINES)], all_epochs, not_run))
     (out_dir / "provenance.md").write_text(provenance_md(all_runs, not_run, notes, timing_summary(runs)))
-    return written + [out_dir / name for name in ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "ttree.tex",
-                                                  "provenance.md")]
+    return written + [
+        out_dir / name
+        for name in ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "ttree.tex", "provenance.md")
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ SINFO = ["sinfo", "--noheader", "--Node", "--format=%P|%c|%m|%G"]  # partition, 
 @dataclass(frozen=True)
 class Demand:
     """What one job asks of a node."""
+
     rule: str
     partition: str  # "" for the cluster's default partition
     cpus: int
@@ -41,7 +42,8 @@ def parse_sinfo(text: str) -> tuple[dict[str, list[dict]], str]:
             partition = default = partition.rstrip("*")
         gpus = sum(int(m[1]) for m in re.finditer(r"gpu(?::[^:,(]+)?:(\d+)", gres))
         partitions.setdefault(partition, []).append(
-            {"cpus": int(cpus.rstrip("+")), "mem_mb": int(mem.rstrip("+")), "gpus": gpus})
+            {"cpus": int(cpus.rstrip("+")), "mem_mb": int(mem.rstrip("+")), "gpus": gpus}
+        )
     return partitions, default
 
 
@@ -57,11 +59,14 @@ def misfits(demands: list[Demand], partitions: dict[str, list[dict]], default: s
             have = f"no partition {name!r} (sinfo lists {', '.join(sorted(partitions)) or 'none'})"
         else:
             most = {key: max(node[key] for node in nodes) for key in ("cpus", "mem_mb", "gpus")}
-            have = (f"the nodes of partition {name} have at most {most['cpus']} CPUs, {most['mem_mb']} MB"
-                    + (f", {most['gpus']} GPUs" if demand.gpus else ""))
-        lines[demand.rule] = (f"rule {demand.rule} asks {demand.asks()} but {have}: lower its resources "
-                              "(set-resources in the profile, or its threads in the config) or send it to a "
-                              "partition whose nodes have them (slurm_partition)")
+            have = f"the nodes of partition {name} have at most {most['cpus']} CPUs, {most['mem_mb']} MB" + (
+                f", {most['gpus']} GPUs" if demand.gpus else ""
+            )
+        lines[demand.rule] = (
+            f"rule {demand.rule} asks {demand.asks()} but {have}: lower its resources "
+            "(set-resources in the profile, or its threads in the config) or send it to a "
+            "partition whose nodes have them (slurm_partition)"
+        )
     return list(lines.values())
 
 

@@ -36,8 +36,10 @@ def failure_reason(run: dict) -> str:
     status, error = run.get("status"), run.get("error")
     if isinstance(status, str) and status != "ok":
         return error if isinstance(error, str) and error else f"status {status}"
-    return (f"gradient disagrees with autograd: grad_max_rel_err {float(run['grad_max_rel_err']):.1e} > "
-            f"{GRADIENT_TOLERANCE:g}")
+    return (
+        f"gradient disagrees with autograd: grad_max_rel_err {float(run['grad_max_rel_err']):.1e} > "
+        f"{GRADIENT_TOLERANCE:g}"
+    )
 
 
 def spread(values) -> float:

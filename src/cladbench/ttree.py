@@ -78,8 +78,9 @@ def import_root():
     return ROOT
 
 
-def _write_trees(out: Path, trees: dict[str, dict[str, np.ndarray]], title: str,
-                 parameters: dict[str, float] | None = None) -> Path:
+def _write_trees(
+    out: Path, trees: dict[str, dict[str, np.ndarray]], title: str, parameters: dict[str, float] | None = None
+) -> Path:
     """Writes {tree name: {branch: column}} to a ROOT file, atomically (temp file + rename). A 2-D
     column becomes a fixed-size float array branch (x[784]/F); 1-D int32, float32 and float64
     columns become scalar branches."""
@@ -116,8 +117,15 @@ def _write_trees(out: Path, trees: dict[str, dict[str, np.ndarray]], title: str,
     return out
 
 
-def write_mnist_trees(images: str, labels: str, train_range: tuple[int, int], test_range: tuple[int, int],
-                      out: Path, test_images: str = "", test_labels: str = "") -> Path:
+def write_mnist_trees(
+    images: str,
+    labels: str,
+    train_range: tuple[int, int],
+    test_range: tuple[int, int],
+    out: Path,
+    test_images: str = "",
+    test_labels: str = "",
+) -> Path:
     """MNIST rows [train_range) of images/labels as tree "train", rows [test_range) of the test
     files (default: the same files) as tree "test", with the pixels the trainers see."""
     from .core import core
@@ -128,8 +136,9 @@ def write_mnist_trees(images: str, labels: str, train_range: tuple[int, int], te
     if not (0 <= a < b <= len(y) and 0 <= c < d <= len(test_y)):
         raise ValueError(f"ranges {a}:{b} and {c}:{d} do not fit {len(y)} training and {len(test_y)} test samples")
     title = "MNIST: x = pixels/255 standardised with (0.1307, 0.3081), as cladbench's trainers see them"
-    return _write_trees(out, {"train": {"x": x[a:b], "label": y[a:b]}, "test": {"x": test_x[c:d], "label": test_y[c:d]}},
-                        title)
+    return _write_trees(
+        out, {"train": {"x": x[a:b], "label": y[a:b]}, "test": {"x": test_x[c:d], "label": test_y[c:d]}}, title
+    )
 
 
 def write_gw_trees(data: str, real: str, out: Path) -> Path:
@@ -143,8 +152,12 @@ def write_gw_trees(data: str, real: str, out: Path) -> Path:
     if real:
         windows = core.load_gw_windows(real)
         trees["gw150914"] = {"x": windows["x"].numpy(), "t_start": windows["t_start"].numpy()}
-    return _write_trees(out, trees, "GW windows: whitened strain (cladbench.gw), channels-major",
-                        {"channels": sim["channels"], "length": sim["length"], "merger_offset": sim["merger_offset"]})
+    return _write_trees(
+        out,
+        trees,
+        "GW windows: whitened strain (cladbench.gw), channels-major",
+        {"channels": sim["channels"], "length": sim["length"], "merger_offset": sim["merger_offset"]},
+    )
 
 
 def read_mnist_tree(path: Path, tree: str) -> tuple[np.ndarray, np.ndarray]:
@@ -163,8 +176,15 @@ def train_pyroot(trees: Path, engine: str, layout: str, alloc: str, flags: list[
     x, y = read_mnist_tree(trees, "train")
     test_x, test_y = read_mnist_tree(trees, "test")
     ROOT = import_root()
-    run = core.FedRun(engine, layout, alloc, [*flags, "--input", "ttree-pyroot", "--data", str(trees)], len(y),
-                      x.shape[1], MNIST_CLASSES)
+    run = core.FedRun(
+        engine,
+        layout,
+        alloc,
+        [*flags, "--input", "ttree-pyroot", "--data", str(trees)],
+        len(y),
+        x.shape[1],
+        MNIST_CLASSES,
+    )
     run.set_version("root", str(ROOT.gROOT.GetVersion()))
     run.set_version("python", platform.python_version())
     run.set_test(test_x, test_y)
@@ -172,7 +192,7 @@ def train_pyroot(trees: Path, engine: str, layout: str, alloc: str, flags: list[
     for epoch in range(run.epochs):
         order = run.epoch_order(epoch)
         for s in range(run.steps_per_epoch):
-            rows = order[s * batch:(s + 1) * batch]
+            rows = order[s * batch : (s + 1) * batch]
             if np.isnan(run.step(x[rows], y[rows])):
                 print(f"cladbench root train: {run.error}", file=sys.stderr)
                 return run.finish()
@@ -190,7 +210,9 @@ def counted_env() -> dict:
     return env
 
 
-def macro_command(trees: Path, out: str, engine: str, layout: str, alloc: str, flags: list[str]) -> tuple[list[str], dict]:
+def macro_command(
+    trees: Path, out: str, engine: str, layout: str, alloc: str, flags: list[str]
+) -> tuple[list[str], dict]:
     """root.exe running cpp/root/train_mnist.C, and its environment (the C ABI library's directory
     on LD_LIBRARY_PATH, the allocation counter preloaded)."""
     exe = root_exe()
@@ -204,8 +226,20 @@ def macro_command(trees: Path, out: str, engine: str, layout: str, alloc: str, f
 
 def _training_flags(args: argparse.Namespace) -> list[str]:
     """cladbench-train's flags for the model, optimizer and run."""
-    names = ["hidden", "batch", "epochs", "lr", "optimizer", "seed", "threads", "warmup", "train_range", "test_range",
-             "repetition", "purpose"]
+    names = [
+        "hidden",
+        "batch",
+        "epochs",
+        "lr",
+        "optimizer",
+        "seed",
+        "threads",
+        "warmup",
+        "train_range",
+        "test_range",
+        "repetition",
+        "purpose",
+    ]
     return [item for name in names for item in ("--" + name.replace("_", "-"), str(getattr(args, name)))]
 
 
@@ -231,15 +265,35 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--layout", choices=LAYOUTS, default="rowmajor")
     train.add_argument("--alloc", choices=ALLOCS, default="arena")
     train.add_argument("--out", default="", help="the JSON run record (stdout if empty)")
-    for name, default in [("hidden", "128"), ("batch", 32), ("epochs", 3), ("lr", 0.1), ("optimizer", "sgd"),
-                          ("seed", 1), ("threads", 1), ("warmup", 10), ("train-range", "0:8000"),
-                          ("test-range", "8000:10000"), ("repetition", 0), ("purpose", "train")]:
+    for name, default in [
+        ("hidden", "128"),
+        ("batch", 32),
+        ("epochs", 3),
+        ("lr", 0.1),
+        ("optimizer", "sgd"),
+        ("seed", 1),
+        ("threads", 1),
+        ("warmup", 10),
+        ("train-range", "0:8000"),
+        ("test-range", "8000:10000"),
+        ("repetition", 0),
+        ("purpose", "train"),
+    ]:
         train.add_argument(f"--{name}", default=default, type=type(default))
     args = parser.parse_args(argv)
     try:
         if args.what == "trees-mnist":
-            print(write_mnist_trees(args.images, args.labels, parse_range(args.train_range),
-                                    parse_range(args.test_range), args.out, args.test_images, args.test_labels))
+            print(
+                write_mnist_trees(
+                    args.images,
+                    args.labels,
+                    parse_range(args.train_range),
+                    parse_range(args.test_range),
+                    args.out,
+                    args.test_images,
+                    args.test_labels,
+                )
+            )
             return 0
         if args.what == "trees-gw":
             print(write_gw_trees(args.data, args.real, args.out))

@@ -88,6 +88,7 @@ def jax_loop(model: str, batch: int) -> float:
         return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0])
 
     if model == "mlp":
+
         @jax.jit
         def update(p, x, y):
             value, grads = jax.value_and_grad(loss)(p, x, y)
@@ -95,19 +96,25 @@ def jax_loop(model: str, batch: int) -> float:
 
         state = params
     else:
+
         def update(state, x, y):
             p, m, v, t = state
             value, grads = jax.value_and_grad(loss)(p, x, y)
             t = t + 1
             m = [0.9 * mi + 0.1 * g for mi, g in zip(m, grads)]
             v = [0.999 * vi + 0.001 * g * g for vi, g in zip(v, grads)]
-            p = [w - 1e-3 * (mi / (1 - 0.9 ** t)) / (jnp.sqrt(vi / (1 - 0.999 ** t)) + 1e-8) for w, mi, vi in zip(p, m, v)]
+            p = [w - 1e-3 * (mi / (1 - 0.9**t)) / (jnp.sqrt(vi / (1 - 0.999**t)) + 1e-8) for w, mi, vi in zip(p, m, v)]
             return value, (p, m, v, t)
 
         state = (params, [jnp.zeros_like(w) for w in params], [jnp.zeros_like(w) for w in params], jnp.float32(0))
     update = jax.jit(update, donate_argnums=0)
-    batches = [(jax.device_put(rng.random(x_shape, np.float32)), jax.device_put(rng.integers(0, classes, batch).astype(np.int32)))
-               for _ in range(N_BATCHES)]
+    batches = [
+        (
+            jax.device_put(rng.random(x_shape, np.float32)),
+            jax.device_put(rng.integers(0, classes, batch).astype(np.int32)),
+        )
+        for _ in range(N_BATCHES)
+    ]
 
     def step(b):
         nonlocal state
@@ -167,8 +174,12 @@ def child(loop: str, cell: str) -> None:
 
 
 def run_loop(loop: str, cell: str) -> float:
-    done = subprocess.run([sys.executable, __file__, "--child", loop, cell], capture_output=True, text=True,
-                          env={**os.environ, **ONE_THREAD})
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", loop, cell],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ONE_THREAD},
+    )
     if done.returncode:
         raise SystemExit(f"standalone {loop} {cell} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.splitlines()[-1])["median_us"]
@@ -178,9 +189,22 @@ def bench_command(cell: str, loops: list[str], out_dir: Path, gw_data: str) -> l
     """The `cladbench bench` run of the same cell with the loops' engines: one repetition, one thread."""
     model, batch = CELLS[cell]
     cladbench = Path(sys.executable).with_name("cladbench")
-    command = [str(cladbench), "bench", "--models", "mlp-784-128-10" if model == "mlp" else "gw-cnn",
-               "--engines", ",".join(ENGINE_OF_LOOP[loop] for loop in loops), "--batch", str(batch),
-               "--threads", "1", "--repetitions", "1", "--out-dir", str(out_dir)]
+    command = [
+        str(cladbench),
+        "bench",
+        "--models",
+        "mlp-784-128-10" if model == "mlp" else "gw-cnn",
+        "--engines",
+        ",".join(ENGINE_OF_LOOP[loop] for loop in loops),
+        "--batch",
+        str(batch),
+        "--threads",
+        "1",
+        "--repetitions",
+        "1",
+        "--out-dir",
+        str(out_dir),
+    ]
     return command + (["--gw-data", gw_data] if model == "cnn" else [])
 
 
@@ -212,8 +236,11 @@ def main() -> int:
                 engine = ENGINE_OF_LOOP[loop]
                 record = json.loads(next(Path(out_dir).glob(f"*/cpu-{engine}-rowmajor-dynamic-*.json")).read_text())
                 us = record["step_time_median_s"] * 1e6
-                print(f"{cell:6s} engine     {engine:16s} {us:10.1f} us/step  {us / standalone[loop]:5.2f}x its standalone loop",
-                      flush=True)
+                print(
+                    f"{cell:6s} engine     {engine:16s} {us:10.1f} us/step  "
+                    f"{us / standalone[loop]:5.2f}x its standalone loop",
+                    flush=True,
+                )
     return 0
 
 

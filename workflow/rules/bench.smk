@@ -13,12 +13,29 @@ for (device, model), cells in BENCH_CELLS.items():
             trainers=sorted({f for variant in bench_variants(device, model) for f in trainer_files(variant)}),
             data=bench_data(model),
         output:
-            [BENCH_RECORD.format(results=RESULTS, model=model, variant=variant, batch="{batch}", threads="{threads}",
-                                 rep="{rep}") for variant in bench_variants(device, model)],
+            [
+                BENCH_RECORD.format(
+                    results=RESULTS, model=model, variant=variant, batch="{batch}", threads="{threads}", rep="{rep}"
+                )
+                for variant in bench_variants(device, model)
+            ],
+        log:
+            f"{RESULTS}/logs/bench/{model}/{device}-b{{batch}}-t{{threads}}-r{{rep}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/bench/{model}/{device}-b{{batch}}-t{{threads}}-r{{rep}}.tsv"
         wildcard_constraints:
             batch=r"\d+",
             threads=r"\d+",
             rep=r"\d+",
+        conda:
+            "../../envs/train.yaml"
+        threads: lambda wildcards: int(wildcards.threads)
+        resources:
+            **TIMING_RESOURCES,
+            cpus_per_task=lambda wildcards: int(wildcards.threads),
+            runtime=120,  # minutes: the cell's variants, one after another
+            mem_mb=4000,
+            gpu=1 if device == "cuda" else 0,
         params:
             model=model,
             variants=",".join(bench_variants(device, model)),
@@ -26,19 +43,6 @@ for (device, model), cells in BENCH_CELLS.items():
             settings=shlex.quote(json.dumps(bench_settings(parse_model(model), config), sort_keys=True)),
             min_steps=config["bench"]["min_steps"],
             out_dir=lambda wildcards, output: Path(output[0]).parent.parent,  # records go to <out_dir>/<model>/
-        threads: lambda wildcards: int(wildcards.threads)
-        resources:
-            cpus_per_task=lambda wildcards: int(wildcards.threads),
-            runtime=120,  # minutes: the cell's variants, one after another
-            mem_mb=4000,
-            gpu=1 if device == "cuda" else 0,
-            **TIMING_RESOURCES,
-        log:
-            f"{RESULTS}/logs/bench/{model}/{device}-b{{batch}}-t{{threads}}-r{{rep}}.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/bench/{model}/{device}-b{{batch}}-t{{threads}}-r{{rep}}.tsv"
-        conda:
-            "../../envs/train.yaml"
         shell:
             "cladbench bench --models {params.model} --variants {params.variants} --batch {wildcards.batch} "
             "--threads {wildcards.threads} --repetition {wildcards.rep} --min-steps {params.min_steps} {params.data} "

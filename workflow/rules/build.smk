@@ -1,6 +1,8 @@
 # The C++ core, one target per variant: build/<device>-<engine>-<layout>-<alloc>/cladbench-train.
 # The LibTorch-facing core compiles once and is shared; a variant adds only its kernel objects.
-CPP_SOURCES = sorted(str(p) for p in (REPO / "cpp").rglob("*") if p.suffix in (".cpp", ".hpp", ".h", ".c", ".txt", ".cmake", ".in"))
+CPP_SOURCES = sorted(
+    str(p) for p in (REPO / "cpp").rglob("*") if p.suffix in (".cpp", ".hpp", ".h", ".c", ".txt", ".cmake", ".in")
+)
 
 
 rule configure:
@@ -8,9 +10,9 @@ rule configure:
         [p for p in CPP_SOURCES if p.endswith((".txt", ".cmake", ".in"))],
     output:
         f"{BUILD}/build.ninja",
-    localrule: True  # cmake's configure step is quick and may need the login node's compilers
     log:
         f"{RESULTS}/logs/configure.log",
+    localrule: True  # cmake's configure step is quick and may need the login node's compilers
     conda:
         "../../envs/train.yaml"
     shell:
@@ -29,15 +31,15 @@ rule build_variant:
         CPP_SOURCES,
     output:
         f"{BUILD}/{{variant}}/cladbench-train",
+    log:
+        f"{RESULTS}/logs/build_{{variant}}.log",
     wildcard_constraints:
         variant=variant_pattern(CPP_ENGINES),
+    conda:
+        "../../envs/train.yaml"
     params:
         # the CMake target of build/<device>-<engine>-<layout>-<alloc>: train_<device>_<engine>_<layout>_<alloc>
         target=lambda wildcards: "train_" + "_".join(wildcards.variant.split("-")),
-    log:
-        f"{RESULTS}/logs/build_{{variant}}.log",
-    conda:
-        "../../envs/train.yaml"
     # ninja leaves an up-to-date binary alone; touch it so Snakemake sees it as done.
     shell:
         f"cmake --build {BUILD} --target {{params.target}} > {{log}} 2>&1 && touch {{output}}"

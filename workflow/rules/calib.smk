@@ -3,8 +3,10 @@
 from cladbench.calib_report import CALIB_FIGURES
 
 CALIB = config["calib"]
-CALIB_TABLES = {name: f"{RESULTS}/tables/{name}.csv"
-                for name in ["calib", "calib_timing", "calib_cost", "calib_trace", "calib_masses"]}
+CALIB_TABLES = {
+    name: f"{RESULTS}/tables/{name}.csv"
+    for name in ["calib", "calib_timing", "calib_cost", "calib_trace", "calib_masses"]
+}
 CALIB_SOURCES = [p for p in CPP_SOURCES if "/calib/" in p]
 
 
@@ -28,25 +30,43 @@ rule calib:
         code=str(REPO / "src" / "cladbench" / "calib.py"),
     output:
         **CALIB_TABLES,
-    params:
-        out=lambda wildcards, output: Path(output.calib).parent,
-        args=" ".join([
-            "--regions", *map(str, CALIB["regions"]), "--events", str(CALIB["events"]), "--seed", str(CALIB["seed"]),
-            "--spread", str(CALIB["spread"]), "--resolution", *map(str, CALIB["resolution"]),
-            "--grid-max-regions", str(CALIB["grid_max_regions"]), "--adam-steps", str(CALIB["adam_steps"]),
-            "--bench-regions", *map(str, CALIB["bench_regions"]), "--bench-reps", str(CALIB["bench_reps"]),
-            "--threads", str(CALIB["threads"])]),
-    threads: 1
-    resources:
-        runtime=30,
-        mem_mb=4000,
-        **TIMING_RESOURCES,  # its fits are quick; its engine timings feed calib_timing
     log:
         f"{RESULTS}/logs/calib.log",
     benchmark:
         f"{RESULTS}/benchmarks/calib.tsv"
     conda:
         "../../envs/calib.yaml"
+    threads: 1
+    resources:
+        **TIMING_RESOURCES,  # its fits are quick; its engine timings feed calib_timing
+        runtime=30,
+        mem_mb=4000,
+    params:
+        out=lambda wildcards, output: Path(output.calib).parent,
+        args=" ".join(
+            [
+                "--regions",
+                *map(str, CALIB["regions"]),
+                "--events",
+                str(CALIB["events"]),
+                "--seed",
+                str(CALIB["seed"]),
+                "--spread",
+                str(CALIB["spread"]),
+                "--resolution",
+                *map(str, CALIB["resolution"]),
+                "--grid-max-regions",
+                str(CALIB["grid_max_regions"]),
+                "--adam-steps",
+                str(CALIB["adam_steps"]),
+                "--bench-regions",
+                *map(str, CALIB["bench_regions"]),
+                "--bench-reps",
+                str(CALIB["bench_reps"]),
+                "--threads",
+                str(CALIB["threads"]),
+            ]
+        ),
     shell:
         "cladbench calib run --out {params.out} {params.args} 2> {log}"
 
@@ -63,15 +83,15 @@ for figure in CALIB_FIGURES:
         output:
             pdf=report(f"{RESULTS}/report/{figure}.pdf", caption=f"../report/{figure}.rst", category="Calibration"),
             png=f"{RESULTS}/report/{figure}.png",
+        log:
+            f"{RESULTS}/logs/figure_{figure}.log",
+        localrule: True
+        conda:
+            "../../envs/report.yaml"
         params:
             figure=figure,
             tables=lambda wildcards, input: Path(input.calib).parent,
             out=lambda wildcards, output: Path(output.pdf).parent,
-        localrule: True
-        log:
-            f"{RESULTS}/logs/figure_{figure}.log",
-        conda:
-            "../../envs/report.yaml"
         shell:
             "python -m cladbench.calib_report {params.tables} {params.out} --only {params.figure} > {log} 2>&1"
 
@@ -82,14 +102,14 @@ rule calib_report_tables:
         code=str(REPO / "src" / "cladbench" / "calib_report.py"),
     output:
         cost=report(f"{RESULTS}/report/calib.tex", category="Calibration"),
+    log:
+        f"{RESULTS}/logs/calib_report_tables.log",
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
     params:
         tables=lambda wildcards, input: Path(input.calib).parent,
         out=lambda wildcards, output: Path(output.cost).parent,
-    localrule: True
-    log:
-        f"{RESULTS}/logs/calib_report_tables.log",
-    conda:
-        "../../envs/report.yaml"
     shell:
         "python -m cladbench.calib_report {params.tables} {params.out} --only tables > {log} 2>&1"
 

@@ -8,8 +8,19 @@ from pathlib import Path
 from cladbench.bench import bench_settings, parse_model
 from cladbench.cuda import variant_problem
 from cladbench.doctor import cpu_problems
-from cladbench.matrix import (CPP_ENGINES, PYTHON_ENGINES, cuda_variant, device_problem, engine_module, parse_variant,
-                              record_variant, trains_cnn, variant_name, variant_pattern, variants_of)
+from cladbench.matrix import (
+    CPP_ENGINES,
+    PYTHON_ENGINES,
+    cuda_variant,
+    device_problem,
+    engine_module,
+    parse_variant,
+    record_variant,
+    trains_cnn,
+    variant_name,
+    variant_pattern,
+    variants_of,
+)
 from cladbench.paths import build_dir
 
 REPO = Path(workflow.basedir)
@@ -27,8 +38,11 @@ NOT_RUN = {f"cpu-{e}-*": CPU_PROBLEMS[e] for e in config["engines"] if e in CPU_
 # cuda_variants), pytorch where torch is a CUDA build. The GPU itself is the job's (a cluster's submit node has none).
 if "cuda" in DEVICES:
     _manifest_path = BUILD / "variants.json"
-    _manifest = json.loads(_manifest_path.read_text()) if _manifest_path.exists() else {
-        "cuda_reason": f"{_manifest_path} not found: build the C++ core first (`make build`)"}
+    _manifest = (
+        json.loads(_manifest_path.read_text())
+        if _manifest_path.exists()
+        else {"cuda_reason": f"{_manifest_path} not found: build the C++ core first (`make build`)"}
+    )
     for engine in config["engines"]:
         if problem := device_problem(engine, "cuda"):
             NOT_RUN[f"cuda-{engine}-*"] = problem
@@ -70,8 +84,10 @@ def gpus(wildcards):
     return 1 if wildcards.variant.startswith("cuda-") else 0
 
 
-MNIST_FILES = {"t10k": ["mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"],
-               "train": ["mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz"]}
+MNIST_FILES = {
+    "t10k": ["mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"],
+    "train": ["mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz"],
+}
 # The MNIST model and optimizer flags, shared by the training and the bench runs.
 MNIST_ARGS = (
     "--hidden {} --lr {lr} --optimizer {optimizer} --seed {seed} --warmup {warmup}".format(
@@ -82,12 +98,24 @@ MNIST_ARGS = (
 )
 GW_DATA = "resources/gw/simulated-n{n_windows}-seed{seed}.h5".format(**config["gw"])
 
-MNIST_RECORDS = expand(f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json", variant=VARIANTS,
-                       batch=config["train"]["batch"], threads=config["train"]["threads"],
-                       rep=range(config["repetitions"]))
-GW_RECORDS = expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS,
-                    rep=range(config["repetitions"])) if config["gw"]["engines"] else []
-GW_RECORDS = [r for r in GW_RECORDS if parse_variant(record_variant(Path(r).name))[1] in config["gw"]["engines"] and trains_cnn(Path(r).name)]
+MNIST_RECORDS = expand(
+    f"{RESULTS}/runs/mnist/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
+    variant=VARIANTS,
+    batch=config["train"]["batch"],
+    threads=config["train"]["threads"],
+    rep=range(config["repetitions"]),
+)
+GW_RECORDS = (
+    expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS, rep=range(config["repetitions"]))
+    if config["gw"]["engines"]
+    else []
+)
+GW_RECORDS = [
+    r
+    for r in GW_RECORDS
+    if parse_variant(record_variant(Path(r).name))[1] in config["gw"]["engines"] and trains_cnn(Path(r).name)
+]
+
 
 # The performance benchmark (bench.smk): one job per cell (model, batch, threads, repetition) of a
 # bench grid, timing the cell's variants one after another; the cuda variants' cells have their
@@ -108,11 +136,15 @@ for grid in config["bench"]["grids"]:
         for model in grid["models"]:
             if bench_variants(device, model):
                 BENCH_CELLS.setdefault((device, model), set()).update(
-                    (b, t, r) for b in batches for t in grid["threads"] for r in range(grid["repetitions"]))
+                    (b, t, r) for b in batches for t in grid["threads"] for r in range(grid["repetitions"])
+                )
 BENCH_RECORD = "{results}/runs/bench/{model}/{variant}-b{batch}-t{threads}-r{rep}.json"
-BENCH_RECORDS = [BENCH_RECORD.format(results=RESULTS, model=model, variant=variant, batch=b, threads=t, rep=r)
-                 for (device, model), cells in BENCH_CELLS.items() for variant in bench_variants(device, model)
-                 for b, t, r in sorted(cells)]
+BENCH_RECORDS = [
+    BENCH_RECORD.format(results=RESULTS, model=model, variant=variant, batch=b, threads=t, rep=r)
+    for (device, model), cells in BENCH_CELLS.items()
+    for variant in bench_variants(device, model)
+    for b, t, r in sorted(cells)
+]
 
 
 def bench_data(model):
@@ -123,7 +155,11 @@ def bench_data(model):
 
 def bench_data_flags(model):
     files = bench_data(model)
-    return f"--gw-data {files[0]}" if parse_model(model).dataset == "gw-sim" else f"--images {files[0]} --labels {files[1]}"
+    return (
+        f"--gw-data {files[0]}"
+        if parse_model(model).dataset == "gw-sim"
+        else f"--images {files[0]} --labels {files[1]}"
+    )
 
 
 # Timing jobs (their records feed the timing figures and tables) have the machine to themselves.
@@ -140,9 +176,16 @@ onstart:
     if workflow.executor_plugin.name == "slurm":
         from cladbench.slurm import Demand, check_jobs
 
-        demands = [Demand(job.rule.name, job.resources.get("slurm_partition") or "",
-                          int(job.resources.get("cpus_per_task") or job.threads), int(job.resources.get("mem_mb") or 0),
-                          int(job.resources.get("gpu") or 0))
-                   for job in workflow.dag.needrun_jobs() if not job.is_local]
+        demands = [
+            Demand(
+                job.rule.name,
+                job.resources.get("slurm_partition") or "",
+                int(job.resources.get("cpus_per_task") or job.threads),
+                int(job.resources.get("mem_mb") or 0),
+                int(job.resources.get("gpu") or 0),
+            )
+            for job in workflow.dag.needrun_jobs()
+            if not job.is_local
+        ]
         if problems := check_jobs(demands):
             raise WorkflowError("\n".join(problems))

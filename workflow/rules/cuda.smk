@@ -14,13 +14,13 @@ rule archive_table:
         code=str(REPO / "src" / "cladbench" / "archive.py"),
     output:
         f"{RESULTS}/tables/archive_runs.csv",
-    params:
-        archive=str(REPO / "results-archive"),
-    localrule: True
     log:
         f"{RESULTS}/logs/archive_table.log",
+    localrule: True
     conda:
         "../../envs/report.yaml"
+    params:
+        archive=str(REPO / "results-archive"),
     shell:
         "python -m cladbench.archive {output} --archive {params.archive} > {log} 2>&1"
 
@@ -41,15 +41,15 @@ for figure in CUDA_FIGURES:
         output:
             pdf=report(f"{RESULTS}/report/{figure}.pdf", caption=f"../report/{figure}.rst", category="CUDA"),
             png=f"{RESULTS}/report/{figure}.png",
+        log:
+            f"{RESULTS}/logs/figure_{figure}.log",
+        localrule: True
+        conda:
+            "../../envs/report.yaml"
         params:
             figure=figure,
             tables=lambda wildcards, input: Path(input.runs).parent,
             out=lambda wildcards, output: Path(output.pdf).parent,
-        localrule: True
-        log:
-            f"{RESULTS}/logs/figure_{figure}.log",
-        conda:
-            "../../envs/report.yaml"
         shell:
             "python -m cladbench.cuda_report {params.tables} {params.out} --only {params.figure} > {log} 2>&1"
 
@@ -60,14 +60,14 @@ rule cuda_tables:
     output:
         tex=report(f"{RESULTS}/report/cuda.tex", caption="../report/cuda_table.rst", category="CUDA"),
         csv=f"{RESULTS}/report/cuda.csv",
+    log:
+        f"{RESULTS}/logs/cuda_tables.log",
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
     params:
         tables=lambda wildcards, input: Path(input.runs).parent,
         out=lambda wildcards, output: Path(output.tex).parent,
-    localrule: True
-    log:
-        f"{RESULTS}/logs/cuda_tables.log",
-    conda:
-        "../../envs/report.yaml"
     shell:
         "python -m cladbench.cuda_report {params.tables} {params.out} --only tables > {log} 2>&1"
 

@@ -11,14 +11,14 @@ for group, names in GROUPS.items():
             f"fetch_{group.replace('-', '_')}"
         output:
             [f"resources/{name}" for name in names],
+        log:
+            f"results/logs/fetch_{group}.log",
         localrule: True
         conda:
             "../../envs/data.yaml"
         params:
             group=group,
             mirror=f"--mirror {MIRROR}" if MIRROR else "",
-        log:
-            f"results/logs/fetch_{group}.log",
         shell:
             "cladbench fetch {params.group} {params.mirror} --resources resources 2> {log}"
 
@@ -27,12 +27,12 @@ for group, names in GROUPS.items():
 rule gw_simulate:
     output:
         "resources/gw/simulated-n{n}-seed{seed}.h5",
-    params:
-        snr=lambda wildcards: "--snr-low {} --snr-high {}".format(*config["gw"]["snr_range"]),
     log:
         "results/logs/gw_simulate_n{n}_seed{seed}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        snr=lambda wildcards: "--snr-low {} --snr-high {}".format(*config["gw"]["snr_range"]),
     shell:
         "cladbench gw simulate --out {output} --n {wildcards.n} --seed {wildcards.seed} {params.snr} 2> {log}"
 

@@ -2,11 +2,21 @@
 # Clad gradients, checked against torch autograd and fine-tuned; the input-gradient benchmark of an
 # MLP 20 -> 5x128 -> 1 (emitted+Clad vs torch autograd vs JAX when installed) and its figure.
 ONNX = config["onnx"]
-ONNX_CODE = [str(p) for p in [*(REPO / "src" / "cladbench").glob("onnx_*.py"), *(REPO / "cpp" / "onnx").glob("*.hpp"),
-                              REPO / "cpp" / "kernels" / "blas.hpp"]]
+ONNX_CODE = [
+    str(p)
+    for p in [
+        *(REPO / "src" / "cladbench").glob("onnx_*.py"),
+        *(REPO / "cpp" / "onnx").glob("*.hpp"),
+        REPO / "cpp" / "kernels" / "blas.hpp",
+    ]
+]
 ONNX_MODEL = "mnist_mlp_" + "_".join(map(str, [784, *ONNX["hidden"], 10]))
 # The round trip needs Clad; without it the bench still runs (and records emitted+clad as not run).
-ONNX_TARGETS = [f"{RESULTS}/tables/input_grad.csv", f"{RESULTS}/report/input_grad.pdf", f"{RESULTS}/report/input_grad.png"]
+ONNX_TARGETS = [
+    f"{RESULTS}/tables/input_grad.csv",
+    f"{RESULTS}/report/input_grad.pdf",
+    f"{RESULTS}/report/input_grad.png",
+]
 if CLAD_OK:
     ONNX_TARGETS.append(f"{RESULTS}/onnx/roundtrip.json")
 else:
@@ -22,19 +32,20 @@ rule onnx_roundtrip:
         model=f"{RESULTS}/onnx/{ONNX_MODEL}.onnx",
         cpp=f"{RESULTS}/onnx/{ONNX_MODEL}.cpp",
         weights=f"{RESULTS}/onnx/{ONNX_MODEL}.weights",
-    params:
-        out=lambda wildcards, output: Path(output.record).parent,
-        args="--hidden {hidden} --train-range {train_range[0]}:{train_range[1]} --tune-range {tune_range[0]}:{tune_range[1]} "
-        "--epochs {epochs} --tune-epochs {tune_epochs} --batch {batch} --lr {lr}".format(
-            **{**ONNX, "hidden": ",".join(map(str, ONNX["hidden"]))}),
-    threads: 1
-    resources:
-        runtime=30,
-        mem_mb=4000,
     log:
         f"{RESULTS}/logs/onnx_roundtrip.log",
     conda:
         "../../envs/onnx.yaml"
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    params:
+        out=lambda wildcards, output: Path(output.record).parent,
+        args="--hidden {hidden} --train-range {train_range[0]}:{train_range[1]} --tune-range {tune_range[0]}:{tune_range[1]} "
+        "--epochs {epochs} --tune-epochs {tune_epochs} --batch {batch} --lr {lr}".format(
+            **{**ONNX, "hidden": ",".join(map(str, ONNX["hidden"]))}
+        ),
     shell:
         "cladbench onnx check --images {input.data[0]} --labels {input.data[1]} --out {params.out} {params.args} "
         "> {log} 2>&1"
@@ -47,17 +58,17 @@ rule onnx_bench:
     output:
         table=report(f"{RESULTS}/tables/input_grad.csv", category="Tables"),
         record=f"{RESULTS}/tables/input_grad.json",
-    params:
-        args="--reps {bench_reps} --warmup {bench_warmup} --activation {activation}".format(**ONNX),
-    threads: 1
-    resources:
-        runtime=30,
-        mem_mb=4000,
-        **TIMING_RESOURCES,
     log:
         f"{RESULTS}/logs/onnx_bench.log",
     conda:
         "../../envs/onnx.yaml"
+    threads: 1
+    resources:
+        **TIMING_RESOURCES,
+        runtime=30,
+        mem_mb=4000,
+    params:
+        args="--reps {bench_reps} --warmup {bench_warmup} --activation {activation}".format(**ONNX),
     shell:
         "cladbench onnx bench --out {output.table} --batch 1 --threads 1 {params.args} > {log} 2>&1"
 
@@ -69,9 +80,9 @@ rule figure_input_grad:
     output:
         pdf=report(f"{RESULTS}/report/input_grad.pdf", caption="../report/input_grad.rst", category="Figures"),
         png=f"{RESULTS}/report/input_grad.png",
-    localrule: True
     log:
         f"{RESULTS}/logs/figure_input_grad.log",
+    localrule: True
     conda:
         "../../envs/report.yaml"
     shell:

@@ -1,5 +1,6 @@
 # All run records -> tidy tables (results/tables) -> the report (results/report).
 
+
 rule aggregate:
     input:
         records=MNIST_RECORDS + GW_RECORDS + BENCH_RECORDS + ROOT_RECORDS,
@@ -11,14 +12,14 @@ rule aggregate:
         gw_scores=f"{RESULTS}/tables/gw_scores.csv",
         trace=f"{RESULTS}/tables/gw150914_trace.csv",
         not_run=f"{RESULTS}/tables/not_run.csv",
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
     params:
         out=lambda wildcards, output: Path(output.runs).parent,
         not_run=shlex.quote(json.dumps(NOT_RUN)),  # reasons may hold quotes (CMake's, "pip install -e '.[jax]'")
-    localrule: True
-    log:
-        f"{RESULTS}/logs/aggregate.log",
-    conda:
-        "../../envs/report.yaml"
     shell:
         "python -m cladbench.aggregate {params.out} {input.records} --not-run {params.not_run} > {log} 2>&1"
 
@@ -38,15 +39,15 @@ for figure in FIGURES:
         output:
             pdf=report(f"{RESULTS}/report/{figure}.pdf", caption=f"../report/{figure}.rst", category="Figures"),
             png=f"{RESULTS}/report/{figure}.png",
+        log:
+            f"{RESULTS}/logs/figure_{figure}.log",
+        localrule: True
+        conda:
+            "../../envs/report.yaml"
         params:
             figure=figure,
             tables=lambda wildcards, input: Path(input.runs).parent,
             out=lambda wildcards, output: Path(output.pdf).parent,
-        localrule: True
-        log:
-            f"{RESULTS}/logs/figure_{figure}.log",
-        conda:
-            "../../envs/report.yaml"
         shell:
             "python -m cladbench.report {params.tables} {params.out} --only {params.figure} > {log} 2>&1"
 
@@ -62,13 +63,13 @@ rule report_tables:
         gw=report(f"{RESULTS}/report/gw.tex", category="Tables"),
         ttree=report(f"{RESULTS}/report/ttree.tex", category="Tables"),
         provenance=report(f"{RESULTS}/report/provenance.md", category="Provenance"),
+    log:
+        f"{RESULTS}/logs/report_tables.log",
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
     params:
         tables=lambda wildcards, input: Path(input.runs).parent,
         out=lambda wildcards, output: Path(output.headline).parent,
-    localrule: True
-    log:
-        f"{RESULTS}/logs/report_tables.log",
-    conda:
-        "../../envs/report.yaml"
     shell:
         "python -m cladbench.report {params.tables} {params.out} --only tables > {log} 2>&1"

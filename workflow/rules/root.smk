@@ -15,11 +15,21 @@ elif _root_missing:
 
 # One TTree-fed run per input x engine (rowmajor-arena) x the training runs' batches, threads and
 # repetitions: each has a file-fed twin in MNIST_RECORDS.
-ROOT_ENGINES = [e for e in ROOT_CONFIG.get("engines", ["clad", "manual"]) if e in config["engines"] and (e != "clad" or CLAD_OK)]
-ROOT_RECORDS = expand(f"{RESULTS}/runs/root/{{input}}/cpu-{{engine}}-rowmajor-arena-b{{batch}}-t{{threads}}-r{{rep}}.json",
-                      input=ROOT_CONFIG.get("inputs", ["ttree-macro", "ttree-pyroot"]), engine=ROOT_ENGINES,
-                      batch=config["train"]["batch"], threads=config["train"]["threads"],
-                      rep=range(config["repetitions"])) if ROOT_OK else []
+ROOT_ENGINES = [
+    e for e in ROOT_CONFIG.get("engines", ["clad", "manual"]) if e in config["engines"] and (e != "clad" or CLAD_OK)
+]
+ROOT_RECORDS = (
+    expand(
+        f"{RESULTS}/runs/root/{{input}}/cpu-{{engine}}-rowmajor-arena-b{{batch}}-t{{threads}}-r{{rep}}.json",
+        input=ROOT_CONFIG.get("inputs", ["ttree-macro", "ttree-pyroot"]),
+        engine=ROOT_ENGINES,
+        batch=config["train"]["batch"],
+        threads=config["train"]["threads"],
+        rep=range(config["repetitions"]),
+    )
+    if ROOT_OK
+    else []
+)
 ROOT_OUTPUTS = ROOT_RECORDS + (["resources/root/gw.root"] if ROOT_OK else [])
 
 
@@ -29,13 +39,13 @@ rule ttree_mnist:
         test=[f"resources/{name}" for name in MNIST_FILES["t10k"]],
     output:
         "resources/root/mnist.root",
-    params:
-        ranges="--train-range {0}:{1} ".format(*config["mnist"]["train_range"])
-        + "--test-range {0}:{1}".format(*config["mnist"]["test_range"]),
     log:
         f"{RESULTS}/logs/ttree_mnist.log",
     conda:
         "../../envs/root.yaml"
+    params:
+        ranges="--train-range {0}:{1} ".format(*config["mnist"]["train_range"])
+        + "--test-range {0}:{1}".format(*config["mnist"]["test_range"]),
     shell:
         "cladbench root trees-mnist --images {input.data[0]} --labels {input.data[1]} --test-images {input.test[0]} "
         "--test-labels {input.test[1]} {params.ranges} --out {output} 2> {log}"
@@ -77,26 +87,27 @@ rule train_ttree:
         trees="resources/root/mnist.root",
         # what the run runs: the macro and the C ABI, or PyROOT and the Python module
         code=lambda wildcards: (
-            [str(MACRO), f"{BUILD}/libcladbench_c.so"] if wildcards.input == "ttree-macro"
+            [str(MACRO), f"{BUILD}/libcladbench_c.so"]
+            if wildcards.input == "ttree-macro"
             else [str(PYTHON_PACKAGE / "ttree.py"), *map(str, PYTHON_PACKAGE.glob("_core*.so"))]
         ),
     output:
         f"{RESULTS}/runs/root/{{input}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
+    log:
+        f"{RESULTS}/logs/train_ttree/{{input}}-{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.log",
     wildcard_constraints:
         input="ttree-macro|ttree-pyroot",
         variant=variant_pattern(CPP_ENGINES, ["cpu"]),
-    params:
-        engine=engine_flags,
-        args=f"{MNIST_ARGS} --epochs {config['train']['epochs']}",
+    conda:
+        "../../envs/root.yaml"
     threads: lambda wildcards: int(wildcards.threads)
     resources:
         cpus_per_task=lambda wildcards: int(wildcards.threads),
         runtime=60,
         mem_mb=4000,
-    log:
-        f"{RESULTS}/logs/train_ttree/{{input}}-{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.log",
-    conda:
-        "../../envs/root.yaml"
+    params:
+        engine=engine_flags,
+        args=f"{MNIST_ARGS} --epochs {config['train']['epochs']}",
     shell:
         "cladbench root train --input {wildcards.input} --trees {input.trees} {params.engine} {params.args} "
         "--batch {wildcards.batch} --threads {wildcards.threads} --repetition {wildcards.rep} --out {output} 2> {log}"
