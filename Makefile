@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := $(shell grep -v '^\#' envs/debian-packages.txt)
 CLUSTER_PACKAGES := $(shell grep -v '^\#' envs/debian-packages-cluster.txt)
 
-.PHONY: run test test-root test-cluster cuda-records build configure setup system-packages doctor pins format clean
+.PHONY: run test test-root test-cluster cuda-records build configure setup system-packages doctor pins lock format clean
 
 # The main job: the workflow on the quick default config (config/config.yaml).
 run: build
@@ -59,14 +59,25 @@ system-packages:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(VENV)/.installed: requirements.txt requirements-cuda-build.txt pyproject.toml
+# The environment comes from requirements.lock: every package, transitive ones included, pinned with
+# its hashes. requirements.txt is the top level people edit; `make lock` resolves the lock from it.
+$(VENV)/.installed: requirements.lock requirements-cuda-build.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
 	@# The GPU engine builds (and CI build-checks it) wherever nvcc is; cuBLAS comes from PyPI if the toolkit lacks it.
 	if command -v nvcc >/dev/null && [ ! -e "$$(dirname "$$(dirname "$$(readlink -f "$$(command -v nvcc)")")")/include/cublas_v2.h" ]; then \
 	  $(PY) -m pip install -q -r requirements-cuda-build.txt; fi
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+# requirements.lock from requirements.txt (uv's resolver, Linux x86-64, Python 3.11; torch's CPU
+# wheel from pip's find-links, /opt/wheels here): run after editing requirements.txt, commit both.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q uv==0.13.9
+	$(VENV)/bin/uv pip compile requirements.txt --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 $$(test -d /opt/wheels && echo --find-links /opt/wheels) \
+	  --custom-compile-command "make lock" -o requirements.lock
 
 # Conda pin files for the workflow's environments (envs/<name>.linux-64.pin.txt), resolved by
 # conda-lock against conda-forge: run on a machine that reaches conda channels, then commit them.

@@ -36,3 +36,20 @@ def tracked(*patterns: str) -> list[str]:
 def test_the_code_keeps_its_style(command):
     done = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{' '.join(command)} (make format fixes it):\n{(done.stdout + done.stderr)[-3000:]}"
+
+
+def test_the_lock_pins_what_requirements_txt_asks():
+    """requirements.lock (what `make` installs, with hashes) holds every pin of requirements.txt:
+    an edit of requirements.txt without `make lock` fails here."""
+
+    def pins(name):
+        lines = (REPO / name).read_text().splitlines()
+        return dict(
+            line.split(" ")[0].split("==") for line in lines if "==" in line and not line.startswith(("#", " "))
+        )
+
+    locked = {name.lower(): version.split("+")[0] for name, version in pins("requirements.lock").items()}
+    wanted = {name.lower(): version for name, version in pins("requirements.txt").items()}
+    assert {name: locked.get(name) for name in wanted} == wanted
+    hashed = (REPO / "requirements.lock").read_text().count("--hash=sha256:")
+    assert hashed >= len(locked), "every locked package carries its hashes"
