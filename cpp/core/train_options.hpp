@@ -1,0 +1,38 @@
+// cladbench-train's options: defined, parsed and checked once, for the file-fed run (train_main)
+// and the fed run (FedRun). cladbench.options holds the same flags for the Python engines.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model_torch.hpp"
+
+namespace cladbench {
+
+struct TrainOptions {
+  std::string dataset = "mnist";  // mnist (IDX --images/--labels) or gw-sim (HDF5 --data, --real)
+  std::string images, labels, data, real;
+  std::string test_images, test_labels;  // MNIST: a separate test file (t10k) when training on train
+  std::string model = "mlp";             // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
+  std::string conv = "8k16p4,16k8p4,16k8p4";
+  std::string purpose = "train";  // train (learning curves) or bench (timing runs); kept apart in the report
+  std::string input = "file";     // where batches come from: file (the data files), ttree-macro, ttree-pyroot (FedRun)
+  long train_begin = 0, train_end = 8000, test_begin = 8000, test_end = 10000;
+  std::vector<int> hidden{128};
+  int batch = 32, epochs = 3, threads = 1, warmup = 10, repetition = 0;
+  double lr = 0.1;
+  std::string optimizer = "sgd";
+  uint64_t seed = 1;
+  std::string out;
+};
+
+// The options from cladbench-train's command line; throws std::invalid_argument naming the
+// offending flag (the usage on --help).
+TrainOptions parse_args(int argc, char** argv);
+
+// A model's shape from the options and the data: `features` per sample (channels x length) and
+// `classes`.
+ModelShape model_shape(const TrainOptions& o, int features, int channels, int length, int classes);
+
+}  // namespace cladbench
