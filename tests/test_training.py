@@ -19,7 +19,7 @@ from cladbench import pytorch_engine
 from cladbench.cli import train_command
 from cladbench.jax_engine import jax_available
 from cladbench.matrix import parse_variant
-from cladbench.options import GRADIENT_TOLERANCE
+from cladbench.options import GRADIENT_TOLERANCE, train_default
 from cladbench.paths import REPO
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
@@ -245,3 +245,36 @@ def test_a_separate_test_file_gives_the_same_split(records, mnist, tmp_path, var
     record = json.loads(out.read_text())
     assert record["epoch_test_accuracy"] == records[variant]["epoch_test_accuracy"]
     assert record["data_files"] == [str(images), str(labels)] * 2
+
+
+def test_the_cpp_and_python_trainers_share_their_defaults(mnist, tmp_path):
+    """With no option but the data, the C++ trainer (TrainOptions) and the Python engines
+    (cladbench.options) run the same study: the defaults are the same."""
+    images, labels, _ = mnist
+    flags = {
+        "batch": "batch",
+        "epochs": "epochs",
+        "lr": "lr",
+        "optimizer": "optimizer",
+        "seed": "seed",
+        "threads": "threads",
+        "warmup_steps": "warmup",
+        "repetition": "repetition",
+        "purpose": "purpose",
+    }
+    records = {}
+    for engine in ("manual", "pytorch"):
+        command, env = train_command(
+            engine,
+            "rowmajor",
+            "arena",
+            ["--images", str(images), "--labels", str(labels), "--out", str(tmp_path / f"{engine}.json")],
+        )
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        records[engine] = json.loads((tmp_path / f"{engine}.json").read_text())
+    for record in records.values():
+        assert {key: record[key] for key in flags} == {key: train_default(flag) for key, flag in flags.items()}
+        assert record["train_range"] == [int(v) for v in train_default("train-range").split(":")]
+        assert record["test_range"] == [int(v) for v in train_default("test-range").split(":")]
+        assert record["model"] == f"mlp-784-{train_default('hidden')}-10"

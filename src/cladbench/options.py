@@ -56,6 +56,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def train_default(name: str):
+    """A training flag's default, e.g. train_default("batch") -> 32 (the C++ trainer's TrainOptions
+    holds the same; tests/test_training.py checks that they agree)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_train_arguments(parser)
+    return parser.get_default(name.replace("-", "_"))
+
+
 def train_argv(args: argparse.Namespace) -> list[str]:
     """The same options as command-line flags, for a C++ trainer or the pytorch engine."""
     names = [

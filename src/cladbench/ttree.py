@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .matrix import ALLOCS, CPP_ENGINES, LAYOUTS
-from .options import parse_range
+from .options import parse_range, train_default
 from .paths import REPO, alloc_counter_library, build_dir
 
 MACRO = REPO / "cpp" / "root" / "train_mnist.C"
@@ -251,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     mnist.add_argument("--labels", required=True)
     mnist.add_argument("--test-images", default="", help="test rows from this file (e.g. t10k); default: --images")
     mnist.add_argument("--test-labels", default="")
-    mnist.add_argument("--train-range", default="0:8000")
-    mnist.add_argument("--test-range", default="8000:10000")
+    mnist.add_argument("--train-range", default=train_default("train-range"))
+    mnist.add_argument("--test-range", default=train_default("test-range"))
     mnist.add_argument("--out", required=True, type=Path)
     gw = sub.add_parser("trees-gw", help="GW windows (cladbench gw's HDF5) as trees")
     gw.add_argument("--data", required=True)
@@ -265,20 +265,21 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--layout", choices=LAYOUTS, default="rowmajor")
     train.add_argument("--alloc", choices=ALLOCS, default="arena")
     train.add_argument("--out", default="", help="the JSON run record (stdout if empty)")
-    for name, default in [
-        ("hidden", "128"),
-        ("batch", 32),
-        ("epochs", 3),
-        ("lr", 0.1),
-        ("optimizer", "sgd"),
-        ("seed", 1),
-        ("threads", 1),
-        ("warmup", 10),
-        ("train-range", "0:8000"),
-        ("test-range", "8000:10000"),
-        ("repetition", 0),
-        ("purpose", "train"),
+    for name in [
+        "hidden",
+        "batch",
+        "epochs",
+        "lr",
+        "optimizer",
+        "seed",
+        "threads",
+        "warmup",
+        "train-range",
+        "test-range",
+        "repetition",
+        "purpose",
     ]:
+        default = train_default(name)  # the trainer's own (cladbench.options)
         train.add_argument(f"--{name}", default=default, type=type(default))
     args = parser.parse_args(argv)
     try:
