@@ -198,7 +198,7 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path):
 
 
 def test_run_writes_the_tables_and_the_report_draws_them(tmp_path):
-    from cladbench import calib_report
+    from cladbench.report import calib as calib_report
 
     settings = calib.Settings(
         regions=[2, 4], events=4000, grid_max_regions=2, adam_steps=40, bench_regions=[4], bench_reps=2

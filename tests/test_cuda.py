@@ -19,13 +19,14 @@ import yaml
 from conftest import CLAD_BUILT
 from torch import nn
 
-from cladbench import archive, cuda_report
+from cladbench import archive
 from cladbench.aggregate import tables
 from cladbench.core import core
 from cladbench.cuda import gemm_floor_seconds, variant_problem
 from cladbench.matrix import CUDA_ENGINES, cuda_variant
 from cladbench.models import torch_nn_model
 from cladbench.paths import REPO, build_manifest
+from cladbench.report import cuda as cuda_report
 
 GPU = "NVIDIA H100 80GB HBM3"
 ENGINES = [e for e in CUDA_ENGINES if e != "clad" or CLAD_BUILT]  # CPU records, re-labelled as cuda runs

@@ -13,7 +13,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cladbench import report
+from cladbench.report import build_report, latex
+from cladbench.report.figures import fig_step_time
+from cladbench.report.style import COLORS
+from cladbench.report.tables import (
+    NO_BENCH_RUNS,
+    TABLES,
+    ablation_table,
+    headline_table,
+    read_table,
+    roc_curve,
+    speedup_per_repetition,
+    speedup_table,
+    step_time_table,
+    targets_table,
+    timing_runs,
+    untimed_note,
+)
 
 MLP, CNN = "mlp-784-128-10", "cnn-gw-2x2048-8k16p4-16k8p4-16k8p4-32-2"
 CLAD_REASON = "Clad not available: clang 18 has no matching Clad plugin"
@@ -157,7 +173,7 @@ def expected_files(out: Path) -> set[Path]:
 def full_report(tmp_path_factory):
     tables = write_tables(tmp_path_factory.mktemp("tables"))
     out = tmp_path_factory.mktemp("report")
-    return report.build_report(tables, out), out
+    return build_report(tables, out), out
 
 
 def test_every_file_is_written_and_readable(full_report):
@@ -227,12 +243,12 @@ def test_speedup_is_taken_within_each_repetition():
         for rep, t in enumerate(times)
     ]
     runs = pd.DataFrame(rows)
-    per_rep = report.speedup_per_repetition(runs).sort_values("repetition")
+    per_rep = speedup_per_repetition(runs).sort_values("repetition")
     assert per_rep["speedup"].tolist() == [2.0, 0.5]
-    summary = report.speedup_table(runs)
+    summary = speedup_table(runs)
     assert len(summary) == 1 and summary["baseline"].item() == "libtorch"
     assert summary[["speedup", "speedup_min", "speedup_max", "n"]].iloc[0].tolist() == [1.25, 0.5, 2.0, 2]
-    assert report.headline_table(runs)["speedup_libtorch"].item() == 1.25
+    assert headline_table(runs)["speedup_libtorch"].item() == 1.25
 
 
 def test_speedup_ignores_other_variants_and_unmatched_repetitions():
@@ -258,7 +274,7 @@ def test_speedup_ignores_other_variants_and_unmatched_repetitions():
             ("pytorch", "rowmajor", "dynamic", 1, 5.0),
         )
     ]
-    table = report.speedup_table(pd.DataFrame(rows))
+    table = speedup_table(pd.DataFrame(rows))
     assert table[["baseline", "speedup", "n"]].values.tolist() == [["pytorch", 3.0, 1]]
 
 
@@ -280,21 +296,21 @@ def test_ablation_is_relative_to_rowmajor_arena_of_the_same_engine():
         )
         for lay, a, t in (("rowmajor", "arena", 2.0), ("colmajor", "arena", 3.0), ("rowmajor", "dynamic", 4.0))
     ]
-    table = report.ablation_table(pd.DataFrame(rows)).set_index("layout_alloc")["relative"]
+    table = ablation_table(pd.DataFrame(rows)).set_index("layout_alloc")["relative"]
     assert table.to_dict() == {"colmajor-arena": 1.5, "rowmajor-arena": 1.0, "rowmajor-dynamic": 2.0}
 
 
 def test_roc_curve_auc():
-    assert report.roc_curve([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0])[2] == 1.0
-    assert report.roc_curve([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 0])[2] == 0.5
-    assert report.roc_curve([0.9, 0.4, 0.6, 0.1], [1, 1, 0, 0])[2] == 0.75
+    assert roc_curve([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0])[2] == 1.0
+    assert roc_curve([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 0])[2] == 0.5
+    assert roc_curve([0.9, 0.4, 0.6, 0.1], [1, 1, 0, 0])[2] == 0.75
 
 
 def test_missing_optional_tables_give_placeholders(tmp_path):
     tables = write_tables(tmp_path / "tables", gw=False, epochs=False, engines=("manual", "libtorch", "pytorch"))
     (tables / "gw150914_trace.csv").write_text("")  # present but empty: same as missing
     out = tmp_path / "report"
-    written = report.build_report(tables, out)
+    written = build_report(tables, out)
     assert set(written) == expected_files(out)
     assert all(p.stat().st_size > 0 for p in written)
     md = (out / "provenance.md").read_text()
@@ -312,14 +328,14 @@ def test_missing_optional_tables_give_placeholders(tmp_path):
 def test_header_only_tables_and_the_command_line(tmp_path):
     tables, out = tmp_path / "tables", tmp_path / "report"
     tables.mkdir()
-    for name, (columns, _) in report.TABLES.items():
+    for name, (columns, _) in TABLES.items():
         (tables / f"{name}.csv").write_text(",".join(columns) + "\n")
     done = subprocess.run(
         [sys.executable, "-m", "cladbench.report", str(tables), str(out)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert {Path(line) for line in done.stdout.split()} == expected_files(out)
-    assert report.NO_BENCH_RUNS in (out / "headline.tex").read_text()
+    assert NO_BENCH_RUNS in (out / "headline.tex").read_text()
     md = (out / "provenance.md").read_text()
     assert "- runs: 0 (0 ok, 0 failed)" in md and "Every configured variant ran." in md
 
@@ -332,11 +348,11 @@ def test_every_figure_has_a_caption_for_the_snakemake_report():
 
 
 def test_latex_special_characters_are_escaped():
-    assert report._tex(r"-O3 -D_GLIBCXX & 50% {x}") == r"-O3 -D\_GLIBCXX \& 50\% \{x\}"
+    assert latex.tex(r"-O3 -D_GLIBCXX & 50% {x}") == r"-O3 -D\_GLIBCXX \& 50\% \{x\}"
 
 
 def test_floor_is_each_run_over_its_own_gemm_time():
-    from cladbench.report import floor_table
+    from cladbench.report.tables import floor_table
 
     runs = pd.DataFrame(
         [
@@ -364,8 +380,8 @@ def test_floor_is_each_run_over_its_own_gemm_time():
 
 def test_timing_uses_bench_runs_only_and_says_which_models_have_none():
     runs = pd.DataFrame({"purpose": ["train", "bench", "bench", "train"], "model": [MLP, MLP, MLP, CNN]})
-    assert list(report.timing_runs(runs).index) == [1, 2]  # the CNN's training run is not timed
-    assert report.untimed_note(runs) == f"no timing panel for {CNN}: no bench runs (training runs are not timed)"
+    assert list(timing_runs(runs).index) == [1, 2]  # the CNN's training run is not timed
+    assert untimed_note(runs) == f"no timing panel for {CNN}: no bench runs (training runs are not timed)"
 
 
 def test_a_timing_figure_notes_the_models_without_bench_runs(full_report):
@@ -374,8 +390,8 @@ def test_a_timing_figure_notes_the_models_without_bench_runs(full_report):
 
 
 def test_targets_table_measures_each_target_per_repetition(tmp_path):
-    runs = report.read_table(write_tables(tmp_path / "tables", gw=False, epochs=False), "runs")
-    table = report.targets_table(report.timing_runs(runs))
+    runs = read_table(write_tables(tmp_path / "tables", gw=False, epochs=False), "runs")
+    table = targets_table(timing_runs(runs))
     assert set(table["task"]) == {"mlp-784-128-10"}  # the controlled tables time the MLP only
     table = table.set_index(["target", "batch"])
     at32 = lambda target: table.loc[(target, 32)]  # noqa: E731  (the controlled row)
@@ -391,16 +407,16 @@ def test_targets_table_measures_each_target_per_repetition(tmp_path):
         list(floor.index) == [32, 256] and floor.loc[256, "ratio"] == pytest.approx(1.25) and not floor.loc[256, "met"]
     )
     assert ("clad vs pytorch", 256) in table.index and ("clad vs jax", 32) not in table.index  # no jax runs
-    tex = report.targets_tex(report.timing_runs(runs))
+    tex = latex.targets_tex(timing_runs(runs))
     assert "clad vs pytorch" in tex and "4.00" in tex
 
 
 def test_targets_table_is_empty_without_clad(tmp_path):
-    runs = report.read_table(
+    runs = read_table(
         write_tables(tmp_path / "tables", gw=False, epochs=False, engines=("manual", "libtorch", "pytorch")), "runs"
     )
-    assert report.targets_table(runs).empty
-    assert "no bench runs" in report.targets_tex(runs)
+    assert targets_table(runs).empty
+    assert "no bench runs" in latex.targets_tex(runs)
 
 
 def controlled_cell(times: dict[str, list[float]], batch: int = 32) -> list[dict]:
@@ -437,18 +453,18 @@ STEADY, SPREAD = [99e-6, 99e-6, 100e-6, 101e-6, 102e-6], [90e-6, 95e-6, 100e-6, 
 
 def test_a_cell_spread_over_ten_percent_is_marked_noisy():
     runs = pd.DataFrame(controlled_cell({"clad": STEADY, "libtorch": SPREAD}))
-    steps = report.step_time_table(runs).set_index("engine")
+    steps = step_time_table(runs).set_index("engine")
     assert steps.loc["clad", "spread"] == pytest.approx(0.02) and not steps.loc["clad", "noisy"]
     assert steps.loc["libtorch", "spread"] == pytest.approx(0.20) and steps.loc["libtorch", "noisy"]
     # clad's per-repetition ratios over libtorch inherit libtorch's spread (18%): a noisy ratio.
-    assert report.speedup_table(runs).set_index("baseline").loc["libtorch", "noisy"]
-    row = next(line for line in report.headline_tex(runs).splitlines() if line.startswith(f"mnist & {MLP} & 32"))
+    assert speedup_table(runs).set_index("baseline").loc["libtorch", "noisy"]
+    row = next(line for line in latex.headline_tex(runs).splitlines() if line.startswith(f"mnist & {MLP} & 32"))
     cells = [c.strip() for c in row.rstrip("\\ ").split("&")]
     assert cells[4] == "100.0" and cells[6] == "100.0$^\\dagger$"  # clad firm, libtorch noisy
     assert cells[10] == "1.00$^\\dagger$" and cells[-1] == "20"  # the ratio noisy; the row's largest spread
-    assert "noisy: its repetitions spread more than 10\\%" in report.headline_tex(runs)
+    assert "noisy: its repetitions spread more than 10\\%" in latex.headline_tex(runs)
     # In the figure the noisy engine's point is hollow, the steady one's filled.
-    fig = report.fig_step_time(runs)
+    fig = fig_step_time(runs)
     faces = {
         tuple(line.get_color())
         if not isinstance(line.get_color(), str)
@@ -458,15 +474,15 @@ def test_a_cell_spread_over_ten_percent_is_marked_noisy():
         if len(line.get_xdata())
     }
     hollow = [color for color, face in faces.items() if face == "white"]
-    assert hollow == [report.COLORS["libtorch"]], faces
+    assert hollow == [COLORS["libtorch"]], faces
 
 
 def test_a_steady_ratio_of_two_drifting_engines_is_firm():
     """Both engines drift together across repetitions (a busy machine): the ratio within each
     repetition is steady, so the ratio cell is firm while both step-time cells are noisy."""
     runs = pd.DataFrame(controlled_cell({"clad": SPREAD, "pytorch": [2 * t for t in SPREAD]}))
-    assert report.step_time_table(runs)["noisy"].all()
-    speed = report.speedup_table(runs).iloc[0]
+    assert step_time_table(runs)["noisy"].all()
+    speed = speedup_table(runs).iloc[0]
     assert speed["speedup"] == pytest.approx(2.0) and speed["spread"] == pytest.approx(0) and not speed["noisy"]
 
 
@@ -482,7 +498,7 @@ def test_a_run_whose_gradient_disagrees_is_kept_out_of_every_timing_table(tmp_pa
     for i, row in enumerate(rows):
         (records / f"{i}.json").write_text(pd.Series(row).to_json())
     aggregate.write_tables(sorted(records.glob("*.json")), tmp_path / "tables", {})
-    report.build_report(tmp_path / "tables", tmp_path / "report", only="tables")
+    build_report(tmp_path / "tables", tmp_path / "report", only="tables")
     row = next(
         line
         for line in (tmp_path / "report" / "headline.tex").read_text().splitlines()

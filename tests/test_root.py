@@ -18,10 +18,12 @@ import pytest
 import yaml
 from conftest import engine_param
 
-from cladbench import aggregate, gw, report
+from cladbench import aggregate, gw
 from cladbench.cli import train_command
 from cladbench.core import core
 from cladbench.paths import REPO
+from cladbench.report import build_report
+from cladbench.report.tables import read_table, ttree_table
 from cladbench.ttree import root_missing_reason
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
@@ -163,11 +165,9 @@ def test_report_compares_fed_runs_with_their_file_fed_twin(mnist, tmp_path):
     )
     runs = pd.read_csv(tmp_path / "tables" / "runs.csv")
     assert sorted(runs["input"]) == ["file", "file", "ttree-pyroot"]
-    table = report.ttree_table(
-        report.read_table(tmp_path / "tables", "runs"), report.read_table(tmp_path / "tables", "epochs")
-    )
+    table = ttree_table(read_table(tmp_path / "tables", "runs"), read_table(tmp_path / "tables", "epochs"))
     assert len(table) == 1 and table.iloc[0]["epochs"] == 3 and table.iloc[0]["loss_max_rel_diff"] <= 1e-5
-    report.build_report(tmp_path / "tables", tmp_path / "report", only="tables")
+    build_report(tmp_path / "tables", tmp_path / "report", only="tables")
     assert "ttree-pyroot & manual-rowmajor-arena & 64" in (tmp_path / "report" / "ttree.tex").read_text()
 
 

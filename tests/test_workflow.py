@@ -220,7 +220,7 @@ def test_onnx_round_trip_and_input_gradient_bench(workdir):
 
 
 def test_the_calibration_tables_and_its_report_section(workdir):
-    from cladbench.calib_report import CALIB_FIGURES
+    from cladbench.report.calib import CALIB_FIGURES
 
     calib = pd.read_csv(workdir / "results" / "tables" / "calib.csv")
     assert list(calib.columns) == [
@@ -248,7 +248,7 @@ def test_a_second_run_does_nothing(workdir):
 
 
 def test_figures_and_tables_are_built_from_the_tables(workdir):
-    from cladbench.report import FIGURES
+    from cladbench.report.figures import FIGURES
 
     report = workdir / "results" / "report"
     for name in FIGURES:

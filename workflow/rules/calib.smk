@@ -1,6 +1,6 @@
 # The Z->ee detector calibration (issue 6): gains of R eta regions fitted by grid scan, Adam and
 # L-BFGS-B with Clad gradients; the engines' loss+gradient timed; its own report section.
-from cladbench.calib_report import CALIB_FIGURES
+from cladbench.report.calib import CALIB_FIGURES
 
 CALIB = config["calib"]
 CALIB_TABLES = {
@@ -71,7 +71,7 @@ rule calib:
         "cladbench calib run --out {params.out} {params.args} 2> {log}"
 
 
-# One job per figure, as in report.smk, drawn from the calib tables only (cladbench.calib_report).
+# One job per figure, as in report.smk, drawn from the calib tables only (cladbench.report.calib).
 for figure in CALIB_FIGURES:
 
     rule:
@@ -79,7 +79,7 @@ for figure in CALIB_FIGURES:
             f"figure_{figure}"
         input:
             **CALIB_TABLES,
-            code=str(REPO / "src" / "cladbench" / "calib_report.py"),
+            code=str(REPO / "src" / "cladbench" / "report" / "calib.py"),
         output:
             pdf=report(f"{RESULTS}/report/{figure}.pdf", caption=f"../report/{figure}.rst", category="Calibration"),
             png=f"{RESULTS}/report/{figure}.png",
@@ -93,13 +93,13 @@ for figure in CALIB_FIGURES:
             tables=lambda wildcards, input: Path(input.calib).parent,
             out=lambda wildcards, output: Path(output.pdf).parent,
         shell:
-            "python -m cladbench.calib_report {params.tables} {params.out} --only {params.figure} > {log} 2>&1"
+            "python -m cladbench.report.calib {params.tables} {params.out} --only {params.figure} > {log} 2>&1"
 
 
 rule calib_report_tables:
     input:
         **CALIB_TABLES,
-        code=str(REPO / "src" / "cladbench" / "calib_report.py"),
+        code=str(REPO / "src" / "cladbench" / "report" / "calib.py"),
     output:
         cost=report(f"{RESULTS}/report/calib.tex", category="Calibration"),
     log:
@@ -111,7 +111,7 @@ rule calib_report_tables:
         tables=lambda wildcards, input: Path(input.calib).parent,
         out=lambda wildcards, output: Path(output.cost).parent,
     shell:
-        "python -m cladbench.calib_report {params.tables} {params.out} --only tables > {log} 2>&1"
+        "python -m cladbench.report.calib {params.tables} {params.out} --only tables > {log} 2>&1"
 
 
 CALIB_TARGETS = [

@@ -1,9 +1,9 @@
-# The report's CUDA section (cladbench.cuda_report): clad vs libtorch vs pytorch on a GPU, against the
+# The report's CUDA section (cladbench.report.cuda): clad vs libtorch vs pytorch on a GPU, against the
 # cuBLAS floor, from the recorded GPU runs kept in the repository (results-archive/<device>/<date>/,
 # cladbench.archive) and this study's own cuda runs. Every archived file is an input: a new archive
 # remakes the section.
 from cladbench.archive import archive_files
-from cladbench.cuda_report import CUDA_FIGURES
+from cladbench.report.cuda import CUDA_FIGURES
 
 ARCHIVE_FILES = [str(p) for p in archive_files(REPO / "results-archive")]
 
@@ -28,7 +28,7 @@ rule archive_table:
 CUDA_INPUTS = {
     "runs": rules.aggregate.output.runs,
     "archive": rules.archive_table.output[0],
-    "code": [str(REPO / "src" / "cladbench" / name) for name in ("cuda_report.py", "report.py")],
+    "code": [str(REPO / "src" / "cladbench" / "report" / "cuda.py"), *REPORT_CODE],
 }
 
 for figure in CUDA_FIGURES:
@@ -51,7 +51,7 @@ for figure in CUDA_FIGURES:
             tables=lambda wildcards, input: Path(input.runs).parent,
             out=lambda wildcards, output: Path(output.pdf).parent,
         shell:
-            "python -m cladbench.cuda_report {params.tables} {params.out} --only {params.figure} > {log} 2>&1"
+            "python -m cladbench.report.cuda {params.tables} {params.out} --only {params.figure} > {log} 2>&1"
 
 
 rule cuda_tables:
@@ -69,7 +69,7 @@ rule cuda_tables:
         tables=lambda wildcards, input: Path(input.runs).parent,
         out=lambda wildcards, output: Path(output.tex).parent,
     shell:
-        "python -m cladbench.cuda_report {params.tables} {params.out} --only tables > {log} 2>&1"
+        "python -m cladbench.report.cuda {params.tables} {params.out} --only tables > {log} 2>&1"
 
 
 CUDA_TARGETS = [

@@ -1,7 +1,7 @@
 """The calibration section of the report, from the calib tables only (cladbench.calib writes them):
 calib.csv (fitted vs true gains), calib_cost.csv, calib_timing.csv, calib_trace.csv, calib_masses.csv.
 
-    python -m cladbench.calib_report TABLES_DIR OUT_DIR [--only FIGURE|tables]
+    python -m cladbench.report.calib TABLES_DIR OUT_DIR [--only FIGURE|tables]
 
 Same conventions as cladbench.report: one PDF and PNG per figure, a placeholder that says why
 when a table is missing, a booktabs table (calib.tex).
@@ -19,7 +19,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from .report import COLORS, PANEL_H, PANEL_W, RC, _tabular, _tex, placeholder, save
+from .latex import tabular, tex
+from .style import COLORS, PANEL_H, PANEL_W, RC, placeholder, save
 
 METHODS = ["grid", "adam", "lbfgs"]
 METHOD_NAMES = {"grid": "grid scan", "adam": "Adam", "lbfgs": "L-BFGS-B"}
@@ -238,13 +239,13 @@ def cost_tex(cost: pd.DataFrame) -> str:
         rows.append(
             [
                 str(row.regions),
-                _tex(_label(row.method, row.engine)),
+                tex(_label(row.method, row.engine)),
                 f"{row.loss_evals:.0f}" if feasible else f"$\\sim${row.loss_evals:.1e} (not run)",
                 f"{row.seconds:.2f}" if feasible else f"$\\sim${row.seconds:.1e}",
                 f"{row.max_abs_pull:.2f}" if feasible else "--",
             ]
         )
-    return _tabular(
+    return tabular(
         ["$R$", "method", "loss evaluations", "seconds", r"max $|\Delta g|/\sigma$"],
         rows,
         "rlrrr",
@@ -283,7 +284,7 @@ def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.calib_report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cladbench.report.calib", description=__doc__.split("\n\n")[0])
     parser.add_argument("tables_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--only", help="one figure's name, or 'tables' (calib.tex)")

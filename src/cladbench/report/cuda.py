@@ -3,7 +3,7 @@ recorded runs: the archived ones (archive_runs.csv, cladbench.archive: results-a
 cuda runs of this study (runs.csv). Every row and panel names the GPU and the date of its runs, so
 a report built on a machine without a GPU says where its CUDA numbers come from.
 
-    python -m cladbench.cuda_report TABLES_DIR OUT_DIR [--only cuda_step_time|tables]
+    python -m cladbench.report.cuda TABLES_DIR OUT_DIR [--only cuda_step_time|tables]
 
 Writes cuda_step_time.pdf/.png (median step time vs batch, log-log, one line per engine and the
 cuBLAS floor, a panel per model and archive), cuda.tex and cuda.csv.
@@ -20,26 +20,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .matrix import CUDA_ENGINES
-from .report import (
-    COLORS,
-    RC,
-    _batch_axis,
-    _dodge,
-    _engine_legend,
-    _engine_order,
-    _facets,
-    _log_y,
-    _num,
-    _tabular,
-    _tex,
-    headline_runs,
-    placeholder,
-    read_table,
-    save,
-    speedup_per_repetition,
-    timing_runs,
-)
+from ..matrix import CUDA_ENGINES
+from .latex import num, tabular, tex
+from .style import COLORS, RC, batch_axis, dodge, engine_legend, engine_order, facets, log_y_axis, placeholder, save
+from .tables import headline_runs, read_table, speedup_per_repetition, timing_runs
 
 CUDA_BASELINES = ["libtorch", "pytorch"]  # clad's ratios
 CUDA_FIGURES = ["cuda_step_time"]
@@ -53,7 +37,7 @@ SAME_RUN = ["variant", "purpose", "dataset", "model", "batch", "threads", "repet
 def cuda_runs(runs: pd.DataFrame, archive: pd.DataFrame) -> pd.DataFrame:
     """The cuda runs of the archive and of this study, each marked with its GPU and date (this
     study's: the record's gpu_model and start date); finished runs of the headline variants, bench
-    runs where a model has any (report.timing_runs, per archive)."""
+    runs where a model has any (tables.timing_runs, per archive)."""
     live = runs[runs["device"].eq("cuda")]
     live = live.assign(
         archive_device=live["gpu_model"].fillna("unknown GPU") if "gpu_model" in live else "unknown GPU",
@@ -73,7 +57,7 @@ def cuda_runs(runs: pd.DataFrame, archive: pd.DataFrame) -> pd.DataFrame:
 def cuda_table(data: pd.DataFrame) -> pd.DataFrame:
     """Per GPU, date, model and batch: each engine's median step time (µs, median over
     repetitions), the cuBLAS floor (µs), clad's ratios t_libtorch / t_clad and t_pytorch / t_clad
-    (per repetition, then the median: report.speedup_per_repetition), clad / floor (per
+    (per repetition, then the median: tables.speedup_per_repetition), clad / floor (per
     repetition, clad's own floor, then the median) and the largest gradient error of the cell."""
     columns = [
         *CELL,
@@ -132,12 +116,12 @@ def fig_cuda_step_time(data: pd.DataFrame) -> Figure:
     )
 
     def draw(ax, panel):
-        for engine in _engine_order(panel["engine"]):
+        for engine in engine_order(panel["engine"]):
             r = panel[panel["engine"].eq(engine)].sort_values("batch")
             x, y = r["batch"].to_numpy(float), r["median_s"].to_numpy(float) * 1e6
             err = np.clip([y - r["q1_s"].to_numpy(float) * 1e6, r["q3_s"].to_numpy(float) * 1e6 - y], 0, None)
             ax.errorbar(
-                _dodge(x, CUDA_ENGINES.index(engine), len(CUDA_ENGINES)),
+                dodge(x, CUDA_ENGINES.index(engine), len(CUDA_ENGINES)),
                 y,
                 yerr=err,
                 color=COLORS[engine],
@@ -148,12 +132,12 @@ def fig_cuda_step_time(data: pd.DataFrame) -> Figure:
             )
         floor = panel.groupby("batch")["floor_s"].median().dropna()
         ax.plot(floor.index.to_numpy(float), floor.to_numpy(float) * 1e6, color="0.2", ls="--", lw=1)
-        _log_y(ax)
-        _batch_axis(ax, panel["batch"])
+        log_y_axis(ax)
+        batch_axis(ax, panel["batch"])
         ax.set_ylabel("median step time (µs)")
 
-    fig = _facets(curves, ["dataset", "model", "device"], draw, panel=(3.0, 2.3))
-    _engine_legend(fig, curves["engine"], [Line2D([], [], color="0.2", ls="--", label="cuBLAS floor")])
+    fig = facets(curves, ["dataset", "model", "device"], draw, panel=(3.0, 2.3))
+    engine_legend(fig, curves["engine"], [Line2D([], [], color="0.2", ls="--", label="cuBLAS floor")])
     return fig
 
 
@@ -172,21 +156,21 @@ def cuda_tex(data: pd.DataFrame) -> str:
     ]
     rows = [
         [
-            _tex(r.archive_device),
-            _tex(r.archive_date),
-            _tex(r.model),
+            tex(r.archive_device),
+            tex(r.archive_date),
+            tex(r.model),
             str(r.batch),
-            *[_num(getattr(r, f"{e}_us"), ".1f") for e in CUDA_ENGINES],
-            _num(r.floor_us, ".1f"),
-            *[_num(getattr(r, f"clad_vs_{b}"), ".2f") for b in CUDA_BASELINES],
-            _num(r.clad_vs_floor, ".2f"),
-            _num(r.grad_max_rel_err, ".1e"),
+            *[num(getattr(r, f"{e}_us"), ".1f") for e in CUDA_ENGINES],
+            num(r.floor_us, ".1f"),
+            *[num(getattr(r, f"clad_vs_{b}"), ".2f") for b in CUDA_BASELINES],
+            num(r.clad_vs_floor, ".2f"),
+            num(r.grad_max_rel_err, ".1e"),
         ]
         for r in table.itertuples(index=False)
     ]
     if not rows:
-        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{{_tex(NO_RUNS).replace('`', '')}}}"]]
-    return _tabular(
+        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{{tex(NO_RUNS).replace('`', '')}}}"]]
+    return tabular(
         header,
         rows,
         "llll" + "r" * (len(header) - 4),
@@ -223,7 +207,7 @@ def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.cuda_report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cladbench.report.cuda", description=__doc__.split("\n\n")[0])
     parser.add_argument("tables_dir", type=Path, help="directory with runs.csv and archive_runs.csv")
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--only", help="cuda_step_time, or 'tables' (cuda.tex, cuda.csv)")
