@@ -64,6 +64,14 @@ VERSION_COLUMNS = {
     "root": "root_version",
 }
 KEY = ["variant", "purpose", "input", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition"]
+# Every table's columns, in order: what this module writes and what the report reads.
+TABLE_COLUMNS = {
+    "runs": ["variant", *RUN_COLUMNS, "record", *VERSION_COLUMNS.values(), "train_range", "test_range", "data_files"],
+    "epochs": [*KEY, "epoch", "train_loss", "test_loss", "test_accuracy"],
+    "gw_scores": [*KEY, "score", "label", "snr"],
+    "gw150914_trace": [*KEY, "t_rel_s", "score"],
+    "not_run": ["variant", "reason"],
+}
 
 
 def variant_of(record: dict) -> str:
@@ -105,23 +113,8 @@ def tables(records: dict[str, dict]) -> dict[str, pd.DataFrame]:
             shift = r["gw150914_peak_offset_s"] - starts[max(range(len(values)), key=values.__getitem__)]
             trace += [{**key, "t_rel_s": t + shift, "score": v} for t, v in zip(starts, values)]
     # Explicit columns: a table with no rows (no GW runs, say) still has its header.
-    return {
-        "runs": pd.DataFrame(
-            runs,
-            columns=[
-                "variant",
-                *RUN_COLUMNS,
-                "record",
-                *VERSION_COLUMNS.values(),
-                "train_range",
-                "test_range",
-                "data_files",
-            ],
-        ),
-        "epochs": pd.DataFrame(epochs, columns=[*KEY, "epoch", "train_loss", "test_loss", "test_accuracy"]),
-        "gw_scores": pd.DataFrame(scores, columns=[*KEY, "score", "label", "snr"]),
-        "gw150914_trace": pd.DataFrame(trace, columns=[*KEY, "t_rel_s", "score"]),
-    }
+    rows = {"runs": runs, "epochs": epochs, "gw_scores": scores, "gw150914_trace": trace}
+    return {name: pd.DataFrame(table, columns=TABLE_COLUMNS[name]) for name, table in rows.items()}
 
 
 def write_tables(record_paths: list[str | Path], out_dir: Path, not_run: dict[str, str]) -> list[Path]:
@@ -133,9 +126,9 @@ def write_tables(record_paths: list[str | Path], out_dir: Path, not_run: dict[st
         frame.to_csv(out_dir / f"{name}.csv", index=False)
         written.append(out_dir / f"{name}.csv")
     pd.read_csv(out_dir / "runs.csv").to_parquet(out_dir / "runs.parquet", index=False)
-    pd.DataFrame([{"variant": v, "reason": why} for v, why in not_run.items()], columns=["variant", "reason"]).to_csv(
-        out_dir / "not_run.csv", index=False
-    )
+    pd.DataFrame(
+        [{"variant": v, "reason": why} for v, why in not_run.items()], columns=TABLE_COLUMNS["not_run"]
+    ).to_csv(out_dir / "not_run.csv", index=False)
     return written + [out_dir / "runs.parquet", out_dir / "not_run.csv"]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..aggregate import TABLE_COLUMNS
 from ..matrix import BASELINES, ENGINES, KERNEL_ENGINES
 from ..timing import noisy, ok_runs, spread
 
@@ -18,76 +19,37 @@ PANEL = ["dataset", "model", "device", "threads"]  # one panel of the timing fig
 MIN_SNR = 10  # ROC: signals with SNR >= 10 against all noise, as the records' roc_auc
 NO_BENCH_RUNS = "no successful bench runs in this study (training runs are not timed)"
 
-TABLES = {  # name: (columns, numeric columns); text columns stay text ("3.10" is not 3.1)
-    "runs": (
-        [
-            "variant",
-            "purpose",
-            "input",
-            "engine",
-            "device",
-            "layout",
-            "alloc",
-            "dataset",
-            "model",
-            "batch",
-            "threads",
-            "repetition",
-            "status",
-        ],
-        [
-            "batch",
-            "threads",
-            "repetition",
-            "seed",
-            "lr",
-            "epochs",
-            "step_time_median_s",
-            "step_time_q1_s",
-            "step_time_q3_s",
-            "samples_per_s",
-            "final_loss",
-            "test_accuracy",
-            "grad_max_rel_err",
-            "allocs_per_step",
-            "peak_rss_mb",
-            "roc_auc",
-            "roc_auc_all_snr",
-            "gw150914_peak_offset_s",
-            "wall_time_s",
-            "gemm_floor_median_s",
-        ],
-    ),
-    "epochs": (
-        [
-            "variant",
-            "purpose",
-            "input",
-            "engine",
-            "layout",
-            "alloc",
-            "dataset",
-            "model",
-            "batch",
-            "threads",
-            "repetition",
-            "epoch",
-            "train_loss",
-            "test_loss",
-            "test_accuracy",
-        ],
-        ["batch", "threads", "repetition", "epoch", "train_loss", "test_loss", "test_accuracy"],
-    ),
-    "gw_scores": (
-        ["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "score", "label", "snr"],
-        ["batch", "repetition", "score", "label", "snr"],
-    ),
-    "gw150914_trace": (
-        ["variant", "purpose", "engine", "layout", "alloc", "model", "batch", "repetition", "t_rel_s", "score"],
-        ["batch", "repetition", "t_rel_s", "score"],
-    ),
-    "not_run": (["variant", "reason"], []),
+# The numeric columns of each table (cladbench.aggregate.TABLE_COLUMNS has them all); the rest
+# stay text ("3.10" is not 3.1).
+NUMERIC = {
+    "runs": [
+        "batch",
+        "threads",
+        "repetition",
+        "seed",
+        "lr",
+        "epochs",
+        "step_time_median_s",
+        "step_time_q1_s",
+        "step_time_q3_s",
+        "samples_per_s",
+        "final_loss",
+        "test_accuracy",
+        "grad_max_rel_err",
+        "allocs_per_step",
+        "peak_rss_mb",
+        "roc_auc",
+        "roc_auc_all_snr",
+        "gw150914_peak_offset_s",
+        "wall_time_s",
+        "gemm_floor_median_s",
+    ],
+    "epochs": ["batch", "threads", "repetition", "epoch", "train_loss", "test_loss", "test_accuracy"],
+    "gw_scores": ["batch", "repetition", "score", "label", "snr"],
+    "gw150914_trace": ["batch", "repetition", "t_rel_s", "score"],
+    "not_run": [],
 }
+TABLES = {name: (TABLE_COLUMNS[name], NUMERIC[name]) for name in TABLE_COLUMNS}  # name: (columns, numeric columns)
 INTEGERS = ["batch", "threads", "repetition", "epoch", "label"]
 
 
