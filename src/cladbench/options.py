@@ -64,32 +64,41 @@ def train_default(name: str):
     return parser.get_default(name.replace("-", "_"))
 
 
-def train_argv(args: argparse.Namespace) -> list[str]:
-    """The same options as command-line flags, for a C++ trainer or the pytorch engine."""
-    names = [
-        "dataset",
-        "images",
-        "labels",
-        "test_images",
-        "test_labels",
-        "data",
-        "real",
-        "model",
-        "conv",
-        "out",
-        "train_range",
-        "test_range",
-        "hidden",
-        "batch",
-        "epochs",
-        "lr",
-        "optimizer",
-        "seed",
-        "threads",
-        "warmup",
-        "repetition",
-        "purpose",
-    ]
+# The flags of the model, optimizer and run (no data, no output): what a fed run (the ROOT
+# trainer, cladbench.ttree) takes besides its trees.
+RUN_FLAGS = [
+    "hidden",
+    "batch",
+    "epochs",
+    "lr",
+    "optimizer",
+    "seed",
+    "threads",
+    "warmup",
+    "train_range",
+    "test_range",
+    "repetition",
+    "purpose",
+]
+
+
+def train_argv(args: argparse.Namespace, names: list[str] | None = None) -> list[str]:
+    """The same options as command-line flags, for a C++ trainer or the pytorch engine (`names`:
+    only these; empty data and output paths are left out)."""
+    if names is None:
+        names = [
+            "dataset",
+            "images",
+            "labels",
+            "test_images",
+            "test_labels",
+            "data",
+            "real",
+            "model",
+            "conv",
+            "out",
+            *RUN_FLAGS,
+        ]
     argv = []
     for name in names:
         value = getattr(args, name)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .matrix import ALLOCS, CPP_ENGINES, LAYOUTS
-from .options import parse_range, train_default
+from .options import RUN_FLAGS, parse_range, train_argv, train_default
 from .paths import REPO, alloc_counter_library, build_dir
 
 MACRO = REPO / "cpp" / "root" / "train_mnist.C"
@@ -224,25 +224,6 @@ def macro_command(
     return [str(exe), "-b", "-q", "-l", "-n", f"{MACRO}({args})"], env
 
 
-def _training_flags(args: argparse.Namespace) -> list[str]:
-    """cladbench-train's flags for the model, optimizer and run."""
-    names = [
-        "hidden",
-        "batch",
-        "epochs",
-        "lr",
-        "optimizer",
-        "seed",
-        "threads",
-        "warmup",
-        "train_range",
-        "test_range",
-        "repetition",
-        "purpose",
-    ]
-    return [item for name in names for item in ("--" + name.replace("_", "-"), str(getattr(args, name)))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cladbench root", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -265,22 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--layout", choices=LAYOUTS, default="rowmajor")
     train.add_argument("--alloc", choices=ALLOCS, default="arena")
     train.add_argument("--out", default="", help="the JSON run record (stdout if empty)")
-    for name in [
-        "hidden",
-        "batch",
-        "epochs",
-        "lr",
-        "optimizer",
-        "seed",
-        "threads",
-        "warmup",
-        "train-range",
-        "test-range",
-        "repetition",
-        "purpose",
-    ]:
+    for name in RUN_FLAGS:
         default = train_default(name)  # the trainer's own (cladbench.options)
-        train.add_argument(f"--{name}", default=default, type=type(default))
+        train.add_argument("--" + name.replace("_", "-"), default=default, type=type(default))
     args = parser.parse_args(argv)
     try:
         if args.what == "trees-mnist":
@@ -305,8 +273,10 @@ def main(argv: list[str] | None = None) -> int:
                 argv = sys.argv[1:] if argv is None else argv
                 return subprocess.run([sys.executable, "-m", "cladbench.ttree", *argv], env=env).returncode
             out = ["--out", args.out] if args.out else []
-            return train_pyroot(args.trees, args.engine, args.layout, args.alloc, _training_flags(args) + out)
-        command, env = macro_command(args.trees, args.out, args.engine, args.layout, args.alloc, _training_flags(args))
+            return train_pyroot(args.trees, args.engine, args.layout, args.alloc, train_argv(args, RUN_FLAGS) + out)
+        command, env = macro_command(
+            args.trees, args.out, args.engine, args.layout, args.alloc, train_argv(args, RUN_FLAGS)
+        )
         return subprocess.run(command, env=env).returncode
     except (RootMissing, ValueError, OSError) as error:
         print(f"cladbench root: {error}", file=sys.stderr)
