@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/trainer.hpp"
+#include "../trainer/trainer.hpp"
 #include "../kernels/kernel_set.hpp"
 
 struct cladbench_run {

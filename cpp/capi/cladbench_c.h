@@ -2,7 +2,7 @@
  * LibTorch's C++ headers, such as a ROOT macro under cling (cpp/root/train_mnist.C). Plain C:
  * opaque handles, no exceptions across it. A call that fails returns NULL, a negative number or
  * NaN, and cladbench_last_error() says why. The run behind a handle is cladbench::FedRun
- * (cpp/core/trainer.hpp): the engines, clock, checks and run record of cladbench-train. */
+ * (cpp/trainer/trainer.hpp): the engines, clock, checks and run record of cladbench-train. */
 #pragma once
 
 #ifdef __cplusplus

@@ -90,7 +90,7 @@ __global__ void cross_entropy_backward(const float* logits, const int* labels, i
   cross_entropy_thread_grad_0_4(logits, labels, classes, 1.f / batch, losses, i, d_logits, d_losses);
 }
 
-// torch.optim's SGD and Adam arithmetic, as the CPU engines' FlatOptimizer (cpp/core/trainer.cpp).
+// torch.optim's SGD and Adam arithmetic, as the CPU engines' FlatOptimizer (cpp/trainer/trainer.cpp).
 __global__ void sgd(float* p, float* g, long n, float lr) {
   const long i = long(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;

@@ -1,5 +1,5 @@
 // What a training run needs of the GPU beyond LibTorch's tensors, as a plain C++ interface: the
-// trainer (cpp/core) compiles without any CUDA header, and a GPU build's libcladbench_cuda
+// trainer (cpp/trainer) compiles without any CUDA header, and a GPU build's libcladbench_cuda
 // registers the implementation (runtime.cpp) when it loads. gpu_runtime() is nullptr in a
 // program built without it.
 #pragma once
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/gemm_call.hpp"
+#include "../kernels/gemm_call.hpp"
 
 namespace cladbench {
 

@@ -1,6 +1,6 @@
 // Parallel loops for the kernels' own (non-GEMM) work, on the thread pool the process already
 // has: LibTorch's intra-op pool, which also sizes MKL's GEMMs (torch::set_num_threads). The pool
-// lives in the LibTorch-facing core (cpp/core/parallel.cpp); the kernels see only these plain
+// lives in the LibTorch-facing core (cpp/kernels/parallel.cpp); the kernels see only these plain
 // declarations, so that they still compile without a LibTorch header.
 #pragma once
 

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <iostream>
 
-#include "../core/idx.hpp"
+#include "../data/idx.hpp"
 
 using namespace cladbench;
 

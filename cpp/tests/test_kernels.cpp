@@ -1,6 +1,6 @@
 // Every kernel engine linked in (clad when Clad was found, manual; both layouts; MLP and CNN)
 // against LibTorch autograd in double, with no Python involved: the C++ side of the gradient checks.
-// Then the GEMM floor's list of a step's GEMMs (core/gemm_floor.hpp) against the BLAS calls a real
+// Then the GEMM floor's list of a step's GEMMs (kernels/gemm_floor.hpp) against the BLAS calls a real
 // training step of each engine makes, caught by an sgemm_ of this program's own.
 #include <dlfcn.h>
 
@@ -8,8 +8,8 @@
 #include <iostream>
 #include <tuple>
 
-#include "../core/gemm_floor.hpp"
-#include "../core/model_torch.hpp"
+#include "../kernels/gemm_floor.hpp"
+#include "../torch/model_torch.hpp"
 
 using namespace cladbench;
 

@@ -1,5 +1,5 @@
 """What a run record says about where it ran: the CPU model and the repository's commit. (The C++
-trainers take the commit from CMake, core/build_info.hpp, and read the CPU model themselves.)"""
+trainers take the commit from CMake, trainer/build_info.hpp, and read the CPU model themselves.)"""
 
 from __future__ import annotations
 

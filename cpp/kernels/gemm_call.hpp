@@ -1,4 +1,4 @@
-// One GEMM of a training step, as core/gemm_floor.cpp's step_gemms lists them: the one
+// One GEMM of a training step, as kernels/gemm_floor.cpp's step_gemms lists them: the one
 // definition of which GEMMs a step needs, from which every floor (BLAS, cuBLAS, torch) is timed.
 // Plain C++ (no LibTorch, no CUDA header), so the GPU runtime can take it too.
 #pragma once

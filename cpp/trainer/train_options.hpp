@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "model_torch.hpp"
+#include "../torch/model_torch.hpp"
 
 namespace cladbench {
 

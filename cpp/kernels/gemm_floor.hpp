@@ -7,9 +7,9 @@
 
 #include <vector>
 
-#include "../kernels/kernel_set.hpp"
+#include "kernel_set.hpp"
 #include "gemm_call.hpp"
-#include "model_torch.hpp"
+#include "../torch/model_torch.hpp"
 
 namespace cladbench {
 

@@ -3,12 +3,12 @@
 #include <pybind11/numpy.h>
 #include <torch/extension.h>
 
-#include "../core/datasets.hpp"
-#include "../core/gemm_floor.hpp"
-#include "../core/gw_metrics.hpp"
-#include "../core/idx.hpp"
-#include "../core/model_torch.hpp"
-#include "../core/trainer.hpp"
+#include "../data/datasets.hpp"
+#include "../kernels/gemm_floor.hpp"
+#include "../trainer/gw_metrics.hpp"
+#include "../data/idx.hpp"
+#include "../torch/model_torch.hpp"
+#include "../trainer/trainer.hpp"
 
 namespace py = pybind11;
 using namespace cladbench;

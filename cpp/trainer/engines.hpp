@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "../cuda/runtime.hpp"
-#include "model_torch.hpp"
+#include "../torch/model_torch.hpp"
 #include "train_options.hpp"
 #include "trainer.hpp"
 

@@ -11,7 +11,7 @@
 
 #include <algorithm>
 
-#include "../kernels/parallel.hpp"
+#include "parallel.hpp"
 
 extern "C" {
 void GOMP_parallel(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags) __attribute__((weak));

@@ -12,12 +12,12 @@
 
 #include "../alloc/alloc_count.h"
 #include "../cuda/runtime.hpp"
-#include "datasets.hpp"
+#include "../data/datasets.hpp"
 #include "engines.hpp"
-#include "gemm_floor.hpp"
+#include "../kernels/gemm_floor.hpp"
 #include "gw_metrics.hpp"
-#include "idx.hpp"
-#include "model_torch.hpp"
+#include "../data/idx.hpp"
+#include "../torch/model_torch.hpp"
 #include "run_record.hpp"
 #include "train_options.hpp"
 

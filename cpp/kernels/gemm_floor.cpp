@@ -3,7 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
-#include "../kernels/parallel.hpp"
+#include "parallel.hpp"
 
 #include <algorithm>
 #include <chrono>
