@@ -30,7 +30,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", default="", help="MNIST IDX labels (.gz or plain)")
     parser.add_argument("--test-images", default="", help="MNIST: test on this file (e.g. t10k) instead of a slice")
     parser.add_argument("--test-labels", default="")
-    parser.add_argument("--data", default="", help="gw-sim: simulated GW windows (HDF5 from cladbench.gw)")
+    parser.add_argument("--data", default="", help="gw-sim: simulated GW windows (HDF5 from cladbench.data.gw)")
     parser.add_argument("--real", default="", help="gw-sim: real GW150914 windows to locate the event in")
     parser.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
     parser.add_argument(
@@ -65,7 +65,7 @@ def train_default(name: str):
 
 
 # The flags of the model, optimizer and run (no data, no output): what a fed run (the ROOT
-# trainer, cladbench.ttree) takes besides its trees.
+# trainer, cladbench.root) takes besides its trees.
 RUN_FLAGS = [
     "hidden",
     "batch",

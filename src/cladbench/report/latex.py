@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..bench.timing import NOISY_SPREAD, ok_runs
 from ..matrix import BASELINES, ENGINES
-from ..timing import NOISY_SPREAD, ok_runs
 from .tables import MIN_SNR, NO_BENCH_RUNS, TARGET_THREADS, headline_table, targets_table, ttree_table
 
 TEX_ESCAPES = {

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .matrix import CUDA_ENGINES, ENGINES, device_problem, parse_variant, variant_name
+from ..matrix import CUDA_ENGINES, ENGINES, device_problem, parse_variant, variant_name
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def train_args(
 
 def run_cell(variant: str, args: list[str], out: Path) -> int:
     """One bench run of one variant (<device>-<engine>-<layout>-<alloc>); its record goes to `out`."""
-    from .cli import train_command
+    from ..cli import train_command
 
     device, engine, layout, alloc = parse_variant(variant)
     command, env = train_command(engine, layout, alloc, [*args, "--out", str(out)], device)
@@ -195,8 +195,8 @@ def summary(records: list[dict]) -> str:
 def not_runnable(variants: list[str]) -> dict[str, str]:
     """{variant: why it cannot run here} for the cuda variants this build or machine lacks (the
     CPU variants' own errors come from their trainers)."""
-    from .cuda import variant_problem
-    from .paths import NotBuiltError, build_manifest
+    from ..cuda import variant_problem
+    from ..paths import NotBuiltError, build_manifest
 
     cuda = [v for v in variants if v.startswith("cuda-")]
     if not cuda:
@@ -213,7 +213,7 @@ def not_runnable(variants: list[str]) -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .paths import REPO
+    from ..paths import REPO
 
     parser.add_argument("--models", default="mlp-784-128-10", help="comma-separated bench models")
     parser.add_argument("--engines", default="", help="comma-separated engines (default: every engine of the device)")
@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
     """`cladbench bench`: the cells of the grid, one trainer process each; 0 when all succeeded."""
     import yaml
 
-    from .data import DataError, mnist_t10k
+    from ..data.fetch import DataError, mnist_t10k
 
     config = json.loads(args.settings) if args.settings else yaml.safe_load(args.config.read_text())
     try:
