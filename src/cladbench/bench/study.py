@@ -82,53 +82,18 @@ def train_args(
     config's gw section plus data (the simulated windows); train: the MNIST optimizer (lr,
     optimizer, seed, warmup)."""
     if model.dataset == "mnist":
-        begin, end = mnist["train_range"]
-        args = [
-            "--dataset",
-            "mnist",
-            "--images",
-            str(mnist["images"]),
-            "--labels",
-            str(mnist["labels"]),
-            "--hidden",
-            ",".join(map(str, model.hidden)),
-            "--lr",
-            str(train["lr"]),
-            "--optimizer",
-            train["optimizer"],
-            "--seed",
-            str(train["seed"]),
-            "--warmup",
-            str(train["warmup"]),
-            "--test-range",
-            "{}:{}".format(*mnist["test_range"]),
-        ]
-        warmup = train["warmup"]
+        data, optimiser = mnist, train
+        args = ["--dataset", "mnist", "--images", str(mnist["images"]), "--labels", str(mnist["labels"])]
+        args += ["--hidden", ",".join(map(str, model.hidden))]
     else:
-        begin, end = gw["train_range"]
-        args = [
-            "--dataset",
-            "gw-sim",
-            "--data",
-            str(gw["data"]),
-            "--model",
-            "cnn",
-            "--conv",
-            gw["conv"],
-            "--hidden",
-            str(gw["hidden"]),
-            "--lr",
-            str(gw["lr"]),
-            "--optimizer",
-            gw["optimizer"],
-            "--seed",
-            str(gw["seed"]),
-            "--warmup",
-            str(gw["warmup"]),
-            "--test-range",
-            "{}:{}".format(*gw["test_range"]),
-        ]
-        warmup = gw["warmup"]
+        data, optimiser = gw, gw
+        args = ["--dataset", "gw-sim", "--data", str(gw["data"]), "--model", "cnn", "--conv", gw["conv"]]
+        args += ["--hidden", str(gw["hidden"])]
+    for flag in ("lr", "optimizer", "seed", "warmup"):
+        args += [f"--{flag}", str(optimiser[flag])]
+    args += ["--test-range", "{}:{}".format(*data["test_range"])]
+    begin, end = data["train_range"]
+    warmup = optimiser["warmup"]
     epochs = epochs_for(end - begin, batch, warmup, min_steps)
     return [
         *args,
