@@ -21,15 +21,23 @@ const std::string kGenerator = "clad " CLAD_VERSION_STRING " (clang " __clang_ve
 // The layer sequences' derivatives: the logits' pullback (mlp.hpp's header comment).
 const auto kMlpLayersF32 = clad::gradient(mlp_layers<float>, "params, x, ws");
 const auto kMlpLayersF64 = clad::gradient(mlp_layers<double>, "params, x, ws");
-const auto kCnnLayersF32 = clad::gradient(cnn_layers<float>, "params, x, ws");
-const auto kCnnLayersF64 = clad::gradient(cnn_layers<double>, "params, x, ws");
+// (Clad differentiates every non-const pointer: the CNN's scratch gets an adjoint, never used.)
+const auto kCnnLayersF32 = clad::gradient(cnn_layers<float>, "params, x, ws, scratch");
+const auto kCnnLayersF64 = clad::gradient(cnn_layers<double>, "params, x, ws, scratch");
 
-// The contract's logits pullback over Clad's: called with saved = 1, so that the layers compute
+// The contract's logits pullbacks over Clad's: called with saved = 1, so that the layers compute
 // nothing in its forward sweep and its reverse sweep reads the activations the forward left in ws.
 template <const auto& gradient, class T>
-void clad_logits_pullback(const T* params, const T* x, const int* dims, int count, int batch, T* ws, T* d_params,
-                          T* d_x, T* d_ws) {
+void clad_mlp_logits_pullback(const T* params, const T* x, const int* dims, int count, int batch, T* ws, T* d_params,
+                              T* d_x, T* d_ws) {
   gradient.execute(params, x, dims, count, batch, ws, 1, d_params, d_x, d_ws);
+}
+
+// The CNN's works in d_ws' scratch region (cnn.hpp), leaving ws as it was.
+template <const auto& gradient, class T>
+void clad_cnn_logits_pullback(const T* params, const T* x, const int* dims, int count, int batch, T* ws, T* d_params,
+                              T* d_x, T* d_ws) {
+  gradient.execute(params, x, dims, count, batch, ws, d_ws, 1, d_params, d_x, d_ws, d_ws);
 }
 
 }  // namespace
@@ -44,19 +52,19 @@ void mlp_layers_pullback(const T* params, const T* x, const int* dims, int n_lay
                          T* d_x, int*, int*, T* d_ws, int*) {
   using namespace ::cladbench;
   if constexpr (::std::is_same_v<T, float>)
-    clad_logits_pullback<kMlpLayersF32, T>(params, x, dims, n_layers, batch, ws, d_params, d_x, d_ws);
+    clad_mlp_logits_pullback<kMlpLayersF32, T>(params, x, dims, n_layers, batch, ws, d_params, d_x, d_ws);
   else
-    clad_logits_pullback<kMlpLayersF64, T>(params, x, dims, n_layers, batch, ws, d_params, d_x, d_ws);
+    clad_mlp_logits_pullback<kMlpLayersF64, T>(params, x, dims, n_layers, batch, ws, d_params, d_x, d_ws);
 }
 
 template <class T>
-void cnn_layers_pullback(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws, int, T* d_params,
-                         T* d_x, int*, int*, T* d_ws, int*) {
+void cnn_layers_pullback(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws, T* scratch, int,
+                         T* d_params, T* d_x, int*, int*, T* d_ws, T* d_scratch, int*) {
   using namespace ::cladbench;
   if constexpr (::std::is_same_v<T, float>)
-    clad_logits_pullback<kCnnLayersF32, T>(params, x, dims, n_conv, batch, ws, d_params, d_x, d_ws);
+    kCnnLayersF32.execute(params, x, dims, n_conv, batch, ws, scratch, 1, d_params, d_x, d_ws, d_scratch);
   else
-    clad_logits_pullback<kCnnLayersF64, T>(params, x, dims, n_conv, batch, ws, d_params, d_x, d_ws);
+    kCnnLayersF64.execute(params, x, dims, n_conv, batch, ws, scratch, 1, d_params, d_x, d_ws, d_scratch);
 }
 }  // namespace clad::custom_derivatives::cladbench
 
@@ -80,18 +88,18 @@ void clad_pullback(const T* params, const T* x, const int* labels, const int* di
 ModelKernels mlp() {
   ModelKernels k{"mlp", "clad", kLayout, kGenerator};
   k.f32 = {mlp_loss<float>, clad_pullback<kMlpF32, float>, mlp_logits<float>,
-           clad_logits_pullback<kMlpLayersF32, float>};
+           clad_mlp_logits_pullback<kMlpLayersF32, float>};
   k.f64 = {mlp_loss<double>, clad_pullback<kMlpF64, double>, mlp_logits<double>,
-           clad_logits_pullback<kMlpLayersF64, double>};
+           clad_mlp_logits_pullback<kMlpLayersF64, double>};
   return k;
 }
 
 ModelKernels cnn() {
   ModelKernels k{"cnn", "clad", kLayout, kGenerator};
   k.f32 = {cnn_loss<float>, clad_pullback<kCnnF32, float>, cnn_logits<float>,
-           clad_logits_pullback<kCnnLayersF32, float>};
+           clad_cnn_logits_pullback<kCnnLayersF32, float>};
   k.f64 = {cnn_loss<double>, clad_pullback<kCnnF64, double>, cnn_logits<double>,
-           clad_logits_pullback<kCnnLayersF64, double>};
+           clad_cnn_logits_pullback<kCnnLayersF64, double>};
   return k;
 }
 

@@ -14,8 +14,9 @@
 // layers as in the MLP.
 // ws: the conv blocks' scratch (cnn_scratch_size, shared by the blocks: see conv_block), then per
 // block its output h [batch][c_out][t_pool] and the position of each pooling window's maximum;
-// then the head's z1, h1, logits. The adjoint of the scratch region is never used, and the
-// pullbacks overwrite the scratch (conv_block_pullback rebuilds im2col there) but no other part of ws.
+// then the head's z1, h1, logits. The adjoint of the scratch region is never used as one: the
+// loss's pullback rebuilds im2col in ws' scratch, the logits' pullback in d_ws' (so that it leaves
+// ws as the forward left it, and leaves d_ws zero but there).
 #pragma once
 
 #include <algorithm>
@@ -314,16 +315,17 @@ void conv_layer_pullback(const T* in, const T* W, const T* b, T* h, T* argmax, T
 
 // The CNN's layer sequence, its one definition (mlp_layers says how saved and Clad meet): the conv
 // blocks, then the head: flatten (the last h is already [batch][features]), linear, ReLU, linear,
-// into the logits at cnn_logits_offset. Written for Clad like mlp_layers: the first block
-// (reading x) is peeled off the loop, and the loop's offsets are functions of l (above).
+// into the logits at cnn_logits_offset. `scratch`: where the conv blocks work (see the header
+// comment); its adjoint is never used. Written for Clad like mlp_layers: the first block (reading x) is
+// peeled off the loop, and the loop's offsets are functions of l (above).
 template <class T>
-void cnn_layers(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws, int saved) {
+void cnn_layers(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws, T* scratch, int saved) {
   conv_layer(x, params, params + conv_bias_offset(dims, 0), ws + conv_output_offset(dims, n_conv, batch, 0),
-             ws + conv_argmax_offset(dims, n_conv, batch, 0), ws, dims, 0, batch, saved);
+             ws + conv_argmax_offset(dims, n_conv, batch, 0), scratch, dims, 0, batch, saved);
   for (int l = 1; l < n_conv; ++l)
     conv_layer(ws + conv_output_offset(dims, n_conv, batch, l - 1), params + conv_weights_offset(dims, l),
                params + conv_bias_offset(dims, l), ws + conv_output_offset(dims, n_conv, batch, l),
-               ws + conv_argmax_offset(dims, n_conv, batch, l), ws, dims, l, batch, saved);
+               ws + conv_argmax_offset(dims, n_conv, batch, l), scratch, dims, l, batch, saved);
   const int f = int(conv_output_offset(dims, n_conv, batch, n_conv - 1));  // the flattened features
   const int z1 = int(conv_output_offset(dims, n_conv, batch, n_conv));
   const int p = int(conv_weights_offset(dims, n_conv));  // the head's first weights
@@ -339,13 +341,13 @@ void cnn_layers(const T* params, const T* x, const int* dims, int n_conv, int ba
 // The contract's logits forward (mlp.hpp's header comment), at cnn_logits_offset in ws.
 template <class T>
 void cnn_logits(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws) {
-  cnn_layers(params, x, dims, n_conv, batch, ws, 0);
+  cnn_layers(params, x, dims, n_conv, batch, ws, ws, 0);
 }
 
 // Mean softmax cross-entropy of the CNN over a batch.
 template <class T>
 void cnn_loss(const T* params, const T* x, const int* labels, const int* dims, int n_conv, int batch, T* ws, T* loss) {
-  cnn_layers(params, x, dims, n_conv, batch, ws, 0);
+  cnn_layers(params, x, dims, n_conv, batch, ws, ws, 0);
   const int logits = int(cnn_logits_offset(dims, n_conv, batch)), classes = dims[3 + 3 * n_conv];
   T total = 0;
   for (int i = 0; i < batch; ++i) total += sample_cross_entropy(ws + logits + i * classes, labels[i], classes);

@@ -62,9 +62,10 @@ void mlp_loss_pullback(const T* params, const T* x, const int* labels, const int
   mlp_logits_pullback(params, x, dims, n_layers, batch, ws, d_params, d_x, d_ws);
 }
 
+// The layers in reverse, the conv blocks working in `scratch` (cnn.hpp's header comment).
 template <class T>
-void cnn_logits_pullback(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws, T* d_params,
-                         T* d_x, T* d_ws) {
+void cnn_layers_pullback(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws, T* scratch,
+                         T* d_params, T* d_x, T* d_ws) {
   // The head, in reverse (cnn.hpp's layout).
   const int features = cnn_features(dims, n_conv), hidden = dims[2 + 3 * n_conv], classes = dims[3 + 3 * n_conv];
   const long f = conv_output_offset(dims, n_conv, batch, n_conv - 1),
@@ -81,9 +82,9 @@ void cnn_logits_pullback(const T* params, const T* x, const int* dims, int n_con
     const long input = l == 0 ? 0 : conv_output_offset(dims, n_conv, batch, l - 1);
     const long h = conv_output_offset(dims, n_conv, batch, l), argmax = conv_argmax_offset(dims, n_conv, batch, l);
     const long w = conv_weights_offset(dims, l), b = conv_bias_offset(dims, l);
-    conv_block_pullback<T>(l == 0 ? x : ws + input, params + w, params + b, ws + h, ws + argmax, ws, dims, l, batch,
-                           l == 0 ? d_x : d_ws + input, d_params + w, d_params + b, d_ws + h, nullptr, nullptr, nullptr,
-                           nullptr);
+    conv_block_pullback<T>(l == 0 ? x : ws + input, params + w, params + b, ws + h, ws + argmax, scratch, dims, l,
+                           batch, l == 0 ? d_x : d_ws + input, d_params + w, d_params + b, d_ws + h, nullptr, nullptr,
+                           nullptr, nullptr);
   }
 }
 
@@ -93,7 +94,14 @@ void cnn_loss_pullback(const T* params, const T* x, const int* labels, const int
   cnn_loss(params, x, labels, dims, n_conv, batch, ws, loss);  // forward sweep fills ws
   const long logits = cnn_logits_offset(dims, n_conv, batch);
   cross_entropy_pullback(ws + logits, labels, batch, dims[3 + 3 * n_conv], d_ws + logits, d_loss);
-  cnn_logits_pullback(params, x, dims, n_conv, batch, ws, d_params, d_x, d_ws);
+  cnn_layers_pullback(params, x, dims, n_conv, batch, ws, ws, d_params, d_x, d_ws);
+}
+
+// The logits' pullback: scratch in d_ws, so that ws is left as it was.
+template <class T>
+void cnn_logits_pullback(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws, T* d_params,
+                         T* d_x, T* d_ws) {
+  cnn_layers_pullback(params, x, dims, n_conv, batch, ws, d_ws, d_params, d_x, d_ws);
 }
 
 ModelKernels mlp() {

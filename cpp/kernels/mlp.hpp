@@ -18,9 +18,10 @@
 //   void logits_pullback(params, x, dims, n_layers, batch, ws, d_params, d_x, d_ws);
 //
 // with the logits' adjoint (grad_output) seeded into d_ws at mlp_logits_offset, the rest of d_ws
-// zero. It adds into d_params and d_x (nullptr: none) and consumes d_ws, without running the
-// layers again. Both come from mlp_layers, the one definition of the layer sequence, which
-// mlp_loss calls too; see there for how Clad's derivative of it reads the saved activations.
+// zero. It adds into d_params and d_x (nullptr: none) and consumes d_ws (the CNN leaves its
+// scratch region dirty, cnn.hpp); it reads ws and never writes it, nor runs the layers again. Both come from
+// mlp_layers, the one definition of the layer sequence, which mlp_loss calls too; see there for how Clad's derivative
+// of it reads the saved activations.
 #pragma once
 
 #include "layers.hpp"

@@ -27,9 +27,8 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 ModelShape shape_from(c10::string_view model, c10::IntArrayRef dims) {
-  ModelShape shape{std::string(model), {}};
+  ModelShape shape{std::string(model), std::vector<int>(dims.begin(), dims.end())};  // one allocation a step
   TORCH_CHECK(shape.model == "mlp" || shape.model == "cnn", "model must be mlp or cnn, not ", shape.model);
-  for (int64_t d : dims) shape.dims.push_back(int(d));
   TORCH_CHECK(
       shape.model == "mlp" ? shape.dims.size() >= 2 : shape.dims.size() >= 7 && (shape.dims.size() - 4) % 3 == 0,
       "dims do not describe a ", shape.model, " (see cnn.hpp / mlp.hpp)");
@@ -215,8 +214,9 @@ std::tuple<torch::Tensor, torch::Tensor> forward_vjp_op(const torch::Tensor& par
     using T = decltype(zero);
     const KernelFns<T>& fns = logits_fns<T>(k, params, x, shape);
     const int batch = int(x.size(0));
-    const long n = shape.workspace_size(batch), offset = shape.logits_offset(batch), scratch = shape.scratch_size();
-    TORCH_CHECK(ws.dim() == 1 && ws.numel() == n && ws.scalar_type() == params.scalar_type() && ws.device().is_cpu(),
+    const long n = shape.workspace_size(batch), offset = shape.logits_offset(batch);
+    TORCH_CHECK(ws.dim() == 1 && ws.numel() == n && ws.is_contiguous() && ws.scalar_type() == params.scalar_type() &&
+                    ws.device().is_cpu(),
                 "ws must be the [", n, "] workspace forward_ws returned for this batch, got ", ws.sizes());
     TORCH_CHECK(grad_logits.sizes() == torch::IntArrayRef({batch, shape.classes()}) &&
                     grad_logits.scalar_type() == params.scalar_type() && grad_logits.device().is_cpu(),
@@ -225,17 +225,11 @@ std::tuple<torch::Tensor, torch::Tensor> forward_vjp_op(const torch::Tensor& par
     const torch::Tensor p = params.contiguous(), xs = x.contiguous();
     torch::Tensor d_params = torch::zeros_like(p);
     torch::Tensor d_x = input_grad ? torch::zeros_like(xs) : xs.new_empty({0});
-    // The seed: the logits' adjoint, the rest of d_ws zero (the pullback leaves it all zero).
+    // The seed: the logits' adjoint, the rest of d_ws zero.
     torch::Tensor d_ws = torch::zeros({n}, p.options());
     d_ws.narrow(0, offset, long(batch) * shape.classes()).view({batch, shape.classes()}).copy_(grad_logits);
-    // The CNN's pullback rebuilds im2col in the scratch at the start of ws: it gets a copy of the
-    // activations with scratch of its own, so that the saved ws, an input, is left as it was.
-    torch::Tensor work = ws.contiguous();
-    if (scratch > 0) {
-      work = torch::empty({n}, p.options());
-      work.narrow(0, scratch, n - scratch).copy_(ws.narrow(0, scratch, n - scratch));
-    }
-    fns.logits_pullback(p.data_ptr<T>(), xs.data_ptr<T>(), shape.dims.data(), shape.count(), batch, work.data_ptr<T>(),
+    // The pullback only reads ws (cnn.hpp: the CNN's works in d_ws' scratch), an input of the op.
+    fns.logits_pullback(p.data_ptr<T>(), xs.data_ptr<T>(), shape.dims.data(), shape.count(), batch, ws.data_ptr<T>(),
                         d_params.data_ptr<T>(), input_grad ? d_x.data_ptr<T>() : nullptr, d_ws.data_ptr<T>());
     return std::make_tuple(d_params, d_x);
   });
