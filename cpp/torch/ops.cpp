@@ -108,18 +108,19 @@ torch::Tensor run_loss(const ModelKernels& kernels, const torch::Tensor& params,
 // cladbench::loss without autograd: the kernels' forward.
 torch::Tensor loss_op(const torch::Tensor& params, const torch::Tensor& x, const torch::Tensor& labels,
                       c10::string_view model, c10::IntArrayRef dims, c10::string_view engine, c10::string_view layout) {
-  return run_loss(kernels_for(model, engine, layout, params), params, x, labels, shape_from(model, dims));
+  const ModelShape shape = shape_from(model, dims);
+  return run_loss(kernels_for(model, engine, layout, params), params, x, labels, shape);
 }
 
 // cladbench::loss_grad: the loss and its gradients, from the kernels' pullback.
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> loss_grad_op(
     const torch::Tensor& params, const torch::Tensor& x, const torch::Tensor& labels, c10::string_view model,
     c10::IntArrayRef dims, c10::string_view engine, c10::string_view layout, bool input_grad) {
+  const ModelShape shape = shape_from(model, dims);
   const ModelKernels& k = kernels_for(model, engine, layout, params);
   torch::Tensor d_params = torch::zeros_like(params, torch::MemoryFormat::Contiguous);
   torch::Tensor d_x = input_grad ? torch::zeros_like(x, torch::MemoryFormat::Contiguous) : x.new_empty({0});
-  torch::Tensor loss =
-      run_loss(k, params, x, labels, shape_from(model, dims), d_params, input_grad ? d_x : torch::Tensor());
+  torch::Tensor loss = run_loss(k, params, x, labels, shape, d_params, input_grad ? d_x : torch::Tensor());
   return {loss, d_params, d_x};
 }
 
@@ -187,8 +188,8 @@ auto dispatch_dtype(const torch::Tensor& params, const F& f) {
 std::tuple<torch::Tensor, torch::Tensor> forward_ws_op(const torch::Tensor& params, const torch::Tensor& x,
                                                        c10::string_view model, c10::IntArrayRef dims,
                                                        c10::string_view engine, c10::string_view layout) {
-  const ModelKernels& k = kernels_for(model, engine, layout, params);
   const ModelShape shape = shape_from(model, dims);
+  const ModelKernels& k = kernels_for(model, engine, layout, params);
   return dispatch_dtype(params, [&](auto zero) {
     using T = decltype(zero);
     const KernelFns<T>& fns = logits_fns<T>(k, params, x, shape);
@@ -208,8 +209,8 @@ std::tuple<torch::Tensor, torch::Tensor> forward_vjp_op(const torch::Tensor& par
                                                         c10::string_view model, c10::IntArrayRef dims,
                                                         c10::string_view engine, c10::string_view layout,
                                                         bool input_grad) {
-  const ModelKernels& k = kernels_for(model, engine, layout, params);
   const ModelShape shape = shape_from(model, dims);
+  const ModelKernels& k = kernels_for(model, engine, layout, params);
   return dispatch_dtype(params, [&](auto zero) {
     using T = decltype(zero);
     const KernelFns<T>& fns = logits_fns<T>(k, params, x, shape);
