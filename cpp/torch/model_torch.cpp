@@ -22,6 +22,8 @@ long ModelShape::logits_offset(int batch) const {
                         : mlp_logits_offset(dims.data(), count(), batch);
 }
 
+long ModelShape::scratch_size() const { return model == "cnn" ? cnn_scratch_size(dims.data(), count()) : 0; }
+
 int ModelShape::input_size() const { return model == "cnn" ? dims[0] * dims[1] : dims[0]; }
 
 std::vector<std::pair<int, int>> ModelShape::layer_sizes() const {

@@ -22,7 +22,8 @@ struct ModelShape {
   long param_count() const;
   long workspace_size(int batch) const;
   long logits_offset(int batch) const;
-  int input_size() const;  // features per sample, x is [batch, input_size]
+  long scratch_size() const;  // the start of ws (and d_ws) that is scratch: the CNN's conv blocks', else 0
+  int input_size() const;     // features per sample, x is [batch, input_size]
   int classes() const { return dims.back(); }
   std::string name() const;  // e.g. "mlp-784-128-10", "cnn-gw-2x2048-8k16p4-32-2"
   // (in, out) of every weight matrix, in params order: conv blocks as [c_out x c_in*kernel].

@@ -226,8 +226,11 @@ std::tuple<torch::Tensor, torch::Tensor> forward_vjp_op(const torch::Tensor& par
     const torch::Tensor p = params.contiguous(), xs = x.contiguous();
     torch::Tensor d_params = torch::zeros_like(p);
     torch::Tensor d_x = input_grad ? torch::zeros_like(xs) : xs.new_empty({0});
-    // The seed: the logits' adjoint, the rest of d_ws zero.
-    torch::Tensor d_ws = torch::zeros({n}, p.options());
+    // The seed: the logits' adjoint, the rest of d_ws zero but the CNN's scratch, which is written
+    // before it is read (most of d_ws at small batches, and mostly never touched at one thread).
+    const long scratch = shape.scratch_size();
+    torch::Tensor d_ws = torch::empty({n}, p.options());
+    d_ws.narrow(0, scratch, n - scratch).zero_();
     d_ws.narrow(0, offset, long(batch) * shape.classes()).view({batch, shape.classes()}).copy_(grad_logits);
     // The pullback only reads ws (cnn.hpp: the CNN's works in d_ws' scratch), an input of the op.
     fns.logits_pullback(p.data_ptr<T>(), xs.data_ptr<T>(), shape.dims.data(), shape.count(), batch, ws.data_ptr<T>(),
