@@ -19,9 +19,9 @@
 //
 // with the logits' adjoint (grad_output) seeded into d_ws at mlp_logits_offset, the rest of d_ws
 // zero. It adds into d_params and d_x (nullptr: none) and consumes d_ws (the CNN leaves its
-// scratch region dirty, cnn.hpp); it reads ws and never writes it, nor runs the layers again. Both come from
-// mlp_layers, the one definition of the layer sequence, which mlp_loss calls too; see there for how Clad's derivative
-// of it reads the saved activations.
+// scratch region dirty, cnn.hpp); it reads ws and never writes it, nor runs the layers again.
+// Both come from mlp_layers, the one definition of the layer sequence, which mlp_loss calls too;
+// see there for how Clad's derivative of it reads the saved activations.
 #pragma once
 
 #include "layers.hpp"
