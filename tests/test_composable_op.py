@@ -154,6 +154,10 @@ def test_clear_errors():
         op(params, x.float(), model, dims, "manual", "rowmajor")
     with pytest.raises(RuntimeError, match="params must be float32 or float64"):
         op(params.half(), x.half(), model, dims, "manual", "rowmajor")
+    with pytest.raises(RuntimeError, match="dims must be positive"):
+        op(params, x, model, [9, 0, 3], "manual", "rowmajor")
+    with pytest.raises(RuntimeError, match="conv block 1 of dims .* leaves no output step"):
+        op(params, x, "cnn", [1, 9, 2, 3, 2, 4, 3, 2, 3, 2], "manual", "rowmajor")
     with pytest.raises(RuntimeError, match="model must be mlp or cnn"):
         op(params, x, "rnn", dims, "manual", "rowmajor")
     with pytest.raises(ValueError, match="mlp engine .nonesuch. with rowmajor weights on cpu is not built"):

@@ -32,6 +32,14 @@ ModelShape shape_from(c10::string_view model, c10::IntArrayRef dims) {
   TORCH_CHECK(
       shape.model == "mlp" ? shape.dims.size() >= 2 : shape.dims.size() >= 7 && (shape.dims.size() - 4) % 3 == 0,
       "dims do not describe a ", shape.model, " (see cnn.hpp / mlp.hpp)");
+  for (int64_t d : dims) TORCH_CHECK(d > 0 && d <= INT32_MAX, "dims must be positive ints, got ", dims);
+  if (shape.model == "cnn") {  // every block must leave at least one pooled step
+    int len = shape.dims[1];
+    for (int l = 0; l < shape.count(); ++l) {
+      len = cnn_conv_out(len, shape.dims[3 + 3 * l]) / shape.dims[4 + 3 * l];
+      TORCH_CHECK(len >= 1, "conv block ", l, " of dims ", dims, " leaves no output step");
+    }
+  }
   return shape;
 }
 
