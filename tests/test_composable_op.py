@@ -6,6 +6,8 @@ errors, and a training loop with a torch loss of its own against the same loop i
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -264,3 +266,17 @@ def test_training_with_a_torch_loss_matches_plain_torch(engine, mnist):
     assert len(composable) == 64
     assert ((composable - plain).abs() / plain.abs()).max() < 1e-5
     assert composable[-8:].mean() < composable[:8].mean()  # it learns
+
+
+def test_op_bench_runs(tmp_path):
+    """python -m cladbench.op_bench: both paths timed, a ratio per cell (tiny settings, not a timing)."""
+    from cladbench import op_bench
+
+    out = tmp_path / "cells.json"
+    common = ["--batch", "4", "--engine", "manual", "--repetitions", "2", "--steps", "3", "--warmup", "1"]
+    with pytest.raises(ValueError, match="expected mlp-<widths>"):
+        op_bench.main(["--models", "cnn-x", *common])
+    assert op_bench.main(["--models", "mlp-20-8-4", *common, "--out", str(out)]) == 0
+    (cell,) = json.loads(out.read_text())
+    assert cell["model"] == "mlp-20-8-4" and len(cell["fused_s"]) == len(cell["composable_s"]) == 2
+    assert cell["ratio_median"] > 0
