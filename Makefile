@@ -36,7 +36,7 @@ test-cluster: build
 # On a GPU node, with a CUDA torch in .venv: the CUDA runs the report's CUDA section shows, into
 # results-archive/<gpu>/<date>/ (commit them). docs/cuda.md says what they measure.
 cuda-records: build
-	$(PY) -m cladbench.cuda_records
+	$(PY) -m cladbench.bench.cuda_records
 
 doctor: setup
 	$(VENV)/bin/cladbench doctor

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from cladbench.core import core
-from cladbench.data import DataError, mnist_t10k
-from cladbench.jax_engine import jax_available
+from cladbench.data.fetch import DataError, mnist_t10k
+from cladbench.engines.jax import jax_available
+from cladbench.engines.pytorch_compile import compile_problem
 from cladbench.paths import build_manifest
-from cladbench.pytorch_compile_engine import compile_problem
 
 KERNEL_ENGINES = sorted({e["engine"] for e in core.engines()} - {"autograd"})
 CLAD_BUILT = "clad" in KERNEL_ENGINES

@@ -13,8 +13,8 @@ import sys
 import pytest
 from conftest import CLAD_BUILT, clad_skip_reason
 
-from cladbench import bench
-from cladbench.bench import epochs_for, parse_model, train_args
+from cladbench.bench import study as bench
+from cladbench.bench.study import epochs_for, parse_model, train_args
 
 MNIST_SECTION = {"train_range": [0, 8000], "test_range": [8000, 10000]}
 TRAIN_SECTION = {"lr": 0.1, "optimizer": "sgd", "seed": 1, "warmup": 10}

@@ -21,7 +21,7 @@ import yaml
 from local_slurm import PARTITION, LocalSlurm, missing_commands
 from test_workflow import TINY, snakemake
 
-from cladbench.data import MNIST_T10K, mirror_dir
+from cladbench.data.fetch import MNIST_T10K, mirror_dir
 from cladbench.paths import REPO
 
 pytestmark = pytest.mark.cluster

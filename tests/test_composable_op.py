@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from conftest import CLAD_BUILT, clad_skip_reason, engine_param
 
 from cladbench.core import core
-from cladbench.models import torch_nn_model
+from cladbench.engines.models import torch_nn_model
 
 ENGINES = [engine_param("clad"), engine_param("manual"), engine_param("autograd")]
 LAYOUTS = ["rowmajor", "colmajor"]
@@ -269,8 +269,8 @@ def test_training_with_a_torch_loss_matches_plain_torch(engine, mnist):
 
 
 def test_op_bench_runs(tmp_path):
-    """python -m cladbench.op_bench: both paths timed, a ratio per cell (tiny settings, not a timing)."""
-    from cladbench import op_bench
+    """python -m cladbench.bench.op_bench: both paths timed, a ratio per cell (tiny settings, not a timing)."""
+    from cladbench.bench import op_bench
 
     out = tmp_path / "cells.json"
     common = ["--batch", "4", "--engine", "manual", "--repetitions", "2", "--steps", "3", "--warmup", "1"]

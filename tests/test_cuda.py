@@ -19,14 +19,14 @@ import yaml
 from conftest import CLAD_BUILT
 from torch import nn
 
-from cladbench import archive
-from cladbench.aggregate import tables
 from cladbench.core import core
 from cladbench.cuda import gemm_floor_seconds, variant_problem
+from cladbench.engines.models import torch_nn_model
 from cladbench.matrix import CUDA_ENGINES, cuda_variant
-from cladbench.models import torch_nn_model
 from cladbench.paths import REPO, build_manifest
 from cladbench.report import cuda as cuda_report
+from cladbench.results import archive
+from cladbench.results.aggregate import tables
 
 GPU = "NVIDIA H100 80GB HBM3"
 ENGINES = [e for e in CUDA_ENGINES if e != "clad" or CLAD_BUILT]  # CPU records, re-labelled as cuda runs
@@ -151,11 +151,11 @@ def test_the_archive_reads_as_aggregate_does(tmp_path, cpu_records):
     assert len(a100) == 3 and set(a100.archive_date) == {"2026-10-01"}
     # The CLI writes the table; a broken record is an error that names it.
     out = tmp_path / "tables" / "archive_runs.csv"
-    assert cli("cladbench.archive", str(out), "--archive", str(tmp_path)).returncode == 0
+    assert cli("cladbench.results.archive", str(out), "--archive", str(tmp_path)).returncode == 0
     assert len(pd.read_csv(out)) == len(runs)
     bad = tmp_path / "nvidia-a100" / "2026-10-01" / "runs" / "bench" / "broken.json"
     bad.write_text("{not json")
-    done = cli("cladbench.archive", str(out), "--archive", str(tmp_path))
+    done = cli("cladbench.results.archive", str(out), "--archive", str(tmp_path))
     assert done.returncode == 2 and str(bad) in done.stderr and "Traceback" not in done.stderr
 
 
@@ -164,7 +164,7 @@ def test_cuda_table_ratios_floor_and_provenance(tmp_path, cpu_records):
     tables_dir = tmp_path / "tables"
     assert (
         cli(
-            "cladbench.archive", str(tables_dir / "archive_runs.csv"), "--archive", str(tmp_path / "archive")
+            "cladbench.results.archive", str(tables_dir / "archive_runs.csv"), "--archive", str(tmp_path / "archive")
         ).returncode
         == 0
     )
@@ -235,8 +235,8 @@ def test_pytorch_on_cuda_without_a_gpu_is_a_clear_error(tmp_path, mnist):
 
 
 def test_jax_stays_on_the_cpu():
-    from cladbench.jax_engine import JaxStepper
-    from cladbench.pytorch_engine import TorchStepper, device_problem
+    from cladbench.engines.jax import JaxStepper
+    from cladbench.engines.pytorch import TorchStepper, device_problem
 
     assert device_problem(JaxStepper, "cuda").startswith("the jax engine runs on the CPU only")
     assert device_problem(JaxStepper, "cpu") is None and device_problem(TorchStepper, "cpu") is None
@@ -439,13 +439,13 @@ def test_pytorch_trains_on_the_gpu_with_agreeing_gradients(tmp_path, mnist):
 
 def test_cuda_records_writes_an_archive_the_report_reads(tmp_path, mnist):
     """`make cuda-records`' command, run on the CPU (--device cpu) with a one-cell grid: the archive
-    layout, config and MANIFEST it writes, and that cladbench.archive reads the runs back."""
+    layout, config and MANIFEST it writes, and that cladbench.results.archive reads the runs back."""
     images, labels, _ = mnist
     done = subprocess.run(
         [
             sys.executable,
             "-m",
-            "cladbench.cuda_records",
+            "cladbench.bench.cuda_records",
             "--device",
             "cpu",
             "--archive",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import write_idx
 
-from cladbench import data
-from cladbench.data import FILES, MNIST_T10K, DataError, stage, stage_all
+from cladbench.data import fetch as data
+from cladbench.data.fetch import FILES, MNIST_T10K, DataError, stage, stage_all
 
 LABELS = "mnist/t10k-labels-idx1-ubyte.gz"
 

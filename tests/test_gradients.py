@@ -10,7 +10,7 @@ from conftest import engine_param
 from torch import nn
 
 from cladbench.core import core
-from cladbench.models import torch_nn_model
+from cladbench.engines.models import torch_nn_model
 
 SHAPES = [
     ("mlp", [37, 19, 7]),

@@ -1,4 +1,4 @@
-"""The gravitational-wave dataset builder (cladbench.gw): simulated and real (GW150914) windows."""
+"""The gravitational-wave dataset builder (cladbench.data.gw): simulated and real (GW150914) windows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import lalsimulation as lalsim
 import numpy as np
 import pytest
 
-from cladbench import gw
+from cladbench.data import gw
 
 N = 200
 SEED = 7
@@ -107,7 +107,7 @@ def test_layout(sim):
         "approximant": "IMRPhenomD",
         "snr_low": 8.0,
         "snr_high": 20.0,
-        "generator": "cladbench.gw.simulate",
+        "generator": "cladbench.data.gw.simulate",
         "lalsuite_version": gw.lalsuite_version(),
     }
     for key, value in required.items():
@@ -224,7 +224,7 @@ def test_real_windows(real):
     assert len(t0) == len(x) > 100 and np.all(np.isfinite(x))
     np.testing.assert_allclose(np.diff(t0), 0.0625, atol=1e-9)
     assert t0[0] >= 1126259446 + gw.REAL_EDGE_S and t0[-1] + 1 <= 1126259446 + 32 - gw.REAL_EDGE_S
-    assert attrs["event_gps"] == 1126259462.4 and attrs["generator"] == "cladbench.gw.real_windows"
+    assert attrs["event_gps"] == 1126259462.4 and attrs["generator"] == "cladbench.data.gw.real_windows"
     assert (attrs["h1_source"], attrs["l1_source"]) == GWOSC and attrs["sample_rate"] == FS
     # Away from the event, whitened data have unit variance (per detector on average; each window loosely).
     far = (t0 + 1 < gw.EVENT_GPS - 1) | (t0 > gw.EVENT_GPS + 1)

@@ -1,4 +1,4 @@
-"""The GW classifier trained by every engine on small simulated sets (cladbench.gw): loss curves
+"""The GW classifier trained by every engine on small simulated sets (cladbench.data.gw): loss curves
 agree across engines, arena steps allocate nothing, the CNN learns, and the record carries the GW
 metrics (roc_auc, gw150914_peak_offset_s over the real GW150914 windows when the mirror has them)."""
 
@@ -12,9 +12,9 @@ import pytest
 import yaml
 from conftest import RUNNABLE_VARIANTS
 
-from cladbench import gw
 from cladbench.cli import train_command
-from cladbench.data import GW150914, DataError, stage_all
+from cladbench.data import gw
+from cladbench.data.fetch import GW150914, DataError, stage_all
 from cladbench.matrix import parse_variant
 from cladbench.paths import REPO
 

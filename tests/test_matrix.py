@@ -69,4 +69,4 @@ def test_what_has_no_variant_says_why():
     assert not matrix.trains_cnn("cuda-clad-rowmajor-arena") and matrix.trains_cnn(
         "cuda-libtorch-rowmajor-dynamic-r0.json"
     )
-    assert matrix.engine_module("pytorch-compile") == "cladbench.pytorch_compile_engine"
+    assert matrix.engine_module("pytorch-compile") == "cladbench.engines.pytorch_compile"

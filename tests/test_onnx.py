@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from cladbench.core import core
-from cladbench.onnx_compile import CladUnavailableError, CompiledModel, clad_prefix, compile_model
-from cladbench.onnx_emit import UnsupportedModelError, emit, read_weights
-from cladbench.onnx_roundtrip import export, fine_tune, gradient_check, params_from_torch, train_torch_classifier
+from cladbench.onnx.compile import CladUnavailableError, CompiledModel, clad_prefix, compile_model
+from cladbench.onnx.emit import UnsupportedModelError, emit, read_weights
+from cladbench.onnx.roundtrip import export, fine_tune, gradient_check, params_from_torch, train_torch_classifier
 
 
 class Residual(nn.Module):

@@ -18,11 +18,11 @@ import yaml
 from conftest import COMPILE_VARIANTS
 
 from cladbench.cli import train_command
-from cladbench.jax_engine import adam_schedule, jax_available
+from cladbench.engines.jax import adam_schedule, jax_available
+from cladbench.engines.pytorch_compile import INDUCTOR_CACHE
 from cladbench.matrix import PYTHON_ENGINES, parse_variant
 from cladbench.options import GRADIENT_TOLERANCE
 from cladbench.paths import REPO, build_manifest
-from cladbench.pytorch_compile_engine import INDUCTOR_CACHE
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
 needs_jax = pytest.mark.skipif(
@@ -85,7 +85,7 @@ def test_compiled_engine_without_a_compiler_says_so(mnist, tmp_path):
         [
             sys.executable,
             "-m",
-            "cladbench.pytorch_compile_engine",
+            "cladbench.engines.pytorch_compile",
             "--images",
             str(images),
             "--labels",
@@ -115,7 +115,7 @@ def test_jax_step_moves_nothing_from_the_host(optimizer):
     script = f"""
 import argparse, jax, torch
 from cladbench.core import core
-from cladbench.jax_engine import JaxStepper
+from cladbench.engines.jax import JaxStepper
 args = argparse.Namespace(threads=1, lr=0.001, optimizer="{optimizer}", warmup=0)
 stepper = JaxStepper("mlp", [784, 16, 10], core.init_params("mlp", [784, 16, 10], 1), args)
 batch = stepper.prepare(torch.rand(8, 784), torch.randint(0, 10, (8,)))

@@ -18,13 +18,14 @@ import pytest
 import yaml
 from conftest import engine_param
 
-from cladbench import aggregate, gw
 from cladbench.cli import train_command
 from cladbench.core import core
+from cladbench.data import gw
 from cladbench.paths import REPO
 from cladbench.report import build_report
 from cladbench.report.tables import read_table, ttree_table
-from cladbench.ttree import root_missing_reason
+from cladbench.results import aggregate
+from cladbench.root import root_missing_reason
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
 TRAIN, TEST = (0, 1536), (9000, 10000)
@@ -288,7 +289,7 @@ def test_macro_reports_bad_input_with_status_2(trees, tmp_path):
 @pytest.mark.slow
 @needs_root
 def test_trees_read_back_as_the_trainers_see_the_data(mnist, trees, tmp_path):
-    from cladbench.ttree import read_mnist_tree, write_gw_trees
+    from cladbench.root import read_mnist_tree, write_gw_trees
 
     x, y = (t.numpy() for t in core.load_mnist(str(mnist[0]), str(mnist[1])))
     tx, ty = read_mnist_tree(trees, "train")

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from conftest import CLAD_BUILT, RUNNABLE_VARIANTS, clad_skip_reason, write_idx
 
-from cladbench import pytorch_engine
 from cladbench.cli import train_command
-from cladbench.jax_engine import jax_available
+from cladbench.engines import pytorch as pytorch_engine
+from cladbench.engines.jax import jax_available
 from cladbench.matrix import parse_variant
 from cladbench.options import GRADIENT_TOLERANCE, train_default
 from cladbench.paths import REPO

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import RUNNABLE_VARIANTS
 
-from cladbench.data import MNIST_T10K, mirror_dir
+from cladbench.data.fetch import MNIST_T10K, mirror_dir
 from cladbench.matrix import parse_variant
 from cladbench.paths import REPO, build_manifest
 

@@ -164,7 +164,7 @@ PYBIND11_MODULE(_core, m) {
         out["merger_offset"] = d.merger_offset;
         return out;
       },
-      py::arg("path"), "GW windows (cladbench.gw's HDF5) as the trainers see them: x [n, channels*length], ...");
+      py::arg("path"), "GW windows (cladbench.data.gw's HDF5) as the trainers see them: x [n, channels*length], ...");
   m.def(
       "gw_metrics",
       [](const torch::Tensor& score, const torch::Tensor& labels, const torch::Tensor& snr, double merger_offset,
@@ -197,7 +197,7 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("engine"), py::arg("layout"), py::arg("alloc"), py::arg("args"), py::call_guard<py::gil_scoped_release>(),
       "Runs cladbench-train's trainer in-process with the given flags; returns its exit status (0, 2, 3).");
-  // The PyROOT path (cladbench.ttree): a run fed batch by batch from numpy arrays, as the ROOT macro
+  // The PyROOT path (cladbench.root): a run fed batch by batch from numpy arrays, as the ROOT macro
   // feeds one through the C ABI (cpp/capi).
   using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
   using Ints = py::array_t<int, py::array::c_style | py::array::forcecast>;

@@ -1,4 +1,4 @@
-// cladbench._calib: the Z->ee calibration for Python (cladbench.calib, the tests, scipy).
+// cladbench._calib: the Z->ee calibration for Python (cladbench.calib.fit, the tests, scipy).
 // NumPy in and out; the loss and its gradient run without the GIL.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

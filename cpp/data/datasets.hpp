@@ -22,7 +22,7 @@ struct Dataset {
 // MNIST's training mean and deviation (0.1307, 0.3081). Throws IdxError / std::invalid_argument.
 Dataset load_mnist(const std::string& images_path, const std::string& labels_path);
 
-// GW windows written by cladbench.gw (HDF5): windows/strain [n, channels, length] float32, and
+// GW windows written by cladbench.data.gw (HDF5): windows/strain [n, channels, length] float32, and
 // windows/label, windows/snr (simulated) or windows/t_start_gps (real). Throws std::runtime_error
 // naming the file and what is missing.
 Dataset load_gw_windows(const std::string& path);

@@ -1,4 +1,4 @@
-// The layers that code emitted from ONNX graphs (src/cladbench/onnx_emit.py) is made of: plain C++
+// The layers that code emitted from ONNX graphs (src/cladbench/onnx/emit.py) is made of: plain C++
 // on raw pointers, no LibTorch, no allocation. Activations are [batch x features] row-major (ONNX's
 // layout); a Conv input/output is [batch][channels][length]. Clad differentiates the emitted model
 // (the composition of these calls and its loss); each layer here has hand-written pullbacks, given

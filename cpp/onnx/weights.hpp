@@ -1,4 +1,4 @@
-// Reading the weights file that comes with an emitted model (src/cladbench/onnx_emit.py writes it):
+// Reading the weights file that comes with an emitted model (src/cladbench/onnx/emit.py writes it):
 //
 //   8 bytes  magic "CLADBW01"
 //   uint64   n_values: the length of the model's params array

@@ -1,7 +1,8 @@
 // Trains cladbench's MNIST MLP from a TTree, in root.exe with no Python in the process:
 //
 //   root -b -q 'cpp/root/train_mnist.C("results/root/mnist.root", "run.json")'
-//   root -b -q 'cpp/root/train_mnist.C("results/root/mnist.root", "run.json", "--hidden 128 --batch 32 --epochs 3 --lr 0.1 --seed 1 --train-range 0:8000 --test-range 8000:10000", "clad")'
+//   root -b -q 'cpp/root/train_mnist.C("results/root/mnist.root", "run.json", "--hidden 128 --batch 32 --epochs 3 --lr
+//   0.1 --seed 1 --train-range 0:8000 --test-range 8000:10000", "clad")'
 //
 // The tree file holds trees "train" and "test" (written by `cladbench ttree mnist`): a float array
 // branch x[784] (pixels as the trainers see them) and an int branch label. RDataFrame reads each
@@ -63,7 +64,8 @@ int fail(int status, const std::string& why) {
 }  // namespace train_mnist_macro
 
 int train_mnist(const char* tree_file = "results/root/mnist.root", const char* out = "run.json",
-                const char* options = "--hidden 128 --batch 32 --epochs 3 --lr 0.1 --seed 1 --train-range 0:8000 --test-range 8000:10000",
+                const char* options =
+                    "--hidden 128 --batch 32 --epochs 3 --lr 0.1 --seed 1 --train-range 0:8000 --test-range 8000:10000",
                 const char* engine = "", const char* layout = "rowmajor", const char* alloc = "arena") {
   using namespace train_mnist_macro;
   std::string chosen = engine;
@@ -75,10 +77,12 @@ int train_mnist(const char* tree_file = "results/root/mnist.root", const char* o
   const Samples train = read_tree(tree_file, "train"), test = read_tree(tree_file, "test");
   std::string flags = std::string(options) + " --dataset mnist --input ttree-macro --data " + tree_file;
   if (out && *out) flags += std::string(" --out ") + out;  // else the record goes to stdout
-  cladbench_run* run = cladbench_run_create(chosen.c_str(), layout, alloc, flags.c_str(), train.size(), train.features, 10);
+  cladbench_run* run =
+      cladbench_run_create(chosen.c_str(), layout, alloc, flags.c_str(), train.size(), train.features, 10);
   if (!run) return fail(2, cladbench_last_error());
   cladbench_run_set_version(run, "root", gROOT->GetVersion());
-  if (cladbench_run_set_test(run, test.x.data(), test.labels.data(), test.size()) != 0) return fail(2, cladbench_last_error());
+  if (cladbench_run_set_test(run, test.x.data(), test.labels.data(), test.size()) != 0)
+    return fail(2, cladbench_last_error());
 
   const int batch = cladbench_run_batch(run), features = train.features;
   std::vector<long> order(train.size());

@@ -1,5 +1,5 @@
 // The C++ writer of the run record (workflow/schemas/run_record.schema.yaml; the Python engines'
-// writer is cladbench.pytorch_engine): what a run is, where it ran, and its totals.
+// writer is cladbench.engines.pytorch): what a run is, where it ran, and its totals.
 #pragma once
 
 #include <chrono>

@@ -7,18 +7,25 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "train_defaults.hpp"
+
 namespace cladbench {
 
 namespace {
 
-const char* kUsage =
-    "usage: cladbench-train --images FILE --labels FILE [--out record.json]   (MNIST)\n"
-    "       [--test-images FILE --test-labels FILE]   (MNIST: test on another file, e.g. t10k)\n"
-    "       cladbench-train --dataset gw-sim --data FILE [--real FILE] [--model mlp|cnn] [--conv 8k16p4,...]\n"
-    "  [--train-range 0:8000] [--test-range 8000:10000] [--hidden 128[,64...]] [--batch 32]\n"
-    "  [--epochs 3] [--lr 0.1] [--optimizer sgd|adam] [--seed 1] [--threads 1] [--warmup 10]\n"
-    "  [--dataset mnist] [--repetition 0] [--purpose train|bench]\n"
-    "  (--input ttree-macro|ttree-pyroot: batches fed by a caller, cladbench::FedRun)\n";
+std::string usage() {
+  std::string text =
+      "usage: cladbench-train --images FILE --labels FILE [--out record.json]   (MNIST)\n"
+      "       [--test-images FILE --test-labels FILE]   (MNIST: test on another file, e.g. t10k)\n"
+      "       cladbench-train --dataset gw-sim --data FILE [--real FILE] [--model mlp|cnn] [--conv CkKpP,...]\n"
+      "  [--train-range B:E] [--test-range B:E] [--hidden W[,W...]] [--batch N] [--epochs N] [--lr X]\n"
+      "  [--optimizer sgd|adam] [--seed N] [--threads N] [--warmup N] [--repetition N] [--purpose train|bench]\n"
+      "  (--input ttree-macro|ttree-pyroot: batches fed by a caller, cladbench::FedRun)\n"
+      "defaults:";
+  for (const auto& [flag, value] : generated::kDefaultFlags)
+    if (*value) text += std::string(" --") + flag + " " + value;
+  return text + "\n";
+}
 
 std::pair<long, long> parse_range(const std::string& s) {
   const size_t colon = s.find(':');
@@ -42,10 +49,11 @@ std::vector<int> parse_widths(const std::string& s) {
 TrainOptions parse_args(int argc, char** argv) {
   TrainOptions o;
   std::map<std::string, std::string> kv;
+  for (const auto& [flag, value] : generated::kDefaultFlags) kv[flag] = value;  // then the command line's
   for (int i = 1; i < argc; ++i) {
     const std::string key = argv[i];
     if (key == "-h" || key == "--help") {
-      std::cout << kUsage;
+      std::cout << usage();
       std::exit(0);
     }
     if (key.rfind("--", 0) != 0 || i + 1 >= argc) throw std::invalid_argument("bad argument '" + key + "'");
@@ -85,13 +93,11 @@ TrainOptions parse_args(int argc, char** argv) {
   take("lr", o.lr, [](const std::string& s) { return std::stod(s); });
   take("seed", o.seed, [](const std::string& s) { return uint64_t(std::stoull(s)); });
   std::pair<long, long> r;
-  r = {o.train_begin, o.train_end};
   take("train-range", r, parse_range);
   std::tie(o.train_begin, o.train_end) = r;
-  r = {o.test_begin, o.test_end};
   take("test-range", r, parse_range);
   std::tie(o.test_begin, o.test_end) = r;
-  if (!kv.empty()) throw std::invalid_argument("unknown option --" + kv.begin()->first + "\n" + kUsage);
+  if (!kv.empty()) throw std::invalid_argument("unknown option --" + kv.begin()->first + "\n" + usage());
   if (o.input != "file" && o.input != "ttree-macro" && o.input != "ttree-pyroot")
     throw std::invalid_argument("--input must be file, ttree-macro or ttree-pyroot");
   if (o.input != "file") {
@@ -99,9 +105,9 @@ TrainOptions parse_args(int argc, char** argv) {
     if (o.dataset != "mnist")
       throw std::invalid_argument("batches fed by the caller (--input " + o.input + ") are MNIST's");
   } else if (o.dataset == "gw-sim") {
-    if (o.data.empty()) throw std::invalid_argument(std::string("--dataset gw-sim needs --data FILE\n") + kUsage);
+    if (o.data.empty()) throw std::invalid_argument(std::string("--dataset gw-sim needs --data FILE\n") + usage());
   } else if (o.images.empty() || o.labels.empty()) {
-    throw std::invalid_argument(std::string("--images and --labels are required\n") + kUsage);
+    throw std::invalid_argument(std::string("--images and --labels are required\n") + usage());
   }
   if (o.purpose != "train" && o.purpose != "bench") throw std::invalid_argument("--purpose must be train or bench");
   if (o.dataset != "mnist" && o.dataset != "gw-sim") throw std::invalid_argument("--dataset must be mnist or gw-sim");

@@ -10,20 +10,22 @@
 
 namespace cladbench {
 
+// Every flag's default is cladbench.options' (generated/train_defaults.hpp, read by parse_args);
+// only --input, which no Python engine takes, has its default here.
 struct TrainOptions {
-  std::string dataset = "mnist";  // mnist (IDX --images/--labels) or gw-sim (HDF5 --data, --real)
+  std::string dataset;  // mnist (IDX --images/--labels) or gw-sim (HDF5 --data, --real)
   std::string images, labels, data, real;
   std::string test_images, test_labels;  // MNIST: a separate test file (t10k) when training on train
-  std::string model = "mlp";             // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
-  std::string conv = "8k16p4,16k8p4,16k8p4";
-  std::string purpose = "train";  // train (learning curves) or bench (timing runs); kept apart in the report
-  std::string input = "file";     // where batches come from: file (the data files), ttree-macro, ttree-pyroot (FedRun)
-  long train_begin = 0, train_end = 8000, test_begin = 8000, test_end = 10000;
-  std::vector<int> hidden{128};
-  int batch = 32, epochs = 3, threads = 1, warmup = 10, repetition = 0;
-  double lr = 0.1;
-  std::string optimizer = "sgd";
-  uint64_t seed = 1;
+  std::string model;                     // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
+  std::string conv;
+  std::string purpose;         // train (learning curves) or bench (timing runs); kept apart in the report
+  std::string input = "file";  // where batches come from: file (the data files), ttree-macro, ttree-pyroot (FedRun)
+  long train_begin = 0, train_end = 0, test_begin = 0, test_end = 0;
+  std::vector<int> hidden;
+  int batch = 0, epochs = 0, threads = 0, warmup = 0, repetition = 0;
+  double lr = 0;
+  std::string optimizer;
+  uint64_t seed = 0;
   std::string out;
 };
 

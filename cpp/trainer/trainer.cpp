@@ -19,6 +19,7 @@
 #include "../data/idx.hpp"
 #include "../torch/model_torch.hpp"
 #include "run_record.hpp"
+#include "train_defaults.hpp"  // kGradientTolerance, the prefetch rule: cladbench.options
 #include "train_options.hpp"
 
 namespace cladbench {
@@ -30,10 +31,6 @@ namespace {
 struct TrainingFailed : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-// The largest relative gradient error (float, against autograd in double) a run may have; beyond
-// it the run is failed and kept out of every timing table (cladbench.options.GRADIENT_TOLERANCE).
-constexpr double kGradientTolerance = 1e-4;
 
 // Logits of a whole dataset, from the reference forward (the function every engine computes),
 // in chunks so that a CNN's activations stay small.
@@ -195,9 +192,9 @@ class Run {
     torch::Tensor ref_loss = reference_loss(p, xb.to(torch::kDouble), yb32, shape_, engine_->layout());
     const double err = max_rel_err(g, torch::autograd::grad({ref_loss}, {p})[0]);
     record_["grad_max_rel_err"] = err;
-    if (!(err <= kGradientTolerance))
+    if (!(err <= generated::kGradientTolerance))
       throw TrainingFailed("the gradient disagrees with LibTorch autograd: max relative error " + std::to_string(err) +
-                           " > " + std::to_string(kGradientTolerance) + " at the first step");
+                           " > " + std::to_string(generated::kGradientTolerance) + " at the first step");
   }
 
   const TrainOptions& o_;
@@ -231,7 +228,7 @@ void train(const TrainOptions& o, const Variant& v, json& record) {
   // update): as many as fit in 1 MiB, at most 16, the rule of the Python engines
   // (cladbench.options.prefetch_steps, which says why), so every engine runs on ready batches.
   const long b = o.batch, batch_bytes = b * train_x.size(1) * long(sizeof(float));
-  const int kPrefetch = int(std::clamp((1L << 20) / batch_bytes, 1L, 16L));
+  const int kPrefetch = int(std::clamp(generated::kPrefetchBytes / batch_bytes, 1L, generated::kPrefetchMax));
   const torch::Tensor ahead_x = torch::empty({kPrefetch * b, train_x.size(1)}, train_x.options());
   const torch::Tensor ahead_y = torch::empty({kPrefetch * b}, train_labels.options());
   for (int epoch = 0; epoch < o.epochs; ++epoch) {

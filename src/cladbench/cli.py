@@ -39,7 +39,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from .data import GROUPS, DataError, stage_all
+    from .data.fetch import GROUPS, DataError, stage_all
 
     names = [name for group in args.group for name in GROUPS[group]]
     try:
@@ -52,8 +52,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_gw(args: argparse.Namespace) -> int:
-    from . import gw
-    from .data import GW150914, DataError, stage_all
+    from .data import gw
+    from .data.fetch import GW150914, DataError, stage_all
 
     if args.what == "simulate":
         gw.simulate(args.out, n_windows=args.n, seed=args.seed, snr_range=(args.snr_low, args.snr_high))
@@ -74,15 +74,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_calib(args: argparse.Namespace) -> int:
-    from .calib import main as calib_main  # imports torch: only when asked
+    from .calib.fit import main as calib_main  # imports torch: only when asked
 
     return calib_main(args.argv, prog="cladbench calib")
 
 
 def cmd_root(args: argparse.Namespace) -> int:
-    from . import ttree
+    from . import root
 
-    return ttree.main(args.args)
+    return root.main(args.args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
 
-    from . import bench
+    from .bench import study as bench
 
     bench_cmd = sub.add_parser(
         "bench",
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_arguments(bench_cmd)
     bench_cmd.set_defaults(func=bench.run)
 
-    from . import onnx_cli
+    from .onnx import cli as onnx_cli
 
     onnx = sub.add_parser(
         "onnx", help="ONNX models as emitted C++ with Clad gradients: emit, check (round trip), bench"
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     calib.set_defaults(func=cmd_calib)
 
     root = sub.add_parser(
-        "root", add_help=False, help="ROOT: datasets as TTrees, training fed from a TTree (cladbench.ttree)"
+        "root", add_help=False, help="ROOT: datasets as TTrees, training fed from a TTree (cladbench.root)"
     )
     root.add_argument("args", nargs=argparse.REMAINDER)
     root.set_defaults(func=cmd_root)

@@ -41,8 +41,8 @@ def find_clad(cxx: str) -> dict:
 def cpu_problems(clad: dict | None = None) -> dict[str, str]:
     """{engine: why it cannot run on this machine's CPU}, for the engines that need what may be
     missing: Clad, JAX, a C++ compiler for Inductor. The reasons doctor and the workflow give."""
-    from .jax_engine import jax_available
-    from .pytorch_compile_engine import compile_problem
+    from .engines.jax import jax_available
+    from .engines.pytorch_compile import compile_problem
 
     clad = clad if clad is not None else find_clad(cxx_compiler())
     problems = {

@@ -88,7 +88,7 @@ def trains_cnn(variant: str) -> bool:
 
 
 def engine_module(engine: str) -> str:
-    """The module that trains a Python engine: cladbench.pytorch_compile_engine for pytorch-compile."""
+    """The module that trains a Python engine: cladbench.engines.pytorch_compile for pytorch-compile."""
     if engine not in PYTHON_ENGINES:
         raise ValueError(f"the {engine} engine is a C++ trainer, not a Python module")
-    return f"cladbench.{engine.replace('-', '_')}_engine"
+    return f"cladbench.engines.{engine.replace('-', '_')}"

@@ -4,6 +4,7 @@ trainers (which parse the same flags)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 # A run whose first-step gradient differs from LibTorch autograd's (in double) by more than this,
 # relative to the gradient's largest element, fails (exit 3). Every trainer checks it (the C++
@@ -30,7 +31,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", default="", help="MNIST IDX labels (.gz or plain)")
     parser.add_argument("--test-images", default="", help="MNIST: test on this file (e.g. t10k) instead of a slice")
     parser.add_argument("--test-labels", default="")
-    parser.add_argument("--data", default="", help="gw-sim: simulated GW windows (HDF5 from cladbench.gw)")
+    parser.add_argument("--data", default="", help="gw-sim: simulated GW windows (HDF5 from cladbench.data.gw)")
     parser.add_argument("--real", default="", help="gw-sim: real GW150914 windows to locate the event in")
     parser.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
     parser.add_argument(
@@ -56,16 +57,39 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def train_default(name: str):
-    """A training flag's default, e.g. train_default("batch") -> 32 (the C++ trainer's TrainOptions
-    holds the same; tests/test_training.py checks that they agree)."""
+def train_defaults() -> dict:
+    """Every training flag's default by its argparse name, e.g. {"batch": 32, "train_range": "0:8000", ...}."""
     parser = argparse.ArgumentParser(add_help=False)
     add_train_arguments(parser)
-    return parser.get_default(name.replace("-", "_"))
+    return vars(parser.parse_args([]))
+
+
+def train_default(name: str):
+    """A training flag's default, e.g. train_default("batch") -> 32."""
+    return train_defaults()[name.replace("-", "_")]
+
+
+def cpp_header() -> str:
+    """The C++ trainers' copy of the defaults and the constants above, written at build time into
+    build/generated/train_defaults.hpp (cpp/CMakeLists.txt), so that they are defined only here.
+    The C++ parse_args reads the defaults as if they were given first on its command line."""
+    pairs = ", ".join(f'{{"{name.replace("_", "-")}", "{value}"}}' for name, value in train_defaults().items())
+    return "\n".join(
+        [
+            "// Generated from src/cladbench/options.py (cpp_header) by the build: do not edit.",
+            "#pragma once",
+            "namespace cladbench::generated {",
+            f"inline constexpr const char* kDefaultFlags[][2] = {{{pairs}}};",
+            f"inline constexpr double kGradientTolerance = {GRADIENT_TOLERANCE!r};",
+            f"inline constexpr long kPrefetchBytes = {PREFETCH_BYTES}, kPrefetchMax = {PREFETCH_MAX};",
+            "}  // namespace cladbench::generated",
+            "",
+        ]
+    )
 
 
 # The flags of the model, optimizer and run (no data, no output): what a fed run (the ROOT
-# trainer, cladbench.ttree) takes besides its trees.
+# trainer, cladbench.root) takes besides its trees.
 RUN_FLAGS = [
     "hidden",
     "batch",
@@ -111,3 +135,14 @@ def train_argv(args: argparse.Namespace, names: list[str] | None = None) -> list
 def parse_range(text: str) -> tuple[int, int]:
     begin, _, end = text.partition(":")
     return int(begin), int(end)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        prog="python -m cladbench.options", description="Write the C++ trainers' defaults."
+    )
+    parser.add_argument("--cpp-header", type=Path, required=True, help="the header to write")
+    path = parser.parse_args().cpp_header
+    if not path.exists() or path.read_text() != cpp_header():  # unchanged: keep its time, no rebuild
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(cpp_header())

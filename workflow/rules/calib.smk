@@ -27,7 +27,7 @@ rule build_calib:
 rule calib:
     input:
         module=rules.build_calib.output,
-        code=str(REPO / "src" / "cladbench" / "calib.py"),
+        code=str(REPO / "src" / "cladbench" / "calib" / "fit.py"),
     output:
         **CALIB_TABLES,
     log:

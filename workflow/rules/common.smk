@@ -5,7 +5,7 @@ import json
 import shlex
 from pathlib import Path
 
-from cladbench.bench import bench_settings, parse_model
+from cladbench.bench.study import bench_settings, parse_model
 from cladbench.cuda import variant_problem
 from cladbench.doctor import cpu_problems
 from cladbench.matrix import (
@@ -64,8 +64,8 @@ def trainer_files(variant):
     engine = parse_variant(variant)[1]
     if engine in PYTHON_ENGINES:
         package = REPO / "src" / "cladbench"
-        engine_code = package / (engine_module(engine).removeprefix("cladbench.") + ".py")
-        code = {package / "pytorch_engine.py", engine_code, package / "models.py"}
+        engine_code = package.joinpath(*engine_module(engine).split(".")[1:]).with_suffix(".py")
+        code = {package / "engines" / "pytorch.py", engine_code, package / "engines" / "models.py"}
         return sorted(map(str, code)) + sorted(map(str, package.glob("_core*.so")))
     return [f"{BUILD}/{variant}/cladbench-train"]
 

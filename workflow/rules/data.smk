@@ -1,6 +1,6 @@
 # Input data: verified copies in resources/, from the mirror (config data.mirror / $DATA_MIRROR)
-# or the publishers. The logic (hashes, URLs, atomic writes, errors) is cladbench.data.
-from cladbench.data import GROUPS
+# or the publishers. The logic (hashes, URLs, atomic writes, errors) is cladbench.data.fetch.
+from cladbench.data.fetch import GROUPS
 
 MIRROR = config.get("data", {}).get("mirror") or ""
 
@@ -23,7 +23,7 @@ for group, names in GROUPS.items():
             "cladbench fetch {params.group} {params.mirror} --resources resources 2> {log}"
 
 
-# The GW datasets (cladbench.gw): simulated windows from the config, real GW150914 windows.
+# The GW datasets (cladbench.data.gw): simulated windows from the config, real GW150914 windows.
 rule gw_simulate:
     output:
         "resources/gw/simulated-n{n}-seed{seed}.h5",

@@ -5,7 +5,7 @@ ONNX = config["onnx"]
 ONNX_CODE = [
     str(p)
     for p in [
-        *(REPO / "src" / "cladbench").glob("onnx_*.py"),
+        *(REPO / "src" / "cladbench" / "onnx").glob("*.py"),
         *(REPO / "cpp" / "onnx").glob("*.hpp"),
         REPO / "cpp" / "kernels" / "blas.hpp",
     ]
@@ -76,7 +76,7 @@ rule onnx_bench:
 rule figure_input_grad:
     input:
         table=rules.onnx_bench.output.table,
-        code=str(REPO / "src" / "cladbench" / "onnx_bench.py"),
+        code=str(REPO / "src" / "cladbench" / "onnx" / "bench.py"),
     output:
         pdf=report(f"{RESULTS}/report/input_grad.pdf", caption="../report/input_grad.rst", category="Figures"),
         png=f"{RESULTS}/report/input_grad.png",
@@ -86,4 +86,4 @@ rule figure_input_grad:
     conda:
         "../../envs/report.yaml"
     shell:
-        "python -m cladbench.onnx_bench plot {input.table} {output.pdf} {output.png} > {log} 2>&1"
+        "python -m cladbench.onnx.bench plot {input.table} {output.pdf} {output.png} > {log} 2>&1"

@@ -1,8 +1,8 @@
 # ROOT (issue 7): MNIST and the GW windows as TTrees, and MNIST runs fed from the tree, by the ROOT
 # macro under root.exe (no Python in that process) and by PyROOT, beside the file-fed runs they are
 # compared with in the report. Runs only where ROOT is installed (the `root` extra or envs/root.yaml)
-# and config root.enabled is on; otherwise reported as not run, with the reason. Logic: cladbench.ttree.
-from cladbench.ttree import MACRO, root_missing_reason
+# and config root.enabled is on; otherwise reported as not run, with the reason. Logic: cladbench.root.
+from cladbench.root import MACRO, root_missing_reason
 
 ROOT_CONFIG = config.get("root", {})
 _root_missing = root_missing_reason()
@@ -89,7 +89,7 @@ rule train_ttree:
         code=lambda wildcards: (
             [str(MACRO), f"{BUILD}/libcladbench_c.so"]
             if wildcards.input == "ttree-macro"
-            else [str(PYTHON_PACKAGE / "ttree.py"), *map(str, PYTHON_PACKAGE.glob("_core*.so"))]
+            else [str(PYTHON_PACKAGE / "root.py"), *map(str, PYTHON_PACKAGE.glob("_core*.so"))]
         ),
     output:
         f"{RESULTS}/runs/root/{{input}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",

@@ -1,4 +1,4 @@
-"""The calibration section of the report, from the calib tables only (cladbench.calib writes them):
+"""The calibration section of the report, from the calib tables only (cladbench.calib.fit writes them):
 calib.csv (fitted vs true gains), calib_cost.csv, calib_timing.csv, calib_trace.csv, calib_masses.csv.
 
     python -m cladbench.report.calib TABLES_DIR OUT_DIR [--only FIGURE|tables]

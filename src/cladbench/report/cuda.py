@@ -1,5 +1,5 @@
 """The report's CUDA section: clad vs libtorch vs pytorch on a GPU, against the cuBLAS floor, from
-recorded runs: the archived ones (archive_runs.csv, cladbench.archive: results-archive/) and any
+recorded runs: the archived ones (archive_runs.csv, cladbench.results.archive: results-archive/) and any
 cuda runs of this study (runs.csv). Every row and panel names the GPU and the date of its runs, so
 a report built on a machine without a GPU says where its CUDA numbers come from.
 
@@ -168,8 +168,6 @@ def cuda_tex(data: pd.DataFrame) -> str:
         ]
         for r in table.itertuples(index=False)
     ]
-    if not rows:
-        rows = [[f"\\multicolumn{{{len(header)}}}{{c}}{{{tex(NO_RUNS).replace('`', '')}}}"]]
     return tabular(
         header,
         rows,
@@ -177,6 +175,7 @@ def cuda_tex(data: pd.DataFrame) -> str:
         "CUDA: median step time per engine (median over repetitions), the cuBLAS-only floor, clad's "
         "ratios t_baseline / t_clad and t_clad / t_floor within each repetition (median over "
         "repetitions), the largest gradient error vs autograd; GPU and date of the recorded runs",
+        empty=tex(NO_RUNS).replace("`", ""),
     )
 
 

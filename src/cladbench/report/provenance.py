@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..timing import NOISY_SPREAD, failure_reason, ok_runs
+from ..bench.timing import NOISY_SPREAD, failure_reason, ok_runs
 from .tables import speedup_table, step_time_table, timing_runs, untimed_note
 
 

@@ -18,8 +18,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from ..bench.timing import NOISY_SPREAD  # noqa: E402
 from ..matrix import ENGINES, LAYOUT_ALLOCS  # noqa: E402
-from ..timing import NOISY_SPREAD  # noqa: E402
 
 DATASETS = ["mnist", "gw-sim"]
 # One colour per engine, the same in every figure.

@@ -2,11 +2,11 @@
 fused op, torch.ops.cladbench.loss + backward, against the composable one,
 torch.ops.cladbench.forward + F.cross_entropy + backward, same engine, params and batches.
 
-    python -m cladbench.op_bench --models mlp-784-128-10,gw-cnn --batch 32,256 --repetitions 5
+    python -m cladbench.bench.op_bench --models mlp-784-128-10,gw-cnn --batch 32,256 --repetitions 5
 
 Each repetition times both paths in turn (so a drift of the machine hits both), each `--steps`
 steps after `--warmup`, and keeps each path's median step; the table gives the median over the
-repetitions, their spread (IQR / median, cladbench.timing) and the median of the per-repetition
+repetitions, their spread (IQR / median, cladbench.bench.timing) and the median of the per-repetition
 ratios composable / fused. Batches are random (the kernels' work does not depend on the values),
 gathered before the timed steps. Run it alone on the machine, as every timing run.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .core import core
+from ..core import core
 from .timing import spread
 
 # The bench models (cladbench.bench's names): mlp-784-<hidden...>-10, and the GW CNN of config/config.yaml.
@@ -92,7 +92,7 @@ def bench_cell(name: str, batch: int, engine: str, layout: str, repetitions: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.op_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cladbench.bench.op_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="mlp-784-128-10,gw-cnn")
     parser.add_argument("--batch", default="32,256")
     parser.add_argument("--engine", default="clad")

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import REPO
+from ..paths import REPO
 
 
 @dataclass(frozen=True)

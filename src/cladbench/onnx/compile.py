@@ -1,4 +1,4 @@
-"""Compiling emitted models (cladbench.onnx_emit) with clang and the Clad plugin into a shared
+"""Compiling emitted models (cladbench.onnx.emit) with clang and the Clad plugin into a shared
 library with a C ABI, cached by content hash, and calling it from Python through ctypes.
 
 The library links no LibTorch code of its own: only the BLAS (sgemm_/dgemm_) that libtorch_cpu
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .doctor import cxx_compiler, find_clad
-from .onnx_emit import EmittedModel
-from .paths import REPO, build_dir
+from ..doctor import cxx_compiler, find_clad
+from ..paths import REPO, build_dir
+from .emit import EmittedModel
 
 HEADERS = [
     REPO / "cpp" / "onnx" / "onnx_ops.hpp",

@@ -1,11 +1,11 @@
 """The pytorch engine: the models in plain torch.nn, eager autograd and torch.optim, as a PyTorch
 user writes them. It starts from the same parameters, sees the same batches in the same order and
 makes the same updates as the C++ engines (the shared helpers come from the C++ core), and writes
-the same run record. Run as `python -m cladbench.pytorch_engine`, or through `cladbench train`,
+the same run record. Run as `python -m cladbench.engines.pytorch`, or through `cladbench train`,
 which preloads the allocation counter.
 
 The training loop here serves every Python engine: an engine is a Stepper (TorchStepper here,
-CompiledTorchStepper in pytorch_compile_engine.py, JaxStepper in jax_engine.py): `prepare` turns a
+CompiledTorchStepper in pytorch_compile.py, JaxStepper in jax.py): `prepare` turns a
 batch into the engine's own form before the timer starts, `step` is what is timed."""
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .core import core
-from .cuda import StepTimer, gemm_floor_seconds, torch_cuda_problem
-from .host import cpu_model, git_commit
-from .matrix import CUDA_ENGINES, engine_module
+from ..core import core
+from ..cuda import StepTimer, gemm_floor_seconds, torch_cuda_problem
+from ..host import cpu_model, git_commit
+from ..matrix import CUDA_ENGINES, engine_module
+from ..options import GRADIENT_TOLERANCE, add_train_arguments, parse_range, prefetch_steps
 from .models import parse_conv, torch_nn_model
-from .options import GRADIENT_TOLERANCE, add_train_arguments, parse_range, prefetch_steps
 
 
 class TrainingFailed(RuntimeError):

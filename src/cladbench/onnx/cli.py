@@ -52,14 +52,14 @@ def _rows(spec: str) -> slice:
 
 
 def cmd_emit(args) -> int:
-    from .onnx_emit import emit
+    from .emit import emit
 
     model = emit(args.model, args.name)
     cpp, weights = model.write(args.out)
     print(cpp)
     print(weights)
     if args.compile:
-        from .onnx_compile import compile_model
+        from .compile import compile_model
 
         print(compile_model(model))
     return 0
@@ -71,10 +71,10 @@ def cmd_check(args) -> int:
     import torch
     from torch import nn
 
-    from .core import core
-    from .onnx_compile import CompiledModel, compile_model
-    from .onnx_emit import emit
-    from .onnx_roundtrip import export, fine_tune, gradient_check, train_torch_classifier
+    from ..core import core
+    from .compile import CompiledModel, compile_model
+    from .emit import emit
+    from .roundtrip import export, fine_tune, gradient_check, train_torch_classifier
 
     x, labels = (t.numpy() for t in core.load_mnist(args.images, args.labels))
     train, tune = _rows(args.train_range), _rows(args.tune_range)
@@ -133,7 +133,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .onnx_bench import run, write
+    from .bench import run, write
 
     rows, record = run(args.reps, args.warmup, args.batch, args.threads, args.activation, args.seed, args.rounds)
     write(rows, record, args.out)
@@ -145,8 +145,8 @@ def cmd_bench(args) -> int:
 
 
 def run(args) -> int:
-    from .onnx_compile import CladUnavailableError
-    from .onnx_emit import UnsupportedModelError
+    from .compile import CladUnavailableError
+    from .emit import UnsupportedModelError
 
     try:
         return {"emit": cmd_emit, "check": cmd_check, "bench": cmd_bench}[args.onnx_command](args)

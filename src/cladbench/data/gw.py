@@ -288,7 +288,7 @@ def simulate(
             snr[i] = draws["snr"][i]
         strain[i] = whiten(data, freqs, psd, sample_rate, band)[:, w0 : w0 + n_win]
         if n_windows >= 100 and ((i + 1) % step == 0 or i + 1 == n_windows):
-            print(f"cladbench.gw.simulate: {i + 1}/{n_windows} windows", file=sys.stderr, flush=True)
+            print(f"cladbench.data.gw.simulate: {i + 1}/{n_windows} windows", file=sys.stderr, flush=True)
 
     with _atomic_h5(path) as f:
         f["windows/strain"] = strain
@@ -312,7 +312,7 @@ def simulate(
                 "reference_gps": REFERENCE_GPS,
                 "detectors": ",".join(DETECTORS),
                 "noise": noise,
-                "generator": "cladbench.gw.simulate",
+                "generator": "cladbench.data.gw.simulate",
                 "lalsuite_version": lalsuite_version(),
             }
         )
@@ -378,7 +378,7 @@ def real_windows(
                 "l1_source": Path(l1_path).name,
                 "gps_start": gps0,
                 "event_gps": EVENT_GPS,
-                "generator": "cladbench.gw.real_windows",
+                "generator": "cladbench.data.gw.real_windows",
                 "lalsuite_version": lalsuite_version(),
             }
         )

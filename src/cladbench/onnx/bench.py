@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .host import cpu_model
+from ..host import cpu_model
 
 COLUMNS = ["path", "model", "batch", "threads", "median_us", "q1_us", "q3_us"]
 # The published anchor (another machine; SOFIE+Clad, PyTorch, JAX), for the caption and the note.
@@ -133,9 +133,9 @@ def run(
     reps / rounds calls each, so that a busy machine slows them alike."""
     import torch
 
-    from .onnx_compile import CladUnavailableError, clad_prefix, load
-    from .onnx_emit import emit
-    from .onnx_roundtrip import export, max_rel_err, params_from_torch
+    from .compile import CladUnavailableError, clad_prefix, load
+    from .emit import emit
+    from .roundtrip import export, max_rel_err, params_from_torch
 
     torch.set_num_threads(threads)
     model = mlp(activation=activation, seed=seed).float()
@@ -201,7 +201,7 @@ def _ctypes_call(compiled, x: np.ndarray):
     """One input-gradient call through ctypes with buffers made beforehand (zeroed per call)."""
     import ctypes
 
-    from .onnx_compile import _ptr
+    from .compile import _ptr
 
     batch = x.shape[0]
     ws = np.zeros(batch * compiled.ws_per_sample, dtype=np.float32)
@@ -264,7 +264,7 @@ def plot(csv: Path, out: list[Path]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.onnx_bench")
+    parser = argparse.ArgumentParser(prog="python -m cladbench.onnx.bench")
     sub = parser.add_subparsers(dest="what", required=True)
     plot_cmd = sub.add_parser("plot", help="the figure of input_grad.csv")
     plot_cmd.add_argument("csv", type=Path)

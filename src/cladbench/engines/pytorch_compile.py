@@ -25,7 +25,7 @@ more than the eager ops it replaces (measured on a busy 2-core machine).
 Compiling costs seconds per process. Inductor's caches (FX graphs, AOTAutograd) persist in
 INDUCTOR_CACHE, in the repository (kept between runs, ignored by git), so a run whose shapes were
 compiled before skips Inductor's C++ builds. Without a C++ compiler for Inductor this engine exits 2 with the reason and
-the workflow lists it as not run. Run as `python -m cladbench.pytorch_compile_engine` or
+the workflow lists it as not run. Run as `python -m cladbench.engines.pytorch_compile` or
 `cladbench train --engine pytorch-compile`."""
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from pathlib import Path
 
 import torch
 
-from . import pytorch_engine
-from .paths import REPO
+from ..paths import REPO
+from . import pytorch as pytorch_engine
 
 INDUCTOR_CACHE = REPO / ".cache" / "torchinductor"
 

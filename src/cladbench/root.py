@@ -155,7 +155,7 @@ def write_gw_trees(data: str, real: str, out: Path) -> Path:
     return _write_trees(
         out,
         trees,
-        "GW windows: whitened strain (cladbench.gw), channels-major",
+        "GW windows: whitened strain (cladbench.data.gw), channels-major",
         {"channels": sim["channels"], "length": sim["length"], "merger_offset": sim["merger_offset"]},
     )
 
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             env = counted_env()
             if env.get("LD_PRELOAD") != os.environ.get("LD_PRELOAD"):  # rerun with the counter preloaded
                 argv = sys.argv[1:] if argv is None else argv
-                return subprocess.run([sys.executable, "-m", "cladbench.ttree", *argv], env=env).returncode
+                return subprocess.run([sys.executable, "-m", "cladbench.root", *argv], env=env).returncode
             out = ["--out", args.out] if args.out else []
             return train_pyroot(args.trees, args.engine, args.layout, args.alloc, train_argv(args, RUN_FLAGS) + out)
         command, env = macro_command(

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .matrix import CUDA_ENGINES, ENGINES, device_problem, parse_variant, variant_name
+from ..matrix import CUDA_ENGINES, ENGINES, device_problem, parse_variant, variant_name
 
 
 @dataclass(frozen=True)
@@ -82,53 +82,18 @@ def train_args(
     config's gw section plus data (the simulated windows); train: the MNIST optimizer (lr,
     optimizer, seed, warmup)."""
     if model.dataset == "mnist":
-        begin, end = mnist["train_range"]
-        args = [
-            "--dataset",
-            "mnist",
-            "--images",
-            str(mnist["images"]),
-            "--labels",
-            str(mnist["labels"]),
-            "--hidden",
-            ",".join(map(str, model.hidden)),
-            "--lr",
-            str(train["lr"]),
-            "--optimizer",
-            train["optimizer"],
-            "--seed",
-            str(train["seed"]),
-            "--warmup",
-            str(train["warmup"]),
-            "--test-range",
-            "{}:{}".format(*mnist["test_range"]),
-        ]
-        warmup = train["warmup"]
+        data, optimiser = mnist, train
+        args = ["--dataset", "mnist", "--images", str(mnist["images"]), "--labels", str(mnist["labels"])]
+        args += ["--hidden", ",".join(map(str, model.hidden))]
     else:
-        begin, end = gw["train_range"]
-        args = [
-            "--dataset",
-            "gw-sim",
-            "--data",
-            str(gw["data"]),
-            "--model",
-            "cnn",
-            "--conv",
-            gw["conv"],
-            "--hidden",
-            str(gw["hidden"]),
-            "--lr",
-            str(gw["lr"]),
-            "--optimizer",
-            gw["optimizer"],
-            "--seed",
-            str(gw["seed"]),
-            "--warmup",
-            str(gw["warmup"]),
-            "--test-range",
-            "{}:{}".format(*gw["test_range"]),
-        ]
-        warmup = gw["warmup"]
+        data, optimiser = gw, gw
+        args = ["--dataset", "gw-sim", "--data", str(gw["data"]), "--model", "cnn", "--conv", gw["conv"]]
+        args += ["--hidden", str(gw["hidden"])]
+    for flag in ("lr", "optimizer", "seed", "warmup"):
+        args += [f"--{flag}", str(optimiser[flag])]
+    args += ["--test-range", "{}:{}".format(*data["test_range"])]
+    begin, end = data["train_range"]
+    warmup = optimiser["warmup"]
     epochs = epochs_for(end - begin, batch, warmup, min_steps)
     return [
         *args,
@@ -149,7 +114,7 @@ def train_args(
 
 def run_cell(variant: str, args: list[str], out: Path) -> int:
     """One bench run of one variant (<device>-<engine>-<layout>-<alloc>); its record goes to `out`."""
-    from .cli import train_command
+    from ..cli import train_command
 
     device, engine, layout, alloc = parse_variant(variant)
     command, env = train_command(engine, layout, alloc, [*args, "--out", str(out)], device)
@@ -195,8 +160,8 @@ def summary(records: list[dict]) -> str:
 def not_runnable(variants: list[str]) -> dict[str, str]:
     """{variant: why it cannot run here} for the cuda variants this build or machine lacks (the
     CPU variants' own errors come from their trainers)."""
-    from .cuda import variant_problem
-    from .paths import NotBuiltError, build_manifest
+    from ..cuda import variant_problem
+    from ..paths import NotBuiltError, build_manifest
 
     cuda = [v for v in variants if v.startswith("cuda-")]
     if not cuda:
@@ -213,7 +178,7 @@ def not_runnable(variants: list[str]) -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .paths import REPO
+    from ..paths import REPO
 
     parser.add_argument("--models", default="mlp-784-128-10", help="comma-separated bench models")
     parser.add_argument("--engines", default="", help="comma-separated engines (default: every engine of the device)")
@@ -257,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     """`cladbench bench`: the cells of the grid, one trainer process each; 0 when all succeeded."""
     import yaml
 
-    from .data import DataError, mnist_t10k
+    from ..data.fetch import DataError, mnist_t10k
 
     config = json.loads(args.settings) if args.settings else yaml.safe_load(args.config.read_text())
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .options import GRADIENT_TOLERANCE
+from ..options import GRADIENT_TOLERANCE
 
 NOISY_SPREAD = 0.10
 

@@ -5,7 +5,7 @@ The pipeline (generator, detector, calibration, invariant mass, loss) is C++ (cp
 cladbench._calib); this module holds the optimisers, the uncertainties, the benchmark and the
 tables the workflow writes:
 
-    python -m cladbench.calib run --out results/tables     (or `cladbench calib run`)
+    python -m cladbench.calib.fit run --out results/tables     (or `cladbench calib run`)
 
 The loss is the mean negative log-likelihood per event of the measured Z peak (cpp/calib/stages.hpp):
 a Breit-Wigner convolved with each event's Gaussian mass resolution (pseudo-Voigt approximation),
@@ -30,7 +30,7 @@ import pandas as pd
 import torch  # noqa: F401  (LibTorch must be loaded before _calib)
 
 try:
-    from . import _calib
+    from .. import _calib
 except ImportError as error:  # pragma: no cover - only without a build
     raise ImportError(f"cladbench's calibration module is not built ({error}); run `make build`") from error
 
@@ -482,7 +482,7 @@ def main_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m cladbench.calib") -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m cladbench.calib.fit") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return main_args(parser.parse_args(argv))

@@ -4,7 +4,7 @@ peer the benchmark compares the clad engine with. It runs in the Python engines'
 (pytorch_engine.py): same parameters, same batches, same updates, same run record.
 
 JAX is an optional extra (`pip install -e '.[jax]'`); without it this engine exits 2 and the
-workflow lists it as not run. Run as `python -m cladbench.jax_engine` or `cladbench train
+workflow lists it as not run. Run as `python -m cladbench.engines.jax` or `cladbench train
 --engine jax`."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-from . import pytorch_engine
+from . import pytorch as pytorch_engine
 from .models import conv_blocks
 
 

@@ -1,4 +1,4 @@
-"""The ONNX round trip: a torch model -> torch.onnx.export -> emitted C++ (cladbench.onnx_emit)
+"""The ONNX round trip: a torch model -> torch.onnx.export -> emitted C++ (cladbench.onnx.emit)
 -> Clad gradients, checked against torch autograd; and fine-tuning the imported model with them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import onnx
 import torch
 from torch import nn
 
-from .onnx_compile import CompiledModel
+from .compile import CompiledModel
 
 
 def export(model: nn.Module, example: torch.Tensor, dynamo: bool = False) -> onnx.ModelProto:

@@ -1,5 +1,5 @@
 """`make cuda-records`: on a GPU machine, the runs the report's CUDA section is built from, kept in
-the repository as results-archive/<gpu>/<date>/ (cladbench.archive reads them back):
+the repository as results-archive/<gpu>/<date>/ (cladbench.results.archive reads them back):
 
 - the MLP benchmark on the GPU: clad (Clad's derivatives, cuBLAS), libtorch and pytorch, MNIST,
   batch 32 to 8192, 5 repetitions, each run with its gradient check against autograd and the
@@ -11,7 +11,7 @@ Each run is a training run on real data (MNIST's test set, the mirror's; simulat
 records carry per-epoch losses, accuracy and ROC AUC as well as step times. The config they used,
 and a MANIFEST.yaml (GPU, date, host, git commit, command), go beside them.
 
-    python -m cladbench.cuda_records [--archive results-archive] [--batch ...] [--repetitions N]
+    python -m cladbench.bench.cuda_records [--archive results-archive] [--batch ...] [--repetitions N]
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from .host import git_commit
-from .paths import REPO
+from ..host import git_commit
+from ..paths import REPO
 
 
 def slug(name: str) -> str:
@@ -59,7 +59,9 @@ def bench(*args: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.cuda_records", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cladbench.bench.cuda_records", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--archive", type=Path, default=REPO / "results-archive", help="archive root")
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: only to test this command")
     parser.add_argument("--models", default="mlp-784-128-10,mlp-784-512-512-10")
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": date,
         "host": socket.gethostname(),
         "git_commit": git_commit() or "unknown",
-        "command": "python -m cladbench.cuda_records " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m cladbench.bench.cuda_records " + " ".join(argv if argv is not None else sys.argv[1:]),
         "torch": str(torch.__version__),
         "cuda": torch.version.cuda,
     }

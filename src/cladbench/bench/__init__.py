@@ -1,0 +1,1 @@
+"""The benchmark: timing cells, their spread, and the CUDA records."""

@@ -1,0 +1,1 @@
+"""The Z->ee detector calibration: optimisers, uncertainties, its benchmark and tables."""

@@ -1,0 +1,1 @@
+"""ONNX models: emitted as kernel-contract C++, compiled with Clad, checked and timed."""

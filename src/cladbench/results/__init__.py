@@ -1,0 +1,1 @@
+"""Results: the run records aggregated into tables, and the archived GPU records read back."""
