@@ -1,5 +1,6 @@
 // cladbench._core: the C++ core for Python (tests, the pytorch engine's shared helpers, notebooks).
-// Importing it also registers torch.ops.cladbench.loss.
+// Importing it also registers the torch.ops.cladbench ops (cpp/torch/ops.cpp); import cladbench.core,
+// which also registers their fake kernels (cladbench/ops.py).
 #include <pybind11/numpy.h>
 #include <torch/extension.h>
 
@@ -120,6 +121,21 @@ PYBIND11_MODULE(_core, m) {
       "param_count",
       [](const std::string& model, const std::vector<int>& dims) { return shape_of(model, dims).param_count(); },
       py::arg("model"), py::arg("dims"));
+  m.def(
+      "workspace_size",
+      [](const std::string& model, const std::vector<int>& dims, int batch) {
+        return shape_of(model, dims).workspace_size(batch);
+      },
+      py::arg("model"), py::arg("dims"), py::arg("batch"),
+      "Elements of the kernels' workspace for a batch (what cladbench.forward_ws returns as ws).");
+  m.def(
+      "reference_logits",
+      [](const std::string& model, const torch::Tensor& params, const torch::Tensor& x, const std::vector<int>& dims,
+         const std::string& layout) {
+        return reference_logits(params, x, shape_of(model, dims), parse_layout(layout));
+      },
+      py::arg("model"), py::arg("params"), py::arg("x"), py::arg("dims"), py::arg("layout") = "rowmajor",
+      "The logits in torch ops (autograd differentiates them): the reference of cladbench.forward.");
   m.def(
       "pack_params",
       [](const std::vector<torch::Tensor>& layers, const std::string& layout) {

@@ -1,6 +1,7 @@
 // The GW classifier: a 1D CNN on the kernel contract (see mlp.hpp), same pullback signature:
 //
 //   void cnn_loss(params, x, labels, dims, n_conv, batch, ws, loss)
+//   void cnn_logits(params, x, dims, n_conv, batch, ws)      // and its logits pullback, as mlp.hpp's
 //
 // x is [batch][channels][length] (the two detectors' whitened strain). dims describes the net:
 //   dims = {channels, length, (c_out, kernel, pool) per conv block ..., hidden, classes}
@@ -13,7 +14,9 @@
 // layers as in the MLP.
 // ws: the conv blocks' scratch (cnn_scratch_size, shared by the blocks: see conv_block), then per
 // block its output h [batch][c_out][t_pool] and the position of each pooling window's maximum;
-// then the head's z1, h1, logits. The adjoint of the scratch region is never used.
+// then the head's z1, h1, logits. The adjoint of the scratch region is never used as one: the
+// loss's pullback rebuilds im2col in ws' scratch, the logits' pullback in d_ws' (so that it leaves
+// ws as the forward left it, and leaves d_ws zero but there).
 #pragma once
 
 #include <algorithm>
@@ -54,11 +57,6 @@ struct ConvGeometry {
 // Parallel tasks a conv block splits its chunks over (each with its own scratch slot); the
 // workspace holds this many slots whatever the thread count, so it does not depend on it.
 constexpr int kConvTaskSlots = 16;
-
-// Clad's mark for a function it must not differentiate (an annotation other compilers ignore):
-// the size and offset helpers cnn_loss calls. Without it Clad 2.5.0~dev fails on their loops over
-// ConvGeometry ("member reference base type 'void' is not a structure or union").
-#define CLADBENCH_NOT_DIFFERENTIATED __attribute__((annotate("non_differentiable")))
 
 // Block l's geometry, walking the blocks before it.
 inline ConvGeometry conv_geometry(const int* dims, int l) {
@@ -102,7 +100,7 @@ inline long cnn_workspace_size(const int* dims, int n_conv, int batch) {
   return n + 2L * batch * hidden + long(batch) * classes;
 }
 
-inline long cnn_logits_offset(const int* dims, int n_conv, int batch) {
+CLADBENCH_NOT_DIFFERENTIATED inline long cnn_logits_offset(const int* dims, int n_conv, int batch) {
   return cnn_workspace_size(dims, n_conv, batch) - long(batch) * dims[3 + 3 * n_conv];
 }
 
@@ -299,34 +297,58 @@ void conv_block_pullback(const T* in, const T* W, const T* b, T* h, T* argmax, T
   }
 }
 
-// Mean softmax cross-entropy of the CNN over a batch. Written for Clad like mlp_loss: the first
-// block (reading x) is peeled off the loop, and the loop's offsets are functions of l (above).
+// Block l as the model calls it: nothing when `saved` (its output and argmax are in ws), and a
+// custom derivative that always runs conv_block_pullback (see linear_layer in mlp.hpp).
 template <class T>
-void cnn_loss(const T* params, const T* x, const int* labels, const int* dims, int n_conv, int batch, T* ws, T* loss) {
-  conv_block(x, params, params + conv_bias_offset(dims, 0), ws + conv_output_offset(dims, n_conv, batch, 0),
-             ws + conv_argmax_offset(dims, n_conv, batch, 0), ws, dims, 0, batch);
+void conv_layer(const T* in, const T* W, const T* b, T* h, T* argmax, T* scratch, const int* dims, int l, int batch,
+                int saved) {
+  if (!saved) conv_block(in, W, b, h, argmax, scratch, dims, l, batch);
+}
+
+template <class T>
+void conv_layer_pullback(const T* in, const T* W, const T* b, T* h, T* argmax, T* scratch, const int* dims, int l,
+                         int batch, int, T* d_in, T* d_W, T* d_b, T* d_h, T* d_argmax, T* d_scratch, int* d_l,
+                         int* d_batch, int*) {
+  conv_block_pullback(in, W, b, h, argmax, scratch, dims, l, batch, d_in, d_W, d_b, d_h, d_argmax, d_scratch, d_l,
+                      d_batch);
+}
+
+// The CNN's layer sequence, its one definition (mlp_layers says how saved and Clad meet): the conv
+// blocks, then the head: flatten (the last h is already [batch][features]), linear, ReLU, linear,
+// into the logits at cnn_logits_offset. `scratch`: where the conv blocks work (see the header
+// comment); its adjoint is never used. Written for Clad like mlp_layers: the first block (reading x) is
+// peeled off the loop, and the loop's offsets are functions of l (above).
+template <class T>
+void cnn_layers(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws, T* scratch, int saved) {
+  conv_layer(x, params, params + conv_bias_offset(dims, 0), ws + conv_output_offset(dims, n_conv, batch, 0),
+             ws + conv_argmax_offset(dims, n_conv, batch, 0), scratch, dims, 0, batch, saved);
   for (int l = 1; l < n_conv; ++l)
-    conv_block(ws + conv_output_offset(dims, n_conv, batch, l - 1), params + conv_weights_offset(dims, l),
+    conv_layer(ws + conv_output_offset(dims, n_conv, batch, l - 1), params + conv_weights_offset(dims, l),
                params + conv_bias_offset(dims, l), ws + conv_output_offset(dims, n_conv, batch, l),
-               ws + conv_argmax_offset(dims, n_conv, batch, l), ws, dims, l, batch);
-  // The head: flatten (the last h is already [batch][features]), linear, ReLU, linear, cross-entropy.
+               ws + conv_argmax_offset(dims, n_conv, batch, l), scratch, dims, l, batch, saved);
   const int f = int(conv_output_offset(dims, n_conv, batch, n_conv - 1));  // the flattened features
   const int z1 = int(conv_output_offset(dims, n_conv, batch, n_conv));
   const int p = int(conv_weights_offset(dims, n_conv));  // the head's first weights
   const int features = cnn_features(dims, n_conv), hidden = dims[2 + 3 * n_conv], classes = dims[3 + 3 * n_conv];
-  if (kLayout == Layout::RowMajor)
-    linear_rowmajor(ws + f, params + p, params + p + hidden * features, ws + z1, batch, features, hidden);
-  else
-    linear_colmajor(ws + f, params + p, params + p + hidden * features, ws + z1, batch, features, hidden);
-  relu(ws + z1, ws + z1 + batch * hidden, batch * hidden);
+  linear_layer(ws + f, params + p, params + p + hidden * features, ws + z1, batch, features, hidden, saved);
+  relu_layer(ws + z1, ws + z1 + batch * hidden, batch * hidden, saved);
   const int q = p + hidden * features + hidden;
   const int logits = z1 + 2 * batch * hidden;
-  if (kLayout == Layout::RowMajor)
-    linear_rowmajor(ws + z1 + batch * hidden, params + q, params + q + classes * hidden, ws + logits, batch, hidden,
-                    classes);
-  else
-    linear_colmajor(ws + z1 + batch * hidden, params + q, params + q + classes * hidden, ws + logits, batch, hidden,
-                    classes);
+  linear_layer(ws + z1 + batch * hidden, params + q, params + q + classes * hidden, ws + logits, batch, hidden, classes,
+               saved);
+}
+
+// The contract's logits forward (mlp.hpp's header comment), at cnn_logits_offset in ws.
+template <class T>
+void cnn_logits(const T* params, const T* x, const int* dims, int n_conv, int batch, T* ws) {
+  cnn_layers(params, x, dims, n_conv, batch, ws, ws, 0);
+}
+
+// Mean softmax cross-entropy of the CNN over a batch.
+template <class T>
+void cnn_loss(const T* params, const T* x, const int* labels, const int* dims, int n_conv, int batch, T* ws, T* loss) {
+  cnn_layers(params, x, dims, n_conv, batch, ws, ws, 0);
+  const int logits = int(cnn_logits_offset(dims, n_conv, batch)), classes = dims[3 + 3 * n_conv];
   T total = 0;
   for (int i = 0; i < batch; ++i) total += sample_cross_entropy(ws + logits + i * classes, labels[i], classes);
   *loss = total / batch;

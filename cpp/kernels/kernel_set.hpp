@@ -1,6 +1,7 @@
-// A set of model kernels as the rest of the project sees them: the forward function and one
-// pullback per precision, for one model (mlp, cnn), one engine and one weight layout. Engines register their sets
-// at load time; callers look them up by name. Plain C++: no LibTorch, no Clad.
+// A set of model kernels as the rest of the project sees them: per precision the loss's forward
+// function and pullback, and the logits' forward and pullback (the composable op's VJP), for one
+// model (mlp, cnn), one engine and one weight layout. Engines register their sets at load time;
+// callers look them up by name. Plain C++: no LibTorch, no Clad.
 #pragma once
 
 #include <string>
@@ -19,8 +20,15 @@ struct KernelFns {
                            T* loss);
   using Pullback = void (*)(const T* params, const T* x, const int* labels, const int* dims, int count, int batch,
                             T* ws, T* loss, T* d_params, T* d_x, T* d_ws, T* d_loss);
+  // The logits [batch x classes] into ws at the model's *_logits_offset, and their pullback over the
+  // ws the forward left, seeded in d_ws (mlp.hpp's header comment).
+  using Logits = void (*)(const T* params, const T* x, const int* dims, int count, int batch, T* ws);
+  using LogitsPullback = void (*)(const T* params, const T* x, const int* dims, int count, int batch, T* ws,
+                                  T* d_params, T* d_x, T* d_ws);
   Forward forward = nullptr;
   Pullback pullback = nullptr;
+  Logits logits = nullptr;  // unset for the GPU engine
+  LogitsPullback logits_pullback = nullptr;
 };
 
 struct ModelKernels {

@@ -21,6 +21,11 @@
 #include "blas.hpp"
 #include "parallel.hpp"
 
+// Clad's mark for a function it must not differentiate (an annotation other compilers ignore):
+// the size and offset helpers the models call. Without it Clad 2.5.0~dev fails on cnn.hpp's loops
+// over ConvGeometry ("member reference base type 'void' is not a structure or union").
+#define CLADBENCH_NOT_DIFFERENTIATED __attribute__((annotate("non_differentiable")))
+
 namespace cladbench {
 // Internal linkage: Clad emits the derivatives it generates as strong symbols named after the
 // original function, so every kernel TU keeps its own private copy.

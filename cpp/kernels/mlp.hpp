@@ -8,6 +8,20 @@
 //
 // Seed *d_loss = 1 and zero d_params, d_x, d_ws; it runs the forward sweep itself (filling ws
 // and *loss) and adds the gradients into d_params and d_x. d_x may be nullptr (no input gradient).
+//
+// The composable path (torch.ops.cladbench.forward) splits that in two: the logits forward
+//
+//   void mlp_logits(params, x, dims, n_layers, batch, ws);   // logits at mlp_logits_offset in ws
+//
+// and, later, their pullback (a vector-Jacobian product) over the ws it left:
+//
+//   void logits_pullback(params, x, dims, n_layers, batch, ws, d_params, d_x, d_ws);
+//
+// with the logits' adjoint (grad_output) seeded into d_ws at mlp_logits_offset, the rest of d_ws
+// zero. It adds into d_params and d_x (nullptr: none) and consumes d_ws (the CNN leaves its
+// scratch region dirty, cnn.hpp); it reads ws and never writes it, nor runs the layers again.
+// Both come from mlp_layers, the one definition of the layer sequence, which mlp_loss calls too;
+// see there for how Clad's derivative of it reads the saved activations.
 #pragma once
 
 #include "layers.hpp"
@@ -32,7 +46,7 @@ inline long mlp_workspace_size(const int* dims, int n_layers, int batch) {
 }
 
 // Where the last layer's logits [batch x classes] start in ws.
-inline long mlp_logits_offset(const int* dims, int n_layers, int batch) {
+CLADBENCH_NOT_DIFFERENTIATED inline long mlp_logits_offset(const int* dims, int n_layers, int batch) {
   return mlp_workspace_size(dims, n_layers, batch) - long(batch) * dims[n_layers];
 }
 
@@ -47,27 +61,71 @@ constexpr Layout kLayout = Layout::ColMajor;
 constexpr Layout kLayout = Layout::RowMajor;
 #endif
 
-// Mean softmax cross-entropy of the MLP over a batch: *loss = mean_i CE(mlp(x_i), labels[i]).
-// Written for Clad: the int offsets are the only values the layer loop overwrites.
+// The layers as the models call them. `saved` != 0: their outputs are already in ws (a forward
+// left them there), so they compute nothing. Their custom derivatives (linear_layer_pullback,
+// relu_layer_pullback; conv_layer_pullback in cnn.hpp) run the layer's pullback whatever
+// `saved` is. So Clad's derivative of a layer sequence called with saved = 1 is a reverse sweep
+// over the saved activations: its forward sweep only walks the offsets.
 template <class T>
-void mlp_loss(const T* params, const T* x, const int* labels, const int* dims, int n_layers, int batch, T* ws,
-              T* loss) {
+void linear_layer(const T* x, const T* W, const T* b, T* y, int batch, int in, int out, int saved) {
+  if (saved) return;
   if (kLayout == Layout::RowMajor)
-    linear_rowmajor(x, params, params + dims[0] * dims[1], ws, batch, dims[0], dims[1]);
+    linear_rowmajor(x, W, b, y, batch, in, out);
   else
-    linear_colmajor(x, params, params + dims[0] * dims[1], ws, batch, dims[0], dims[1]);
+    linear_colmajor(x, W, b, y, batch, in, out);
+}
+
+template <class T>
+void linear_layer_pullback(const T* x, const T* W, const T* b, T* y, int batch, int in, int out, int, T* d_x, T* d_W,
+                           T* d_b, T* d_y, int*, int*, int*, int*) {
+  if (kLayout == Layout::RowMajor)
+    linear_rowmajor_pullback(x, W, b, y, batch, in, out, d_x, d_W, d_b, d_y, nullptr, nullptr, nullptr);
+  else
+    linear_colmajor_pullback(x, W, b, y, batch, in, out, d_x, d_W, d_b, d_y, nullptr, nullptr, nullptr);
+}
+
+template <class T>
+void relu_layer(const T* z, T* h, int n, int saved) {
+  if (!saved) relu(z, h, n);
+}
+
+template <class T>
+void relu_layer_pullback(const T* z, T* h, int n, int, T* d_z, T* d_h, int*, int*) {
+  relu_pullback(z, h, n, d_z, d_h, nullptr);
+}
+
+// The MLP's layer sequence: x through every layer into ws (mlp_workspace_size), logits last.
+// Written for Clad: the int offsets are the only values the layer loop overwrites. mlp_loss calls
+// it with saved = 0; Clad's gradient of it (w.r.t. params, x, ws) called with saved = 1 is the
+// logits' pullback, and the clad engine gives it a custom derivative that is that call (clad.cpp):
+// without one, Clad's pullback of mlp_loss would run the nested function's forward sweep again.
+template <class T>
+void mlp_layers(const T* params, const T* x, const int* dims, int n_layers, int batch, T* ws, int saved) {
+  linear_layer(x, params, params + dims[0] * dims[1], ws, batch, dims[0], dims[1], saved);
   int p = 0;  // offset of layer l's weights in params
   int a = 0;  // offset of layer l's input pre-activations in ws
   for (int l = 1; l < n_layers; ++l) {
     const int n = batch * dims[l];
-    relu(ws + a, ws + a + n, n);
+    relu_layer(ws + a, ws + a + n, n, saved);
     p += dims[l - 1] * dims[l] + dims[l];
     a += 2 * n;
-    if (kLayout == Layout::RowMajor)
-      linear_rowmajor(ws + a - n, params + p, params + p + dims[l] * dims[l + 1], ws + a, batch, dims[l], dims[l + 1]);
-    else
-      linear_colmajor(ws + a - n, params + p, params + p + dims[l] * dims[l + 1], ws + a, batch, dims[l], dims[l + 1]);
+    linear_layer(ws + a - n, params + p, params + p + dims[l] * dims[l + 1], ws + a, batch, dims[l], dims[l + 1],
+                 saved);
   }
+}
+
+// The contract's logits forward (see the header comment).
+template <class T>
+void mlp_logits(const T* params, const T* x, const int* dims, int n_layers, int batch, T* ws) {
+  mlp_layers(params, x, dims, n_layers, batch, ws, 0);
+}
+
+// Mean softmax cross-entropy of the MLP over a batch: *loss = mean_i CE(mlp(x_i), labels[i]).
+template <class T>
+void mlp_loss(const T* params, const T* x, const int* labels, const int* dims, int n_layers, int batch, T* ws,
+              T* loss) {
+  mlp_layers(params, x, dims, n_layers, batch, ws, 0);
+  const int a = int(mlp_logits_offset(dims, n_layers, batch));
   T total = 0;
   for (int i = 0; i < batch; ++i) total += sample_cross_entropy(ws + a + i * dims[n_layers], labels[i], dims[n_layers]);
   *loss = total / batch;

@@ -1,7 +1,6 @@
 #include "model_torch.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/library.h>
 
 #include <cmath>
 
@@ -22,6 +21,8 @@ long ModelShape::logits_offset(int batch) const {
   return model == "cnn" ? cnn_logits_offset(dims.data(), count(), batch)
                         : mlp_logits_offset(dims.data(), count(), batch);
 }
+
+long ModelShape::scratch_size() const { return model == "cnn" ? cnn_scratch_size(dims.data(), count()) : 0; }
 
 int ModelShape::input_size() const { return model == "cnn" ? dims[0] * dims[1] : dims[0]; }
 
@@ -151,115 +152,15 @@ const ModelKernels& require_kernels(const std::string& model, const std::string&
 
 namespace {
 
-void check_inputs(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,
-                  const torch::Tensor& labels, const ModelShape& shape) {
-  TORCH_CHECK(params.scalar_type() == torch::kFloat || params.scalar_type() == torch::kDouble,
-              "params must be float32 or float64");
-  TORCH_CHECK(x.scalar_type() == params.scalar_type(), "x and params must share a dtype");
-  TORCH_CHECK(labels.scalar_type() == torch::kInt, "labels must be int32");
-  TORCH_CHECK(params.dim() == 1 && params.numel() == shape.param_count(), "expected ", shape.param_count(),
-              " parameters for ", shape.name());
-  TORCH_CHECK(x.dim() == 2 && x.size(1) == shape.input_size(), "x must be [batch, ", shape.input_size(), "]");
-  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == x.size(0), "labels must be [batch]");
-  const bool on_gpu = kernels.device == "cuda";
-  TORCH_CHECK(params.device() == x.device() && labels.device() == x.device() && params.is_cuda() == on_gpu, "the ",
-              kernels.device, " kernels take params, x and labels on ", on_gpu ? "one CUDA device" : "the CPU");
-  if (on_gpu) TORCH_CHECK(params.scalar_type() == torch::kFloat, "the GPU engine trains in float32");
-  // A plain loop: this runs on every training step of the dynamic engines.
-  const int classes = shape.classes();
-  const torch::Tensor ys = labels.contiguous().cpu();
-  const int* y = ys.data_ptr<int>();
-  for (int64_t i = 0; i < ys.numel(); ++i)
-    TORCH_CHECK(y[i] >= 0 && y[i] < classes, "labels must lie in [0, ", classes, "), got ", y[i]);
-}
-
-// Runs the kernels' forward, or their pullback when gradients are wanted (d_params defined).
-// The loss is a scalar, so its pullback seeded with 1 is the whole Jacobian: backward only scales it.
-template <class T>
-T run_kernels(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,
-              const torch::Tensor& labels, const ModelShape& shape, torch::Tensor d_params, torch::Tensor d_x) {
-  const int batch = int(x.size(0));
-  torch::Tensor ws = torch::empty({shape.workspace_size(batch) + kernels.extra_workspace_per_sample * batch},
-                                  params.options());  // dynamic: per call
-  // The loss and its seed: on the stack, or in device memory for the GPU kernels.
-  T host_scalars[2] = {0, 1};
-  const torch::Tensor device_scalars =
-      kernels.device == "cuda" ? torch::tensor({T(0), T(1)}, params.options()) : torch::Tensor();
-  T* loss = device_scalars.defined() ? device_scalars.data_ptr<T>() : host_scalars;
-  T* seed = loss + 1;
-  const KernelFns<T>& fns = kernels.fns<T>();
-  if (!d_params.defined()) {
-    fns.forward(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(), shape.count(), batch,
-                ws.data_ptr<T>(), loss);
-  } else {
-    torch::Tensor d_ws = torch::zeros_like(ws);
-    fns.pullback(params.data_ptr<T>(), x.data_ptr<T>(), labels.data_ptr<int>(), shape.dims.data(), shape.count(), batch,
-                 ws.data_ptr<T>(), loss, d_params.data_ptr<T>(), d_x.defined() ? d_x.data_ptr<T>() : nullptr,
-                 d_ws.data_ptr<T>(), seed);
+// The reference engine runs autograd inside a kernel: on, whatever the calling thread's state (an
+// op's autograd wrapper turns grad mode off; a torch dispatch mode, as opcheck's, excludes autograd).
+struct InnerAutograd {
+  static c10::DispatchKeySet excluded() {
+    return c10::impl::tls_local_dispatch_key_set().excluded_ - c10::autograd_dispatch_keyset_with_ADInplaceOrView;
   }
-  return device_scalars.defined() ? device_scalars[0].item<T>() : host_scalars[0];
-}
-
-torch::Tensor run_loss(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,
-                       const torch::Tensor& labels, const ModelShape& shape, torch::Tensor d_params = {},
-                       torch::Tensor d_x = {}) {
-  check_inputs(kernels, params, x, labels, shape);
-  const torch::Tensor p = params.contiguous(), xs = x.contiguous(), ys = labels.contiguous();
-  const auto on_params_device = torch::TensorOptions().device(params.device());
-  if (params.scalar_type() == torch::kFloat)
-    return torch::tensor(run_kernels<float>(kernels, p, xs, ys, shape, d_params, d_x), on_params_device);
-  return torch::tensor(run_kernels<double>(kernels, p, xs, ys, shape, d_params, d_x),
-                       on_params_device.dtype(torch::kDouble));
-}
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-// The one autograd wrapper every kernel engine goes through. Forward runs the pullback right away
-// (Clad's gradient includes the forward sweep), so backward is a scaling of the saved gradients.
-struct KernelLossFunction : torch::autograd::Function<KernelLossFunction> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& params, const torch::Tensor& x,
-                               const torch::Tensor& labels, const ModelKernels* kernels, const ModelShape& shape) {
-    torch::Tensor d_params = torch::zeros_like(params, torch::MemoryFormat::Contiguous);
-    torch::Tensor d_x = x.requires_grad() ? torch::zeros_like(x, torch::MemoryFormat::Contiguous) : torch::Tensor();
-    torch::Tensor loss = run_loss(*kernels, params, x, labels, shape, d_params, d_x);
-    ctx->save_for_backward({d_params, d_x});
-    return loss;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
-    const variable_list saved = ctx->get_saved_variables();
-    const torch::Tensor g = grad_out[0];
-    return {saved[0] * g, saved[1].defined() ? saved[1] * g : torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor()};
-  }
+  c10::impl::ForceDispatchKeyGuard keys{c10::impl::tls_local_dispatch_key_set().included_, excluded()};
+  torch::AutoGradMode grad_mode{true};
 };
-
-ModelShape shape_from(c10::string_view model, c10::IntArrayRef dims) {
-  ModelShape shape{std::string(model), {}};
-  TORCH_CHECK(shape.model == "mlp" || shape.model == "cnn", "model must be mlp or cnn, not ", shape.model);
-  for (int64_t d : dims) shape.dims.push_back(int(d));
-  TORCH_CHECK(
-      shape.model == "mlp" ? shape.dims.size() >= 2 : shape.dims.size() >= 7 && (shape.dims.size() - 4) % 3 == 0,
-      "dims do not describe a ", shape.model, " (see cnn.hpp / mlp.hpp)");
-  return shape;
-}
-
-// torch.ops.cladbench.loss: without autograd, the kernels' forward ...
-torch::Tensor loss_op_cpu(const torch::Tensor& params, const torch::Tensor& x, const torch::Tensor& labels,
-                          c10::string_view model, c10::IntArrayRef dims, c10::string_view engine,
-                          c10::string_view layout) {
-  const ModelKernels& k = require_kernels(std::string(model), std::string(engine), parse_layout(layout));
-  return run_loss(k, params, x, labels, shape_from(model, dims));
-}
-
-// ... and with autograd, the generic wrapper.
-torch::Tensor loss_op_autograd(const torch::Tensor& params, const torch::Tensor& x, const torch::Tensor& labels,
-                               c10::string_view model, c10::IntArrayRef dims, c10::string_view engine,
-                               c10::string_view layout) {
-  const ModelKernels& k = require_kernels(std::string(model), std::string(engine), parse_layout(layout));
-  return KernelLossFunction::apply(params, x, labels, &k, shape_from(model, dims));
-}
 
 // The reference engine: the contract's pullback computed by LibTorch autograd.
 template <bool Cnn, Layout L, class T>
@@ -274,6 +175,7 @@ void autograd_pullback(const T* params, const T* x, const int* labels, const int
                         .clone()
                         .requires_grad_(d_x != nullptr);
   torch::Tensor Y = torch::from_blob(const_cast<int*>(labels), {int64_t(batch)}, torch::kInt);
+  const InnerAutograd autograd;
   torch::Tensor l = reference_loss(P, X, Y, shape, L);
   l.backward();
   *loss = l.item<T>();
@@ -293,11 +195,46 @@ void autograd_forward(const T* params, const T* x, const int* labels, const int*
                                &seed);
 }
 
+// The logits, into ws at the model's logits offset (the reference engine uses no other part of ws).
+template <bool Cnn, Layout L, class T>
+void autograd_logits(const T* params, const T* x, const int* dims, int count, int batch, T* ws) {
+  const auto dtype = torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  const ModelShape shape{Cnn ? "cnn" : "mlp", std::vector<int>(dims, dims + (Cnn ? 4 + 3 * count : count + 1))};
+  const torch::NoGradGuard no_grad;
+  torch::Tensor P = torch::from_blob(const_cast<T*>(params), {int64_t(shape.param_count())}, dtype);
+  torch::Tensor X = torch::from_blob(const_cast<T*>(x), {int64_t(batch), int64_t(shape.input_size())}, dtype);
+  torch::from_blob(ws + shape.logits_offset(batch), {int64_t(batch), int64_t(shape.classes())}, dtype)
+      .copy_(reference_logits(P, X, shape, L));
+}
+
+// Their pullback: autograd of the reference logits (recomputed) seeded with d_ws' logits, consumed.
+template <bool Cnn, Layout L, class T>
+void autograd_logits_pullback(const T* params, const T* x, const int* dims, int count, int batch, T* ws, T* d_params,
+                              T* d_x, T* d_ws) {
+  (void)ws;
+  const auto dtype = torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  const ModelShape shape{Cnn ? "cnn" : "mlp", std::vector<int>(dims, dims + (Cnn ? 4 + 3 * count : count + 1))};
+  torch::Tensor P =
+      torch::from_blob(const_cast<T*>(params), {int64_t(shape.param_count())}, dtype).clone().requires_grad_();
+  torch::Tensor X = torch::from_blob(const_cast<T*>(x), {int64_t(batch), int64_t(shape.input_size())}, dtype)
+                        .clone()
+                        .requires_grad_(d_x != nullptr);
+  torch::Tensor seed =
+      torch::from_blob(d_ws + shape.logits_offset(batch), {int64_t(batch), int64_t(shape.classes())}, dtype);
+  const InnerAutograd autograd;
+  reference_logits(P, X, shape, L).backward(seed);
+  seed.zero_();
+  torch::from_blob(d_params, {int64_t(shape.param_count())}, dtype).add_(P.grad());
+  if (d_x) torch::from_blob(d_x, {int64_t(batch), int64_t(shape.input_size())}, dtype).add_(X.grad());
+}
+
 template <bool Cnn, Layout L>
 ModelKernels autograd_kernels() {
   ModelKernels k{Cnn ? "cnn" : "mlp", "autograd", L, "LibTorch " TORCH_VERSION " autograd"};
-  k.f32 = {autograd_forward<Cnn, L, float>, autograd_pullback<Cnn, L, float>};
-  k.f64 = {autograd_forward<Cnn, L, double>, autograd_pullback<Cnn, L, double>};
+  k.f32 = {autograd_forward<Cnn, L, float>, autograd_pullback<Cnn, L, float>, autograd_logits<Cnn, L, float>,
+           autograd_logits_pullback<Cnn, L, float>};
+  k.f64 = {autograd_forward<Cnn, L, double>, autograd_pullback<Cnn, L, double>, autograd_logits<Cnn, L, double>,
+           autograd_logits_pullback<Cnn, L, double>};
   return k;
 }
 
@@ -307,18 +244,5 @@ const bool registered = register_kernels(autograd_kernels<false, Layout::RowMajo
                         register_kernels(autograd_kernels<true, Layout::ColMajor>());
 
 }  // namespace
-
-torch::Tensor kernel_loss(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,
-                          const torch::Tensor& labels, const ModelShape& shape) {
-  return KernelLossFunction::apply(params, x, labels, &kernels, shape);
-}
-
-TORCH_LIBRARY(cladbench, m) {
-  m.def("loss(Tensor params, Tensor x, Tensor labels, str model, int[] dims, str engine, str layout) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(cladbench, CPU, m) { m.impl("loss", loss_op_cpu); }
-
-TORCH_LIBRARY_IMPL(cladbench, Autograd, m) { m.impl("loss", loss_op_autograd); }
 
 }  // namespace cladbench

@@ -1,5 +1,5 @@
-// The models as LibTorch sees them: parameters as tensors, the kernel pullbacks wrapped in one
-// generic torch::autograd::Function, and the same losses written in torch ops for reference.
+// The models as LibTorch sees them: parameters as tensors, the kernel pullbacks wrapped in
+// torch::autograd::Functions (ops.cpp), and the same losses written in torch ops for reference.
 #pragma once
 
 #include <torch/torch.h>
@@ -22,7 +22,8 @@ struct ModelShape {
   long param_count() const;
   long workspace_size(int batch) const;
   long logits_offset(int batch) const;
-  int input_size() const;  // features per sample, x is [batch, input_size]
+  long scratch_size() const;  // the start of ws (and d_ws) that is scratch: the CNN's conv blocks', else 0
+  int input_size() const;     // features per sample, x is [batch, input_size]
   int classes() const { return dims.back(); }
   std::string name() const;  // e.g. "mlp-784-128-10", "cnn-gw-2x2048-8k16p4-32-2"
   // (in, out) of every weight matrix, in params order: conv blocks as [c_out x c_in*kernel].
@@ -40,10 +41,15 @@ std::vector<torch::Tensor> unpack_params(const torch::Tensor& flat, const ModelS
 // The order of the training samples in each epoch: row e is a permutation of 0..n-1.
 torch::Tensor epoch_orders(long n, int epochs, uint64_t seed);
 
-// Mean cross-entropy loss whose backward is the kernels' pullback (the generic autograd wrapper).
-// params float or double, flat; x [batch, input_size] of the same dtype; labels int32 [batch].
+// Mean cross-entropy loss whose backward is the kernels' pullback (the generic autograd wrapper,
+// torch.ops.cladbench.loss: cpp/torch/ops.cpp). params float or double, flat; x [batch, input_size]
+// of the same dtype; labels int32 [batch].
 torch::Tensor kernel_loss(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,
                           const torch::Tensor& labels, const ModelShape& shape);
+// The logits [batch, classes], whose backward is the kernels' logits pullback seeded with the
+// incoming gradient (torch.ops.cladbench.forward): any torch loss composes with it. CPU only.
+torch::Tensor kernel_logits(const ModelKernels& kernels, const torch::Tensor& params, const torch::Tensor& x,
+                            const ModelShape& shape);
 
 // The same loss in torch ops (autograd differentiates it): the reference every engine is checked
 // against. labels int32 or int64.

@@ -8,4 +8,6 @@ try:
 except ImportError as error:  # pragma: no cover - only without a build
     raise ImportError(f"cladbench's C++ module is not built ({error}); run `make build`") from error
 
+from . import ops as _ops  # noqa: E402, F401  (the torch ops' fake kernels, for torch.compile)
+
 __all__ = ["core"]
