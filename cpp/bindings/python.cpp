@@ -142,6 +142,13 @@ PYBIND11_MODULE(_core, m) {
         return pack_params(layers, parse_layout(layout));
       },
       py::arg("layers"), py::arg("layout") = "rowmajor");
+  m.def(
+      "unpack_params",
+      [](const torch::Tensor& flat, const std::string& model, const std::vector<int>& dims, const std::string& layout) {
+        return unpack_params(flat, shape_of(model, dims), parse_layout(layout));
+      },
+      py::arg("flat"), py::arg("model"), py::arg("dims"), py::arg("layout") = "rowmajor",
+      "[W0, b0, W1, b1, ...] as views into a flat vector, W [out, in] (conv blocks [c_out, c_in*kernel]).");
   m.def("epoch_orders", &epoch_orders, py::arg("n"), py::arg("epochs"), py::arg("seed"));
   m.def(
       "load_mnist",

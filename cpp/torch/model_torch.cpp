@@ -3,6 +3,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <stdexcept>
 
 namespace cladbench {
 
@@ -55,6 +58,20 @@ std::string ModelShape::name() const {
     s += "-" + std::to_string(dims[2 + 3 * l]) + "k" + std::to_string(dims[3 + 3 * l]) + "p" +
          std::to_string(dims[4 + 3 * l]);
   return s + "-" + std::to_string(dims[dims.size() - 2]) + "-" + std::to_string(dims.back());
+}
+
+std::vector<int> parse_conv(const std::string& spec) {
+  std::vector<int> out;
+  std::stringstream ss(spec);
+  for (std::string block; std::getline(ss, block, ',');) {
+    int c = 0, k = 0, p = 0;
+    char rest = 0;
+    if (std::sscanf(block.c_str(), "%dk%dp%d%c", &c, &k, &p, &rest) != 3 || c < 1 || k < 1 || p < 1)
+      throw std::invalid_argument("conv block '" + block + "' is not <c_out>k<kernel>p<pool>, e.g. 8k16p4");
+    out.insert(out.end(), {c, k, p});
+  }
+  if (out.empty()) throw std::invalid_argument("conv '" + spec + "' has no blocks");
+  return out;
 }
 
 std::vector<torch::Tensor> init_params(const ModelShape& shape, uint64_t seed) {

@@ -30,6 +30,10 @@ struct ModelShape {
   std::vector<std::pair<int, int>> layer_sizes() const;
 };
 
+// "8k16p4,16k8p4" -> {8, 16, 4, 16, 8, 4}: c_out, kernel and pool of each conv block, as
+// cladbench-train's --conv and cladbench::nn::CNN take them (throws std::invalid_argument).
+std::vector<int> parse_conv(const std::string& spec);
+
 // Per layer W [out, in] and b [out], drawn from U(-1/sqrt(in), 1/sqrt(in)) (torch.nn.Linear's and
 // Conv1d's bounds) with torch's CPU generator seeded by `seed`: every engine starts from these.
 std::vector<torch::Tensor> init_params(const ModelShape& shape, uint64_t seed);

@@ -122,23 +122,6 @@ TrainOptions parse_args(int argc, char** argv) {
   return o;
 }
 
-namespace {
-
-// "8k16p4,16k8p4" -> {8, 16, 4, 16, 8, 4}: channels, kernel and pool of each conv block.
-std::vector<int> parse_conv(const std::string& spec) {
-  std::vector<int> out;
-  std::stringstream ss(spec);
-  for (std::string block; std::getline(ss, block, ',');) {
-    int c = 0, k = 0, p = 0;
-    if (std::sscanf(block.c_str(), "%dk%dp%d", &c, &k, &p) != 3 || c < 1 || k < 1 || p < 1)
-      throw std::invalid_argument("--conv block '" + block + "' is not CkKpP, e.g. 8k16p4");
-    out.insert(out.end(), {c, k, p});
-  }
-  return out;
-}
-
-}  // namespace
-
 ModelShape model_shape(const TrainOptions& o, int features, int channels, int length, int classes) {
   ModelShape shape{o.model, {}};
   if (o.model == "cnn") {
