@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from .core import core
-from .matrix import LAYOUTS
 from .engines.models import parse_conv
+from .matrix import LAYOUTS
 
 __all__ = ["CNN", "MLP", "KernelModule"]
 
