@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -238,3 +239,23 @@ def test_cpp_example_trains():
     losses = [float(v) for v in re.findall(r"^step \d+ loss (\S+)$", done.stdout, re.M)]
     assert len(losses) == 40
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+@pytest.mark.parametrize("engine", CLAD)
+def test_the_readme_example_trains(engine):
+    """README, "Clad gradients in your own PyTorch or LibTorch code": its Python example, as written,
+    lowers the loss on batches of a learnable problem."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Clad gradients in your own PyTorch or LibTorch code")[1]
+    code = section.split("```python\n")[1].split("```")[0]
+    gen = torch.Generator().manual_seed(0)
+    prototypes = torch.randn(10, 784, generator=gen)
+    labels = [torch.randint(10, (32,), generator=gen) for _ in range(30)]
+    batches = [(prototypes[y] + torch.randn(32, 784, generator=gen), y) for y in labels]
+    scope = {"batches": batches}
+    exec(code, scope)
+    model = scope["model"]
+    first, last = (F.cross_entropy(model(x), y).item() for x, y in (batches[0], batches[-1]))
+    assert model.engine == engine and scope["loss"].requires_grad
+    assert last < 0.5 * F.cross_entropy(cladbench.nn.MLP([784, 128, 10])(batches[-1][0]), batches[-1][1]).item()
+    assert first < F.cross_entropy(cladbench.nn.MLP([784, 128, 10])(batches[0][0]), batches[0][1]).item()
