@@ -179,18 +179,32 @@ struct InnerAutograd {
   torch::AutoGradMode grad_mode{true};
 };
 
+// The contract's pointers as the reference engine's tensors: the model's shape, and params and x as
+// tensors over them; with `grad`, leaf copies that record gradients (x's only when d_x is wanted).
+template <bool Cnn, class T>
+struct ReferenceArgs {
+  ModelShape shape;
+  torch::Tensor P, X;
+  torch::TensorOptions dtype = torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+
+  ReferenceArgs(const T* params, const T* x, const int* dims, int count, int batch, bool grad, bool x_grad)
+      : shape{Cnn ? "cnn" : "mlp", std::vector<int>(dims, dims + (Cnn ? 4 + 3 * count : count + 1))} {
+    P = torch::from_blob(const_cast<T*>(params), {int64_t(shape.param_count())}, dtype);
+    X = torch::from_blob(const_cast<T*>(x), {int64_t(batch), int64_t(shape.input_size())}, dtype);
+    if (grad) {
+      P = P.clone().requires_grad_();
+      X = X.clone().requires_grad_(x_grad);
+    }
+  }
+};
+
 // The reference engine: the contract's pullback computed by LibTorch autograd.
 template <bool Cnn, Layout L, class T>
 void autograd_pullback(const T* params, const T* x, const int* labels, const int* dims, int count, int batch, T* ws,
                        T* loss, T* d_params, T* d_x, T* d_ws, T* d_loss) {
   (void)ws, (void)d_ws;
-  const auto dtype = torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-  const ModelShape shape{Cnn ? "cnn" : "mlp", std::vector<int>(dims, dims + (Cnn ? 4 + 3 * count : count + 1))};
-  torch::Tensor P =
-      torch::from_blob(const_cast<T*>(params), {int64_t(shape.param_count())}, dtype).clone().requires_grad_();
-  torch::Tensor X = torch::from_blob(const_cast<T*>(x), {int64_t(batch), int64_t(shape.input_size())}, dtype)
-                        .clone()
-                        .requires_grad_(d_x != nullptr);
+  const ReferenceArgs<Cnn, T> args(params, x, dims, count, batch, true, d_x != nullptr);
+  const auto& [shape, P, X, dtype] = args;
   torch::Tensor Y = torch::from_blob(const_cast<int*>(labels), {int64_t(batch)}, torch::kInt);
   const InnerAutograd autograd;
   torch::Tensor l = reference_loss(P, X, Y, shape, L);
@@ -215,11 +229,9 @@ void autograd_forward(const T* params, const T* x, const int* labels, const int*
 // The logits, into ws at the model's logits offset (the reference engine uses no other part of ws).
 template <bool Cnn, Layout L, class T>
 void autograd_logits(const T* params, const T* x, const int* dims, int count, int batch, T* ws) {
-  const auto dtype = torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-  const ModelShape shape{Cnn ? "cnn" : "mlp", std::vector<int>(dims, dims + (Cnn ? 4 + 3 * count : count + 1))};
   const torch::NoGradGuard no_grad;
-  torch::Tensor P = torch::from_blob(const_cast<T*>(params), {int64_t(shape.param_count())}, dtype);
-  torch::Tensor X = torch::from_blob(const_cast<T*>(x), {int64_t(batch), int64_t(shape.input_size())}, dtype);
+  const ReferenceArgs<Cnn, T> args(params, x, dims, count, batch, false, false);
+  const auto& [shape, P, X, dtype] = args;
   torch::from_blob(ws + shape.logits_offset(batch), {int64_t(batch), int64_t(shape.classes())}, dtype)
       .copy_(reference_logits(P, X, shape, L));
 }
@@ -229,13 +241,8 @@ template <bool Cnn, Layout L, class T>
 void autograd_logits_pullback(const T* params, const T* x, const int* dims, int count, int batch, T* ws, T* d_params,
                               T* d_x, T* d_ws) {
   (void)ws;
-  const auto dtype = torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-  const ModelShape shape{Cnn ? "cnn" : "mlp", std::vector<int>(dims, dims + (Cnn ? 4 + 3 * count : count + 1))};
-  torch::Tensor P =
-      torch::from_blob(const_cast<T*>(params), {int64_t(shape.param_count())}, dtype).clone().requires_grad_();
-  torch::Tensor X = torch::from_blob(const_cast<T*>(x), {int64_t(batch), int64_t(shape.input_size())}, dtype)
-                        .clone()
-                        .requires_grad_(d_x != nullptr);
+  const ReferenceArgs<Cnn, T> args(params, x, dims, count, batch, true, d_x != nullptr);
+  const auto& [shape, P, X, dtype] = args;
   torch::Tensor seed =
       torch::from_blob(d_ws + shape.logits_offset(batch), {int64_t(batch), int64_t(shape.classes())}, dtype);
   const InnerAutograd autograd;
