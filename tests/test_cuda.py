@@ -24,9 +24,9 @@ from cladbench.cuda import gemm_floor_seconds, variant_problem
 from cladbench.engines.models import torch_nn_model
 from cladbench.matrix import CUDA_ENGINES, cuda_variant
 from cladbench.paths import REPO, build_manifest
+from cladbench.records import archive
+from cladbench.records.aggregate import tables
 from cladbench.report import cuda as cuda_report
-from cladbench.results import archive
-from cladbench.results.aggregate import tables
 
 GPU = "NVIDIA H100 80GB HBM3"
 ENGINES = [e for e in CUDA_ENGINES if e != "clad" or CLAD_BUILT]  # CPU records, re-labelled as cuda runs
@@ -151,11 +151,11 @@ def test_the_archive_reads_as_aggregate_does(tmp_path, cpu_records):
     assert len(a100) == 3 and set(a100.archive_date) == {"2026-10-01"}
     # The CLI writes the table; a broken record is an error that names it.
     out = tmp_path / "tables" / "archive_runs.csv"
-    assert cli("cladbench.results.archive", str(out), "--archive", str(tmp_path)).returncode == 0
+    assert cli("cladbench.records.archive", str(out), "--archive", str(tmp_path)).returncode == 0
     assert len(pd.read_csv(out)) == len(runs)
     bad = tmp_path / "nvidia-a100" / "2026-10-01" / "runs" / "bench" / "broken.json"
     bad.write_text("{not json")
-    done = cli("cladbench.results.archive", str(out), "--archive", str(tmp_path))
+    done = cli("cladbench.records.archive", str(out), "--archive", str(tmp_path))
     assert done.returncode == 2 and str(bad) in done.stderr and "Traceback" not in done.stderr
 
 
@@ -164,7 +164,7 @@ def test_cuda_table_ratios_floor_and_provenance(tmp_path, cpu_records):
     tables_dir = tmp_path / "tables"
     assert (
         cli(
-            "cladbench.results.archive", str(tables_dir / "archive_runs.csv"), "--archive", str(tmp_path / "archive")
+            "cladbench.records.archive", str(tables_dir / "archive_runs.csv"), "--archive", str(tmp_path / "archive")
         ).returncode
         == 0
     )
@@ -439,7 +439,7 @@ def test_pytorch_trains_on_the_gpu_with_agreeing_gradients(tmp_path, mnist):
 
 def test_cuda_records_writes_an_archive_the_report_reads(tmp_path, mnist):
     """`make cuda-records`' command, run on the CPU (--device cpu) with a one-cell grid: the archive
-    layout, config and MANIFEST it writes, and that cladbench.results.archive reads the runs back."""
+    layout, config and MANIFEST it writes, and that cladbench.records.archive reads the runs back."""
     images, labels, _ = mnist
     done = subprocess.run(
         [

@@ -489,7 +489,7 @@ def test_a_steady_ratio_of_two_drifting_engines_is_firm():
 def test_a_run_whose_gradient_disagrees_is_kept_out_of_every_timing_table(tmp_path):
     """A records set in which one bench run (status "ok", as older records say) has a gradient 3e-3
     away from autograd's: it would make clad look 100x faster."""
-    from cladbench.results import aggregate
+    from cladbench.records import aggregate
 
     rows = controlled_cell({"clad": [100e-6, 100e-6], "libtorch": [200e-6, 200e-6]})
     rows[0].update(step_time_median_s=1e-6, grad_max_rel_err=3e-3)

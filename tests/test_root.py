@@ -22,9 +22,9 @@ from cladbench.cli import train_command
 from cladbench.core import core
 from cladbench.data import gw
 from cladbench.paths import REPO
+from cladbench.records import aggregate
 from cladbench.report import build_report
 from cladbench.report.tables import read_table, ttree_table
-from cladbench.results import aggregate
 from cladbench.root import root_missing_reason
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())

@@ -1,8 +1,8 @@
 # The report's CUDA section (cladbench.report.cuda): clad vs libtorch vs pytorch on a GPU, against the
 # cuBLAS floor, from the recorded GPU runs kept in the repository (results-archive/<device>/<date>/,
-# cladbench.results.archive) and this study's own cuda runs. Every archived file is an input: a new archive
+# cladbench.records.archive) and this study's own cuda runs. Every archived file is an input: a new archive
 # remakes the section.
-from cladbench.results.archive import archive_files
+from cladbench.records.archive import archive_files
 from cladbench.report.cuda import CUDA_FIGURES
 
 ARCHIVE_FILES = [str(p) for p in archive_files(REPO / "results-archive")]
@@ -11,7 +11,7 @@ ARCHIVE_FILES = [str(p) for p in archive_files(REPO / "results-archive")]
 rule archive_table:
     input:
         ARCHIVE_FILES,
-        code=str(REPO / "src" / "cladbench" / "results" / "archive.py"),
+        code=str(REPO / "src" / "cladbench" / "records" / "archive.py"),
     output:
         f"{RESULTS}/tables/archive_runs.csv",
     log:
@@ -22,7 +22,7 @@ rule archive_table:
     params:
         archive=str(REPO / "results-archive"),
     shell:
-        "python -m cladbench.results.archive {output} --archive {params.archive} > {log} 2>&1"
+        "python -m cladbench.records.archive {output} --archive {params.archive} > {log} 2>&1"
 
 
 CUDA_INPUTS = {

@@ -4,7 +4,7 @@
 rule aggregate:
     input:
         records=MNIST_RECORDS + GW_RECORDS + BENCH_RECORDS + ROOT_RECORDS,
-        code=str(REPO / "src" / "cladbench" / "results" / "aggregate.py"),
+        code=str(REPO / "src" / "cladbench" / "records" / "aggregate.py"),
     output:
         runs=f"{RESULTS}/tables/runs.csv",
         parquet=f"{RESULTS}/tables/runs.parquet",
@@ -21,7 +21,7 @@ rule aggregate:
         out=lambda wildcards, output: Path(output.runs).parent,
         not_run=shlex.quote(json.dumps(NOT_RUN)),  # reasons may hold quotes (CMake's, "pip install -e '.[jax]'")
     shell:
-        "python -m cladbench.results.aggregate {params.out} {input.records} --not-run {params.not_run} > {log} 2>&1"
+        "python -m cladbench.records.aggregate {params.out} {input.records} --not-run {params.not_run} > {log} 2>&1"
 
 
 # One job per figure, so that a deleted or changed figure is remade alone; every figure is drawn

@@ -1,5 +1,5 @@
 """`make cuda-records`: on a GPU machine, the runs the report's CUDA section is built from, kept in
-the repository as results-archive/<gpu>/<date>/ (cladbench.results.archive reads them back):
+the repository as results-archive/<gpu>/<date>/ (cladbench.records.archive reads them back):
 
 - the MLP benchmark on the GPU: clad (Clad's derivatives, cuBLAS), libtorch and pytorch, MNIST,
   batch 32 to 8192, 5 repetitions, each run with its gradient check against autograd and the

@@ -1,5 +1,5 @@
 """The paper-ready report, built from the aggregated tables only (runs.csv, epochs.csv, gw_scores.csv,
-gw150914_trace.csv, not_run.csv; see cladbench.results.aggregate), never from the JSON run records.
+gw150914_trace.csv, not_run.csv; see cladbench.records.aggregate), never from the JSON run records.
 
 Writes figures (PDF and PNG), LaTeX tables (booktabs) and a provenance page:
 

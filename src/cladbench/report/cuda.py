@@ -1,5 +1,5 @@
 """The report's CUDA section: clad vs libtorch vs pytorch on a GPU, against the cuBLAS floor, from
-recorded runs: the archived ones (archive_runs.csv, cladbench.results.archive: results-archive/) and any
+recorded runs: the archived ones (archive_runs.csv, cladbench.records.archive: results-archive/) and any
 cuda runs of this study (runs.csv). Every row and panel names the GPU and the date of its runs, so
 a report built on a machine without a GPU says where its CUDA numbers come from.
 

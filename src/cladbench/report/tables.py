@@ -1,5 +1,5 @@
 """The data behind the report's figures and tables, from the aggregated CSV tables only (see
-cladbench.results.aggregate): reading them (TABLES, read_table), which runs each figure uses (timing_runs,
+cladbench.records.aggregate): reading them (TABLES, read_table), which runs each figure uses (timing_runs,
 headline_runs, file_fed), and each computed table: step time, GEMM floor, speedup (within each
 repetition), the performance targets, ablation, allocations, ROC, the headline and the TTree-fed
 comparison. Pure pandas; no drawing."""
@@ -13,13 +13,13 @@ import pandas as pd
 
 from ..bench.timing import noisy, ok_runs, spread
 from ..matrix import BASELINES, ENGINES, KERNEL_ENGINES
-from ..results.aggregate import TABLE_COLUMNS
+from ..records.aggregate import TABLE_COLUMNS
 
 PANEL = ["dataset", "model", "device", "threads"]  # one panel of the timing figures
 MIN_SNR = 10  # ROC: signals with SNR >= 10 against all noise, as the records' roc_auc
 NO_BENCH_RUNS = "no successful bench runs in this study (training runs are not timed)"
 
-# The numeric columns of each table (cladbench.results.aggregate.TABLE_COLUMNS has them all); the rest
+# The numeric columns of each table (cladbench.records.aggregate.TABLE_COLUMNS has them all); the rest
 # stay text ("3.10" is not 3.1).
 NUMERIC = {
     "runs": [

@@ -133,7 +133,7 @@ def write_tables(record_paths: list[str | Path], out_dir: Path, not_run: dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.results.aggregate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m cladbench.records.aggregate", description=__doc__)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("records", nargs="+")
     parser.add_argument("--not-run", default="{}", help="JSON {variant pattern: reason}")

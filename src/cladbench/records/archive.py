@@ -3,11 +3,11 @@
     results-archive/<device-slug>/<YYYY-MM-DD>/runs/{bench,mnist,gw}/...json   (as under results/runs)
     results-archive/<device-slug>/<YYYY-MM-DD>/MANIFEST.yaml   device, date, host, git commit, command
 
-This reads them into the tidy runs table of cladbench.results.aggregate (the same columns, the same code),
+This reads them into the tidy runs table of cladbench.records.aggregate (the same columns, the same code),
 plus archive_device (the MANIFEST's device, else the slug) and archive_date (the MANIFEST's date,
 else the folder's name):
 
-    python -m cladbench.results.archive OUT_CSV [--archive results-archive]
+    python -m cladbench.records.archive OUT_CSV [--archive results-archive]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def archive_runs(root: str | Path = ARCHIVE) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.results.archive", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cladbench.records.archive", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the CSV to write (results/tables/archive_runs.csv)")
     parser.add_argument("--archive", type=Path, default=ARCHIVE, help="the archive root (default: %(default)s)")
     args = parser.parse_args(argv)

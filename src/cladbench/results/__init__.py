@@ -1,1 +1,0 @@
-"""Results: the run records aggregated into tables, and the archived GPU records read back."""
