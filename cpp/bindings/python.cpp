@@ -16,8 +16,6 @@ using namespace cladbench;
 
 namespace {
 
-ModelShape shape_of(const std::string& model, const std::vector<int>& dims) { return ModelShape{model, dims}; }
-
 // Runs an engine's kernels directly: (loss, d_params, d_x), with d_* None when grad is false.
 py::tuple run_pullback(const std::string& model, const std::string& engine, const std::string& layout,
                        const torch::Tensor& params, const torch::Tensor& x, const torch::Tensor& labels,
@@ -57,6 +55,13 @@ torch::Tensor run_forward(const std::string& model, const std::string& engine, c
                               shape.count(), batch, ws.data_ptr<scalar_t>(), loss.data_ptr<scalar_t>());
   });
   return loss;
+}
+
+py::dict user_model_dict(const UserModel& u) {
+  return py::dict(py::arg("name") = u.name, py::arg("source") = u.source, py::arg("library") = u.library,
+                  py::arg("params") = u.sizes.params, py::arg("inputs") = u.sizes.inputs,
+                  py::arg("outputs") = u.sizes.outputs, py::arg("workspace") = u.sizes.workspace,
+                  py::arg("output_offset") = u.sizes.output_offset);
 }
 
 }  // namespace
@@ -121,6 +126,21 @@ PYBIND11_MODULE(_core, m) {
       "param_count",
       [](const std::string& model, const std::vector<int>& dims) { return shape_of(model, dims).param_count(); },
       py::arg("model"), py::arg("dims"));
+  m.def(
+      "classes", [](const std::string& model, const std::vector<int>& dims) { return shape_of(model, dims).classes(); },
+      py::arg("model"), py::arg("dims"), "The logits per sample: the ops' output is [batch, classes].");
+  m.def(
+      "load_model", [](const std::string& library) { return user_model_dict(load_model(library)); },
+      py::arg("library"),
+      "Loads a user model's library (cladbench_model.hpp) and registers it with the ops; returns its name, source "
+      "and sizes.");
+  m.def(
+      "user_model",
+      [](const std::string& name) -> py::object {
+        const UserModel* u = find_user_model(name);
+        return u ? py::object(user_model_dict(*u)) : py::object(py::none());
+      },
+      py::arg("name"), "A loaded user model's name, source and sizes; None if none of that name is loaded.");
   m.def(
       "workspace_size",
       [](const std::string& model, const std::vector<int>& dims, int batch) {

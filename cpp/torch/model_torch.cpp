@@ -9,28 +9,53 @@
 
 namespace cladbench {
 
-int ModelShape::count() const { return model == "cnn" ? int(dims.size() - 4) / 3 : int(dims.size()) - 1; }
+int ModelShape::count() const {
+  if (user) return 0;
+  return model == "cnn" ? int(dims.size() - 4) / 3 : int(dims.size()) - 1;
+}
 
 long ModelShape::param_count() const {
+  if (user) return user->sizes.params;
   return model == "cnn" ? cnn_param_count(dims.data(), count()) : mlp_param_count(dims.data(), count());
 }
 
 long ModelShape::workspace_size(int batch) const {
+  if (user) return user->sizes.workspace * batch;
   return model == "cnn" ? cnn_workspace_size(dims.data(), count(), batch)
                         : mlp_workspace_size(dims.data(), count(), batch);
 }
 
 long ModelShape::logits_offset(int batch) const {
+  if (user) return user->sizes.output_offset * batch;
   return model == "cnn" ? cnn_logits_offset(dims.data(), count(), batch)
                         : mlp_logits_offset(dims.data(), count(), batch);
 }
 
 long ModelShape::scratch_size() const { return model == "cnn" ? cnn_scratch_size(dims.data(), count()) : 0; }
 
-int ModelShape::input_size() const { return model == "cnn" ? dims[0] * dims[1] : dims[0]; }
+int ModelShape::input_size() const {
+  if (user) return int(user->sizes.inputs);
+  return model == "cnn" ? dims[0] * dims[1] : dims[0];
+}
+
+int ModelShape::classes() const { return user ? int(user->sizes.outputs) : dims.back(); }
+
+ModelShape shape_of(const std::string& model, const std::vector<int>& dims) {
+  if (model == "mlp" || model == "cnn") return ModelShape{model, dims};
+  const UserModel* user = find_user_model(model);
+  if (!user)
+    throw std::invalid_argument("model must be mlp, cnn or a model loaded with cladbench.compile_model / "
+                                "cladbench::load_model; no model '" +
+                                model + "' is loaded");
+  if (!dims.empty())
+    throw std::invalid_argument("the user model " + model + " (" + user->source +
+                                ") has fixed sizes: pass dims [], not " + std::to_string(dims.size()) + " dims");
+  return ModelShape{model, dims, user};
+}
 
 std::vector<std::pair<int, int>> ModelShape::layer_sizes() const {
   std::vector<std::pair<int, int>> sizes;
+  if (user) return sizes;  // its layers are its own
   if (model != "cnn") {
     for (int l = 0; l < count(); ++l) sizes.push_back({dims[l], dims[l + 1]});
     return sizes;
@@ -48,6 +73,7 @@ std::vector<std::pair<int, int>> ModelShape::layer_sizes() const {
 }
 
 std::string ModelShape::name() const {
+  if (user) return model;
   if (model != "cnn") {
     std::string s = "mlp";
     for (int d : dims) s += "-" + std::to_string(d);

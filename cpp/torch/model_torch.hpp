@@ -9,14 +9,17 @@
 #include <vector>
 
 #include "../kernels/kernel_set.hpp"
+#include "user_model.hpp"
 
 namespace cladbench {
 
 // A model and its size description, as in the kernels: mlp dims = widths (mlp.hpp); cnn dims =
-// {channels, length, (c_out, kernel, pool)..., hidden, classes} (cnn.hpp).
+// {channels, length, (c_out, kernel, pool)..., hidden, classes} (cnn.hpp); a user's model
+// (user_model.hpp) has no dims, its sizes are fixed.
 struct ModelShape {
-  std::string model;  // "mlp" or "cnn"
+  std::string model;  // "mlp", "cnn", or a loaded user model's name
   std::vector<int> dims;
+  const UserModel* user = nullptr;  // set for a user's model (shape_of)
 
   int count() const;  // the kernels' count argument: layers (mlp) or conv blocks (cnn)
   long param_count() const;
@@ -24,11 +27,14 @@ struct ModelShape {
   long logits_offset(int batch) const;
   long scratch_size() const;  // the start of ws (and d_ws) that is scratch: the CNN's conv blocks', else 0
   int input_size() const;     // features per sample, x is [batch, input_size]
-  int classes() const { return dims.back(); }
+  int classes() const;       // the logits per sample
   std::string name() const;  // e.g. "mlp-784-128-10", "cnn-gw-2x2048-8k16p4-32-2"
   // (in, out) of every weight matrix, in params order: conv blocks as [c_out x c_in*kernel].
   std::vector<std::pair<int, int>> layer_sizes() const;
 };
+
+// The shape of a built-in model, or of the loaded user model of that name (then dims must be empty).
+ModelShape shape_of(const std::string& model, const std::vector<int>& dims);
 
 // "8k16p4,16k8p4" -> {8, 16, 4, 16, 8, 4}: c_out, kernel and pool of each conv block, as
 // cladbench-train's --conv and cladbench::nn::CNN take them (throws std::invalid_argument).

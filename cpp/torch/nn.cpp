@@ -1,5 +1,6 @@
 #include "nn.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include <cstdio>
@@ -56,6 +57,19 @@ KernelModule::KernelModule(const std::string& name, ModelShape shape, std::strin
   params = register_parameter("params", pack_params(init_params(shape_, seed), l));
 }
 
+KernelModule::KernelModule(const std::string& name, ModelShape shape, std::string engine, std::string layout,
+                           const torch::Tensor& initial_params)
+    : torch::nn::Module(name), shape_(std::move(shape)), engine_(std::move(engine)), layout_(std::move(layout)) {
+  require_kernels(shape_.model, engine_, parse_layout(layout_));
+  const std::string where = shape_.user ? shape_.name() + " (" + shape_.user->source + ")" : shape_.name();
+  TORCH_CHECK_VALUE(initial_params.dim() == 1 && initial_params.numel() == shape_.param_count(), where, " has ",
+                    shape_.param_count(), " parameters; the initial parameters are ", initial_params.sizes());
+  TORCH_CHECK_VALUE(initial_params.scalar_type() == torch::kFloat || initial_params.scalar_type() == torch::kDouble,
+                    "initial parameters must be float32 or float64, not ", initial_params.scalar_type());
+  dims_.assign(shape_.dims.begin(), shape_.dims.end());
+  params = register_parameter("params", initial_params.detach().to(torch::kCPU).contiguous().clone());
+}
+
 void KernelModule::check_input(const torch::Tensor& x) const {
   TORCH_CHECK(x.scalar_type() == params.scalar_type(), name(), " ", shape_.name(), " has ", params.scalar_type(),
               " parameters but x is ", x.scalar_type(), ": convert x, or the module with ->to(", x.scalar_type(), ")");
@@ -71,7 +85,10 @@ torch::Tensor KernelModule::loss(const torch::Tensor& x, const torch::Tensor& la
   return loss_handle().call(params, x, labels.to(torch::kInt), shape_.model, dims_, engine_, layout_);
 }
 
-std::vector<torch::Tensor> KernelModule::layers() const { return unpack_params(params, shape_, parse_layout(layout_)); }
+std::vector<torch::Tensor> KernelModule::layers() const {
+  if (shape_.user) return {params};
+  return unpack_params(params, shape_, parse_layout(layout_));
+}
 
 void KernelModule::pretty_print(std::ostream& stream) const {
   stream << name() << "(" << shape_.name() << ", engine=" << engine_ << ", layout=" << layout_ << ")";
@@ -97,5 +114,19 @@ CNNImpl::CNNImpl(int channels, int length, const std::string& conv, int hidden, 
                  std::string layout, uint64_t seed)
     : KernelModule("cladbench::nn::CNN", cnn_shape(channels, length, conv, hidden, classes), std::move(engine),
                    std::move(layout), seed) {}
+
+namespace {
+
+torch::Tensor drawn_params(const UserModel& model, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return torch::randn({model.sizes.params}, gen) * 0.05;
+}
+
+}  // namespace
+
+ModelImpl::ModelImpl(const UserModel& model, const torch::Tensor& initial_params)
+    : KernelModule("cladbench::nn::Model", shape_of(model.name, {}), "clad", "rowmajor", initial_params) {}
+
+ModelImpl::ModelImpl(const UserModel& model, uint64_t seed) : ModelImpl(model, drawn_params(model, seed)) {}
 
 }  // namespace cladbench::nn

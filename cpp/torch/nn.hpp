@@ -31,6 +31,9 @@ class KernelModule : public torch::nn::Module {
  public:
   // name: the module's name in printouts, e.g. "cladbench::nn::MLP".
   KernelModule(const std::string& name, ModelShape shape, std::string engine, std::string layout, uint64_t seed);
+  // With given initial parameters (the flat vector, float or double; copied).
+  KernelModule(const std::string& name, ModelShape shape, std::string engine, std::string layout,
+               const torch::Tensor& initial_params);
 
   // The logits [batch, classes] of x [batch, input_size] of the parameters' dtype.
   torch::Tensor forward(const torch::Tensor& x);
@@ -77,5 +80,17 @@ class CNNImpl : public KernelModule {
           std::string engine = "clad", std::string layout = "rowmajor", uint64_t seed = 1);
 };
 TORCH_MODULE(CNN);
+
+// A user's model (cpp/model/cladbench_model.hpp), from cladbench::load_model(library): forward is
+// its output [batch, outputs] with Clad's VJP behind it, loss the fused cross-entropy of that
+// output read as logits. initial_params: the flat vector in the model's own order (copied); the
+// other constructor draws every value from N(0, 0.05^2) with torch's CPU generator seeded by seed,
+// since the project cannot know the model's layers. layers() is {params}.
+class ModelImpl : public KernelModule {
+ public:
+  ModelImpl(const UserModel& model, const torch::Tensor& initial_params);
+  explicit ModelImpl(const UserModel& model, uint64_t seed = 1);
+};
+TORCH_MODULE(Model);
 
 }  // namespace cladbench::nn

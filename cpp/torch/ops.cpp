@@ -28,7 +28,13 @@ using torch::autograd::variable_list;
 
 ModelShape shape_from(c10::string_view model, c10::IntArrayRef dims) {
   ModelShape shape{std::string(model), std::vector<int>(dims.begin(), dims.end())};  // one allocation a step
-  TORCH_CHECK(shape.model == "mlp" || shape.model == "cnn", "model must be mlp or cnn, not ", shape.model);
+  if (shape.model != "mlp" && shape.model != "cnn") {  // a user's model (user_model.hpp)
+    try {
+      return shape_of(shape.model, shape.dims);
+    } catch (const std::invalid_argument& error) {
+      TORCH_CHECK_VALUE(false, error.what());
+    }
+  }
   TORCH_CHECK(
       shape.model == "mlp" ? shape.dims.size() >= 2 : shape.dims.size() >= 7 && (shape.dims.size() - 4) % 3 == 0,
       "dims do not describe a ", shape.model, " (see cnn.hpp / mlp.hpp)");
@@ -41,6 +47,11 @@ ModelShape shape_from(c10::string_view model, c10::IntArrayRef dims) {
     }
   }
   return shape;
+}
+
+// The model in messages: its name, and for a user's model where it is defined.
+std::string described(const ModelShape& shape) {
+  return shape.user ? shape.name() + " (" + shape.user->source + ")" : shape.name();
 }
 
 // The kernel set for the op's arguments, on the device of params.
@@ -59,8 +70,9 @@ void check_inputs(const ModelKernels& kernels, const torch::Tensor& params, cons
   TORCH_CHECK(x.scalar_type() == params.scalar_type(), "x and params must share a dtype");
   TORCH_CHECK(labels.scalar_type() == torch::kInt, "labels must be int32");
   TORCH_CHECK(params.dim() == 1 && params.numel() == shape.param_count(), "expected ", shape.param_count(),
-              " parameters for ", shape.name());
-  TORCH_CHECK(x.dim() == 2 && x.size(1) == shape.input_size(), "x must be [batch, ", shape.input_size(), "]");
+              " parameters for ", described(shape), ", got ", params.sizes());
+  TORCH_CHECK(x.dim() == 2 && x.size(1) == shape.input_size(), "x must be [batch, ", shape.input_size(), "] for ",
+              described(shape), ", got ", x.sizes());
   TORCH_CHECK(labels.dim() == 1 && labels.size(0) == x.size(0), "labels must be [batch]");
   const bool on_gpu = kernels.device == "cuda";
   TORCH_CHECK(params.device() == x.device() && labels.device() == x.device() && params.is_cuda() == on_gpu, "the ",
@@ -177,9 +189,9 @@ const KernelFns<T>& logits_fns(const ModelKernels& k, const torch::Tensor& param
   TORCH_CHECK(x.scalar_type() == params.scalar_type(), "x and params must share a dtype, got ", x.scalar_type(),
               " and ", params.scalar_type());
   TORCH_CHECK(params.dim() == 1 && params.numel() == shape.param_count(), "expected ", shape.param_count(),
-              " parameters for ", shape.name(), ", got ", params.sizes());
+              " parameters for ", described(shape), ", got ", params.sizes());
   TORCH_CHECK(x.dim() == 2 && x.size(1) == shape.input_size() && x.size(0) > 0, "x must be [batch, ",
-              shape.input_size(), "] with batch >= 1 for ", shape.name(), ", got ", x.sizes());
+              shape.input_size(), "] with batch >= 1 for ", described(shape), ", got ", x.sizes());
   const KernelFns<T>& fns = k.fns<T>();
   TORCH_CHECK(fns.logits && fns.logits_pullback, "the ", k.engine, " engine has no logits kernels for ", k.model);
   return fns;

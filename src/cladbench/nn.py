@@ -21,7 +21,8 @@ Any torch.optim optimiser, state_dict save and load (the state also records the 
 layout, and loading refuses another model's), `.to(torch.float64)` (the op then runs the double
 kernels) and `torch.compile(module)` (the ops have fake kernels, cladbench/ops.py) work.
 `.train()` and `.eval()` change nothing: these models have no dropout or batch norm. CPU only.
-The C++ counterparts are cladbench::nn::MLP and CNN (cpp/torch/nn.hpp).
+`Model` is the same for a model of your own (cladbench.compile_model, cladbench.user_model).
+The C++ counterparts are cladbench::nn::MLP, CNN and Model (cpp/torch/nn.hpp).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .core import core
 from .engines.models import parse_conv
 from .matrix import LAYOUTS
 
-__all__ = ["CNN", "MLP", "KernelModule"]
+__all__ = ["CNN", "MLP", "KernelModule", "Model"]
 
 
 class KernelModule(nn.Module):
@@ -168,3 +169,33 @@ def _check_dims(model: str, dims: list[int]) -> None:
             length = (length - kernel + 1) // pool
             if length < 1:
                 raise ValueError(f"conv block {i} of {dims} leaves no output step of a window of {dims[1]}")
+
+
+class Model(KernelModule):
+    """A model of your own (cladbench.compile_model): forward is its output [batch, outputs] with
+    Clad's VJP behind it, loss() the fused cross-entropy of that output read as logits. `params`:
+    the initial flat parameter vector in the model's own order (copied); None draws every value
+    from N(0, 0.05^2) with `seed`, since cladbench cannot know the model's layers. layers() is
+    [params]."""
+
+    def __init__(self, model, params: torch.Tensor | None = None, seed: int = 1):
+        nn.Module.__init__(self)
+        self.model, self.dims, self.engine, self.layout = model.name, [], "clad", "rowmajor"
+        self.user_model = model
+        if params is None:
+            params = torch.randn(model.params, generator=torch.Generator().manual_seed(seed)) * 0.05
+        if params.dim() != 1 or params.numel() != model.params:
+            raise ValueError(
+                f"{model.name} ({model.source}) has {model.params} parameters; the initial ones are {tuple(params.shape)}"
+            )
+        self.params = nn.Parameter(params.detach().clone().contiguous())
+        self._layout_of_layers = [(0, (model.params,), False)]
+
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        x = super()._check_input(x)
+        if x.dim() != 2 or x.shape[1] != self.user_model.inputs:
+            raise ValueError(
+                f"{self.model} ({self.user_model.source}) takes x [batch, {self.user_model.inputs}], "
+                f"got {tuple(x.shape)}"
+            )
+        return x

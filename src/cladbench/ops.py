@@ -21,6 +21,11 @@ def workspace_size(model: str, dims, batch):
     return fixed + (_core.workspace_size(model, dims, 1) - fixed) * batch
 
 
+def classes(model: str, dims) -> int:
+    """The logits per sample: the last width of a built-in model, a user model's outputs."""
+    return _core.classes(model, list(dims))
+
+
 @torch.library.register_fake("cladbench::loss")
 def _loss(params, x, labels, model, dims, engine, layout):
     return params.new_empty(())
@@ -34,13 +39,13 @@ def _loss_grad(params, x, labels, model, dims, engine, layout, input_grad):
 
 @torch.library.register_fake("cladbench::forward")
 def _forward(params, x, model, dims, engine, layout):
-    return params.new_empty(x.shape[0], dims[-1])
+    return params.new_empty(x.shape[0], classes(model, dims))
 
 
 @torch.library.register_fake("cladbench::forward_ws")
 def _forward_ws(params, x, model, dims, engine, layout):
     batch = x.shape[0]
-    return params.new_empty(batch, dims[-1]), params.new_empty(workspace_size(model, dims, batch))
+    return params.new_empty(batch, classes(model, dims)), params.new_empty(workspace_size(model, dims, batch))
 
 
 @torch.library.register_fake("cladbench::forward_vjp")

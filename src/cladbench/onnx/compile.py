@@ -1,101 +1,26 @@
-"""Compiling emitted models (cladbench.onnx.emit) with clang and the Clad plugin into a shared
-library with a C ABI, cached by content hash, and calling it from Python through ctypes.
-
-The library links no LibTorch code of its own: only the BLAS (sgemm_/dgemm_) that libtorch_cpu
-exports, so that it multiplies with the library PyTorch uses (docs/architecture.md, "The kernel contract").
-"""
+"""Compiling emitted models (cladbench.onnx.emit) into a shared library with a C ABI, through the
+project's one Clad compile path (cladbench.clad_compile: clang, the Clad plugin, cached by content
+hash), and calling it from Python through ctypes."""
 
 from __future__ import annotations
 
 import ctypes
-import functools
-import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ..doctor import cxx_compiler, find_clad
-from ..paths import REPO, build_dir
+from ..clad_compile import CladUnavailableError, build_library, clad_prefix
+from ..paths import build_dir
 from .emit import EmittedModel
 
-HEADERS = [
-    REPO / "cpp" / "onnx" / "onnx_ops.hpp",
-    REPO / "cpp" / "onnx" / "weights.hpp",
-    REPO / "cpp" / "kernels" / "blas.hpp",
-    REPO / "cpp" / "kernels" / "layers.hpp",
-]
-
-
-class CladUnavailableError(RuntimeError):
-    """No Clad plugin that loads into the compiler (the reason comes from cpp/cmake/clad.cmake)."""
-
-
-@functools.lru_cache(maxsize=None)
-def clad_prefix() -> Path:
-    """Clad's prefix, from the project's one Clad finder; raises CladUnavailableError with its reason."""
-    info = find_clad(cxx_compiler())
-    if info.get("CLAD_FOUND") != "TRUE":
-        raise CladUnavailableError(f"Clad not usable: {info.get('CLAD_REASON', 'unknown reason')}")
-    return Path(info["CLAD_PREFIX"])
-
-
-def torch_lib_dir() -> Path:
-    import torch
-
-    return Path(torch.__file__).parent / "lib"
-
-
-def compile_command(cpp: Path, library: Path) -> list[str]:
-    clad = clad_prefix()
-    return [
-        cxx_compiler(),
-        "-std=c++20",
-        "-O2",
-        "-fPIC",
-        "-shared",
-        "-Wno-unused-variable",
-        f"-fplugin={clad}/lib/clad.so",
-        f"-I{clad}/include",
-        "-Xclang",
-        "-plugin-arg-clad",
-        "-Xclang",
-        "-enable-tbr",
-        f"-I{REPO / 'cpp' / 'onnx'}",
-        f"-I{REPO / 'cpp' / 'kernels'}",
-        str(cpp),
-        "-o",
-        str(library),
-        f"-L{torch_lib_dir()}",
-        "-ltorch_cpu",
-        f"-Wl,-rpath,{torch_lib_dir()}",
-    ]
+__all__ = ["CladUnavailableError", "CompiledModel", "clad_prefix", "compile_model", "load"]
 
 
 def compile_model(model: EmittedModel, root: Path | None = None, quiet: bool = False) -> Path:
-    """The shared library of an emitted model: build/onnx/<hash>/lib<name>.so, compiled unless a
-    library of the same source, headers and compiler already exists."""
+    """The shared library of an emitted model: build/onnx/<hash>/lib<name>.so, compiled (by the one
+    compile path, cladbench.clad_compile) unless a library of the same source already exists."""
     root = Path(root) if root else build_dir() / "onnx"
-    key = hashlib.sha256(model.source.encode())
-    for header in HEADERS:
-        key.update(header.read_bytes())
-    key.update(" ".join(compile_command(Path("m.cpp"), Path("m.so"))).encode())
-    directory = root / key.hexdigest()[:16]
-    library = directory / f"lib{model.name}.so"
-    if library.exists():
-        return library
-    directory.mkdir(parents=True, exist_ok=True)
-    cpp = directory / f"{model.name}.cpp"
-    cpp.write_text(model.source)
-    if not quiet:
-        print(f"cladbench onnx: compiling {model.name} with Clad ({cpp})", file=sys.stderr)
-    partial = directory / f".lib{model.name}.so.partial"
-    done = subprocess.run(compile_command(cpp, partial), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"compiling {cpp} failed:\n{done.stderr[-4000:]}")
-    partial.rename(library)  # atomic: a crashed build leaves no library behind
-    return library
+    return build_library(model.name, root, text=model.source, quiet=quiet, what="cladbench onnx")
 
 
 _f32p, _f64p = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_double)
