@@ -36,7 +36,8 @@ struct ModelKernels {
 const char* layout_name(Layout layout);
 Layout parse_layout(std::string_view name);  // throws std::invalid_argument
 
-// Adds a set; returns true so that a TU can register from a static initializer.
+// Adds a set, or replaces the one of the same model, engine, layout and device; returns true so
+// that a TU can register from a static initializer.
 bool register_kernels(const ModelKernels& kernels);
 // nullptr when no such model/engine/layout was linked in for that device.
 const ModelKernels* find_kernels(std::string_view model, std::string_view engine, Layout layout,

@@ -22,6 +22,12 @@ Layout parse_layout(std::string_view name) {
 }
 
 bool register_kernels(const ModelKernels& kernels) {
+  for (ModelKernels& k : registry())
+    if (k.model == kernels.model && k.engine == kernels.engine && k.layout == kernels.layout &&
+        k.device == kernels.device) {
+      k = kernels;  // a user's model rebuilt and loaded again (user_model.cpp)
+      return true;
+    }
   registry().push_back(kernels);
   return true;
 }

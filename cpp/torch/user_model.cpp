@@ -54,10 +54,6 @@ const UserModel& load_model(const std::string& library) {
   if (name == "mlp" || name == "cnn")
     throw std::runtime_error(std::string(abi.source) + ": the model name '" + name +
                              "' is a built-in model's; choose another");
-  for (const UserModel& m : models())
-    if (m.name == name)
-      throw std::runtime_error(std::string(abi.source) + ": a model named '" + name + "' is already loaded, from " +
-                               m.source + " (" + m.library + "); give this one another name");
   ModelKernels kernels;
   kernels.model = name;
   kernels.engine = "clad";
@@ -65,8 +61,11 @@ const UserModel& load_model(const std::string& library) {
   kernels.generator = std::string("clad, ") + abi.compiler + ", from " + abi.source;
   kernels.f32 = abi.f32;
   kernels.f64 = abi.f64;
-  register_kernels(kernels);
-  models().push_back(UserModel{name, abi.source, path, abi.sizes});
+  register_kernels(kernels);  // replaces the kernels of an earlier library of that name
+  const UserModel loaded{name, abi.source, path, abi.sizes};
+  for (UserModel& m : models())
+    if (m.name == name) return m = loaded;  // a rebuilt model: the newest library wins
+  models().push_back(loaded);
   return models().back();
 }
 

@@ -19,8 +19,9 @@ struct UserModel {
 };
 
 // dlopens `library`, checks what its cladbench_model_abi() says and registers its kernels (engine
-// "clad", row-major, CPU). Loading the same library again returns the model loaded before; a
-// second library with a model of the same name, or one named mlp or cnn, is refused.
+// "clad", row-major, CPU). Loading the same library again returns the model loaded before; another
+// library with a model of the same name (the model rebuilt after an edit) replaces it, and a
+// model named mlp or cnn is refused. Libraries are never closed: kernels may still point into them.
 const UserModel& load_model(const std::string& library);
 // nullptr when no model of that name was loaded.
 const UserModel* find_user_model(std::string_view name);

@@ -81,24 +81,44 @@ def _headers() -> list[Path]:
     return sorted(h for d in INCLUDE_DIRS for h in d.glob("*.hpp"))
 
 
+# What Clad only warns about but which makes its gradient wrong or approximate: a call it cannot
+# differentiate and takes as 0, a statement it skips, a numerical derivative in place of one.
+_CLAD_GAPS = re.compile(
+    r"attempted differentiation of function|numerical differentiation|statement kind '\w+' is not supported"
+    r"|considering '.*' as 0"
+)
+
+
+def clad_gaps(stderr: str) -> list[str]:
+    """Clad's warnings that the gradient it wrote is not the gradient (see _CLAD_GAPS)."""
+    return [line for line in stderr.splitlines() if _DIAGNOSTIC.match(line) and _CLAD_GAPS.search(line)]
+
+
 # A clang diagnostic: "file:line:col: kind: text".
 _DIAGNOSTIC = re.compile(r"^(?P<where>[^\s:][^:]*:\d+:\d+): (?P<kind>fatal error|error|warning|note|remark): ")
 
 
 def diagnostics(stderr: str, limit: int = 40) -> str:
-    """The compiler's errors with the notes and Clad remarks around them, and the source lines clang
-    quotes, without the include chains; at most `limit` lines."""
-    kept, keep_quote = [], False
+    """The compiler's errors and Clad's warnings, each with its notes and the source lines clang
+    quotes, and Clad's porting hints, without include chains; at most `limit` lines. Hints about
+    CLADBENCH_MODEL's own code (Clad differentiating the loss it adds) are left out."""
+    blocks: list[list[str]] = []
     for line in stderr.splitlines():
         m = _DIAGNOSTIC.match(line)
-        if m:
-            keep_quote = m["kind"] in ("fatal error", "error", "note") or "clad" in line
-            if keep_quote:
-                kept.append(line)
-        elif keep_quote and (line.startswith(" ") or line.strip().isdigit() or "|" in line[:8]):
-            kept.append(line)  # the quoted source line and its caret
-        else:
-            keep_quote = False
+        if m and m["kind"] != "note":
+            blocks.append([line])
+        elif blocks and not line.startswith("In file included from"):
+            blocks[-1].append(line)  # its notes and quoted source
+    kept, seen = [], set()
+    for block in blocks:
+        kind = _DIAGNOSTIC.match(block[0])["kind"]
+        if kind == "remark" and ("clad" not in block[0] or any("macro 'CLADBENCH_MODEL'" in b for b in block)):
+            continue
+        if kind == "warning" and not _CLAD_GAPS.search(block[0]):
+            continue
+        if "\n".join(block) not in seen:  # the same warning from the float and the double gradient
+            seen.add("\n".join(block))
+            kept += block
     if not kept:  # not clang's format (a linker error, a crash): its last lines
         kept = stderr.strip().splitlines()[-limit:]
     more = len(kept) - limit
@@ -131,9 +151,44 @@ def build_library(
         print(f"{what}: compiling {name} with Clad ({source})", file=sys.stderr)
     partial = directory / f".lib{name}.so.partial"
     done = subprocess.run(compile_command(Path(source), partial), capture_output=True, text=True)
-    if done.returncode != 0:
+    problem = refusal(source, done.returncode, done.stderr)
+    if problem:
         log = directory / "compile.log"
         log.write_text(done.stderr)
-        raise ModelCompileError(f"compiling {source} with Clad failed (whole log: {log}):\n{diagnostics(done.stderr)}")
+        partial.unlink(missing_ok=True)
+        raise ModelCompileError(f"{problem} (whole log: {log}):\n{diagnostics(done.stderr)}")
     partial.rename(library)  # atomic: a crashed build leaves no library behind
     return library
+
+
+def refusal(source: Path | str, returncode: int, stderr: str) -> str | None:
+    """Why a compile of `source` is refused, or None: it failed, or Clad left gaps in the gradient."""
+    if returncode != 0:
+        return f"compiling {source} with Clad failed"
+    if clad_gaps(stderr):
+        return (
+            f"Clad could not differentiate all of {source}: the gradient it wrote would be wrong where it warns "
+            "(give that function a custom derivative, clad::custom_derivatives; -fclad-porting-hints' notes "
+            "name its signature)"
+        )
+    return None
+
+
+def checked_compile(command: list[str]) -> int:
+    """Runs a compile command (CMake's compiler launcher for cladbench_add_model), relays its
+    output, and fails it as build_library would: on Clad's gaps too."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    source = next((a for a in command if a.endswith((".cpp", ".cc", ".cxx"))), "the model")
+    problem = refusal(source, done.returncode, done.stderr)
+    sys.stdout.write(done.stdout)
+    if problem or re.search(r": (warning|error): ", done.stderr):  # not the porting hints alone
+        sys.stderr.write(done.stderr)
+    if problem and done.returncode == 0:
+        print(f"error: {problem}:\n{diagnostics(done.stderr)}", file=sys.stderr)
+        for output in (command[i + 1] for i, a in enumerate(command[:-1]) if a == "-o"):
+            Path(output).unlink(missing_ok=True)  # no object for make/ninja to take as built
+    return 1 if problem else 0
+
+
+if __name__ == "__main__":  # python -m cladbench.clad_compile <compiler> <args...>
+    sys.exit(checked_compile(sys.argv[1:]))
