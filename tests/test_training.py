@@ -92,8 +92,8 @@ def test_loss_curves_agree_across_engines(records):
     0.1 amplifies rounding: the arena engines fuse the update into the pullback's GEMM (params + x^T
     (-lr dy)), which rounds within an ulp of params - lr * grad per step, and on an AMD EPYC host that
     alone moved cpu-clad-colmajor-arena's third-epoch loss by 3.5e-3 (0.13049 vs 0.13003), while its
-    Adam curve, with no fused update, equals libtorch's to 6 digits. A wrong gradient is caught by
-    test_first_step_gradient_matches_autograd."""
+    Adam curve, with no fused update, equals cpu-clad-colmajor-dynamic's and cpu-manual-colmajor-
+    arena's to 6 digits. A wrong gradient is caught by test_first_step_gradient_matches_autograd."""
     reference = records["cpu-libtorch-rowmajor-dynamic"]["epoch_train_loss"]
     for variant, record in records.items():
         for epoch, (a, b) in enumerate(zip(record["epoch_train_loss"], reference)):

@@ -40,9 +40,14 @@ def resmlp():
     return cladbench.compile_model(EXAMPLE, quiet=True)
 
 
-def model_source(tmp_path: Path, name: str, forward_body: str, signature: str = "const T* params, const T* x, "
-                 "int batch, T* ws", sizes: str = ".params = 20, .inputs = 4, .outputs = 5, .workspace = 5, "
-                 ".output_offset = 0", before: str = "") -> Path:
+def model_source(
+    tmp_path: Path,
+    name: str,
+    forward_body: str,
+    signature: str = "const T* params, const T* x, int batch, T* ws",
+    sizes: str = ".params = 20, .inputs = 4, .outputs = 5, .workspace = 5, .output_offset = 0",
+    before: str = "",
+) -> Path:
     """A small model file as a user writes one: W [5 x 4], y = W x, into ws."""
     path = tmp_path / f"{name}.cpp"
     path.write_text(
@@ -132,9 +137,20 @@ def test_the_python_example_trains(mnist):
     """examples/resmlp/train.py: two epochs of Adam on F.cross_entropy; the loss falls."""
     images, labels, what = mnist
     done = subprocess.run(
-        [sys.executable, REPO / "examples" / "resmlp" / "train.py", "--epochs", "2", "--samples", "2000",
-         "--mnist", images, labels],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            REPO / "examples" / "resmlp" / "train.py",
+            "--epochs",
+            "2",
+            "--samples",
+            "2000",
+            "--mnist",
+            images,
+            labels,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     epochs = re.findall(r"^epoch (\d) train loss (\S+) test accuracy (\S+)$", done.stdout, re.M)
@@ -159,8 +175,12 @@ def test_the_cpp_example_checks_and_trains():
 
 
 def test_compiled_once_per_content(tmp_path, capfd):
-    source = model_source(tmp_path, "cached", "dense(x, params, params + 20, ws, batch, 4, 5, 1);",
-                          sizes=".params = 25, .inputs = 4, .outputs = 5, .workspace = 5, .output_offset = 0")
+    source = model_source(
+        tmp_path,
+        "cached",
+        "dense(x, params, params + 20, ws, batch, 4, 5, 1);",
+        sizes=".params = 25, .inputs = 4, .outputs = 5, .workspace = 5, .output_offset = 0",
+    )
     first = cladbench.compile_model(source, root=tmp_path / "models")
     assert "compiling cached" in capfd.readouterr().err
     again = cladbench.compile_model(source, root=tmp_path / "models")
@@ -175,18 +195,24 @@ def test_compiled_once_per_content(tmp_path, capfd):
 
 
 def test_a_forward_off_the_contract_is_named(tmp_path):
-    source = model_source(tmp_path, "offcontract", "ws[0] = params[0] * x[0];",
-                          signature="const T* params, const T* x, T* ws, int batch")
+    source = model_source(
+        tmp_path, "offcontract", "ws[0] = params[0] * x[0];", signature="const T* params, const T* x, T* ws, int batch"
+    )
     with pytest.raises(ModelCompileError) as error:
         cladbench.compile_model(source, root=tmp_path)
     assert f"{source}:{line_of(source, 'CLADBENCH_MODEL(')}" in str(error.value)
     assert "must be `template <class T> void offcontract::forward(const T* params, const T* x, int batch" in str(
-        error.value)
+        error.value
+    )
 
 
 def test_sizes_that_do_not_fit_are_named(tmp_path):
-    source = model_source(tmp_path, "badsizes", "ws[0] = params[0] * x[0];",
-                          sizes=".params = 20, .inputs = 4, .outputs = 5, .workspace = 5, .output_offset = 3")
+    source = model_source(
+        tmp_path,
+        "badsizes",
+        "ws[0] = params[0] * x[0];",
+        sizes=".params = 20, .inputs = 4, .outputs = 5, .workspace = 5, .output_offset = 3",
+    )
     with pytest.raises(ModelCompileError, match=r"must lie inside the workspace") as error:
         cladbench.compile_model(source, root=tmp_path)
     assert f"{source}:{line_of(source, 'CLADBENCH_MODEL(')}" in str(error.value)
@@ -194,7 +220,10 @@ def test_sizes_that_do_not_fit_are_named(tmp_path):
 
 def test_what_clad_cannot_differentiate_is_refused_with_its_diagnostic(tmp_path):
     """Clad only warns on a statement it skips; its gradient would be wrong, so the build fails."""
-    body = "for (int i = 0; i < batch * 5; ++i) {\ntry { ws[i] = params[i % 20] * x[i % 4]; } catch (...) { ws[i] = 0; }\n}"
+    body = (
+        "for (int i = 0; i < batch * 5; ++i) {\n"
+        "try { ws[i] = params[i % 20] * x[i % 4]; } catch (...) { ws[i] = 0; }\n}"
+    )
     source = model_source(tmp_path, "withtry", body)
     with pytest.raises(ModelCompileError) as error:
         cladbench.compile_model(source, root=tmp_path)
@@ -206,7 +235,9 @@ def test_what_clad_cannot_differentiate_is_refused_with_its_diagnostic(tmp_path)
 def test_a_missing_custom_derivative_gets_the_porting_hint(tmp_path):
     """gemm called directly: Clad descends into it, cannot differentiate sgemm_ and would take it
     as 0; -fclad-porting-hints names the custom derivative to write."""
-    source = model_source(tmp_path, "rawgemm", "cladbench::gemm(false, true, batch, 5, 4, T(1), x, 4, params, 4, T(0), ws, 5);")
+    source = model_source(
+        tmp_path, "rawgemm", "cladbench::gemm(false, true, batch, 5, 4, T(1), x, 4, params, 4, T(0), ws, 5);"
+    )
     with pytest.raises(ModelCompileError) as error:
         cladbench.compile_model(source, root=tmp_path)
     message = str(error.value)
@@ -239,3 +270,15 @@ def test_wrong_sizes_name_the_model_source(resmlp):
         torch.ops.cladbench.forward(torch.zeros(resmlp.params), torch.zeros(2, IN), "resmlp", [3], "clad", "rowmajor")
     with pytest.raises(ValueError, match="no model 'nosuch' is loaded"):
         torch.ops.cladbench.forward(torch.zeros(3), torch.zeros(2, 3), "nosuch", [], "clad", "rowmajor")
+
+
+def test_the_readme_example_runs(resmlp):
+    """README, "Your own model": its Python example, as written, takes a step that lowers the loss."""
+    readme = (REPO / "README.md").read_text()
+    code = readme.split("### Your own model")[1].split("```python\n")[1].split("```")[0]
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, IN, generator=gen), torch.randint(OUT, (32,), generator=gen)
+    scope = {"x": x, "y": y}
+    exec(code, scope)
+    assert scope["net"].model == "resmlp" and scope["loss"].requires_grad
+    assert F.cross_entropy(scope["net"](x), y).item() < scope["loss"].item()

@@ -130,8 +130,7 @@ PYBIND11_MODULE(_core, m) {
       "classes", [](const std::string& model, const std::vector<int>& dims) { return shape_of(model, dims).classes(); },
       py::arg("model"), py::arg("dims"), "The logits per sample: the ops' output is [batch, classes].");
   m.def(
-      "load_model", [](const std::string& library) { return user_model_dict(load_model(library)); },
-      py::arg("library"),
+      "load_model", [](const std::string& library) { return user_model_dict(load_model(library)); }, py::arg("library"),
       "Loads a user model's library (cladbench_model.hpp) and registers it with the ops; returns its name, source "
       "and sizes.");
   m.def(

@@ -54,71 +54,72 @@ namespace layers = onnx_ops;  // the layer library, with its custom derivatives
 // no input gradient (d_x nullptr) gets it computed into a scratch and dropped.
 #define CLADBENCH_MODEL(NAME, FORWARD, SIZES)                                                                          \
   namespace cladbench_model_##NAME {                                                                                   \
-  namespace {                                                                                                          \
-  constexpr ::cladbench::ModelSizes kSizes = SIZES;                                                                    \
-  constexpr long kInputs = kSizes.inputs, kOutputs = kSizes.outputs, kWorkspace = kSizes.workspace,                    \
-                 kOutputOffset = kSizes.output_offset;                                                                 \
-  static_assert(std::is_same_v<decltype(&FORWARD<float>), void (*)(const float*, const float*, int, float*)>,          \
-                "cladbench: " #FORWARD " must be `template <class T> void " #FORWARD                                   \
-                "(const T* params, const T* x, int batch, T* ws)` (cladbench_model.hpp)");                             \
-  static_assert(kSizes.params > 0 && kInputs > 0 && kOutputs > 0,                                                      \
-                "cladbench: " #SIZES " must give params, inputs and outputs > 0");                                     \
-  static_assert(kOutputOffset >= 0 && kOutputOffset + kOutputs <= kWorkspace,                                          \
-                "cladbench: the output (" #SIZES ".output_offset + outputs) must lie inside the workspace");           \
+    namespace {                                                                                                        \
+    constexpr ::cladbench::ModelSizes kSizes = SIZES;                                                                  \
+    constexpr long kInputs = kSizes.inputs, kOutputs = kSizes.outputs, kWorkspace = kSizes.workspace,                  \
+                   kOutputOffset = kSizes.output_offset;                                                               \
+    static_assert(std::is_same_v<decltype(&FORWARD<float>), void (*)(const float*, const float*, int, float*)>,        \
+                  "cladbench: " #FORWARD " must be `template <class T> void " #FORWARD                                 \
+                  "(const T* params, const T* x, int batch, T* ws)` (cladbench_model.hpp)");                           \
+    static_assert(kSizes.params > 0 && kInputs > 0 && kOutputs > 0,                                                    \
+                  "cladbench: " #SIZES " must give params, inputs and outputs > 0");                                   \
+    static_assert(kOutputOffset >= 0 && kOutputOffset + kOutputs <= kWorkspace,                                        \
+                  "cladbench: the output (" #SIZES ".output_offset + outputs) must lie inside the workspace");         \
                                                                                                                        \
-  template <class T>                                                                                                   \
-  void cross_entropy(const T* params, const T* x, const int* labels, int batch, T* ws, T* loss) {                      \
-    FORWARD(params, x, batch, ws);                                                                                     \
-    T total = 0;                                                                                                       \
-    for (int i = 0; i < batch; ++i)                                                                                    \
-      total += ::cladbench::sample_cross_entropy(ws + kOutputOffset * batch + i * kOutputs, labels[i], int(kOutputs)); \
-    *loss = total / batch;                                                                                             \
-  }                                                                                                                    \
+    template <class T>                                                                                                 \
+    void cross_entropy(const T* params, const T* x, const int* labels, int batch, T* ws, T* loss) {                    \
+      FORWARD(params, x, batch, ws);                                                                                   \
+      T total = 0;                                                                                                     \
+      for (int i = 0; i < batch; ++i)                                                                                  \
+        total +=                                                                                                       \
+            ::cladbench::sample_cross_entropy(ws + kOutputOffset * batch + i * kOutputs, labels[i], int(kOutputs));    \
+      *loss = total / batch;                                                                                           \
+    }                                                                                                                  \
                                                                                                                        \
-  const auto kVjpF32 = clad::gradient(FORWARD<float>, "params, x, ws");                                                \
-  const auto kVjpF64 = clad::gradient(FORWARD<double>, "params, x, ws");                                               \
-  const auto kLossF32 = clad::gradient(cross_entropy<float>, "params, x, ws, loss");                                   \
-  const auto kLossF64 = clad::gradient(cross_entropy<double>, "params, x, ws, loss");                                  \
+    const auto kVjpF32 = clad::gradient(FORWARD<float>, "params, x, ws");                                              \
+    const auto kVjpF64 = clad::gradient(FORWARD<double>, "params, x, ws");                                             \
+    const auto kLossF32 = clad::gradient(cross_entropy<float>, "params, x, ws, loss");                                 \
+    const auto kLossF64 = clad::gradient(cross_entropy<double>, "params, x, ws, loss");                                \
                                                                                                                        \
-  template <class T>                                                                                                   \
-  T* zeroed(std::vector<T>& buffer, long n) {                                                                          \
-    buffer.assign(n, T(0));                                                                                            \
-    return buffer.data();                                                                                              \
-  }                                                                                                                    \
+    template <class T>                                                                                                 \
+    T* zeroed(std::vector<T>& buffer, long n) {                                                                        \
+      buffer.assign(n, T(0));                                                                                          \
+      return buffer.data();                                                                                            \
+    }                                                                                                                  \
                                                                                                                        \
-  template <class T>                                                                                                   \
-  void abi_logits(const T* params, const T* x, const int*, int, int batch, T* ws) {                                    \
-    FORWARD(params, x, batch, ws);                                                                                     \
-  }                                                                                                                    \
+    template <class T>                                                                                                 \
+    void abi_logits(const T* params, const T* x, const int*, int, int batch, T* ws) {                                  \
+      FORWARD(params, x, batch, ws);                                                                                   \
+    }                                                                                                                  \
                                                                                                                        \
-  template <class T>                                                                                                   \
-  void abi_logits_pullback(const T* params, const T* x, const int*, int, int batch, T* ws, T* d_params, T* d_x,        \
-                           T* d_ws) {                                                                                  \
-    thread_local std::vector<T> own_ws, unused_d_x;                                                                    \
-    own_ws.resize(long(batch) * kWorkspace);                                                                           \
-    if (!d_x) d_x = zeroed(unused_d_x, long(batch) * kInputs);                                                         \
-    if constexpr (std::is_same_v<T, float>)                                                                            \
-      kVjpF32.execute(params, x, batch, own_ws.data(), d_params, d_x, d_ws);                                           \
-    else                                                                                                               \
-      kVjpF64.execute(params, x, batch, own_ws.data(), d_params, d_x, d_ws);                                           \
-  }                                                                                                                    \
+    template <class T>                                                                                                 \
+    void abi_logits_pullback(const T* params, const T* x, const int*, int, int batch, T* ws, T* d_params, T* d_x,      \
+                             T* d_ws) {                                                                                \
+      thread_local std::vector<T> own_ws, unused_d_x;                                                                  \
+      own_ws.resize(long(batch) * kWorkspace);                                                                         \
+      if (!d_x) d_x = zeroed(unused_d_x, long(batch) * kInputs);                                                       \
+      if constexpr (std::is_same_v<T, float>)                                                                          \
+        kVjpF32.execute(params, x, batch, own_ws.data(), d_params, d_x, d_ws);                                         \
+      else                                                                                                             \
+        kVjpF64.execute(params, x, batch, own_ws.data(), d_params, d_x, d_ws);                                         \
+    }                                                                                                                  \
                                                                                                                        \
-  template <class T>                                                                                                   \
-  void abi_loss(const T* params, const T* x, const int* labels, const int*, int, int batch, T* ws, T* loss) {          \
-    cross_entropy(params, x, labels, batch, ws, loss);                                                                 \
-  }                                                                                                                    \
+    template <class T>                                                                                                 \
+    void abi_loss(const T* params, const T* x, const int* labels, const int*, int, int batch, T* ws, T* loss) {        \
+      cross_entropy(params, x, labels, batch, ws, loss);                                                               \
+    }                                                                                                                  \
                                                                                                                        \
-  template <class T>                                                                                                   \
-  void abi_loss_pullback(const T* params, const T* x, const int* labels, const int*, int, int batch, T* ws, T* loss,   \
-                         T* d_params, T* d_x, T* d_ws, T* d_loss) {                                                    \
-    thread_local std::vector<T> unused_d_x;                                                                            \
-    if (!d_x) d_x = zeroed(unused_d_x, long(batch) * kInputs);                                                         \
-    if constexpr (std::is_same_v<T, float>)                                                                            \
-      kLossF32.execute(params, x, labels, batch, ws, loss, d_params, d_x, d_ws, d_loss);                               \
-    else                                                                                                               \
-      kLossF64.execute(params, x, labels, batch, ws, loss, d_params, d_x, d_ws, d_loss);                               \
-  }                                                                                                                    \
-  }                                                                                                                    \
+    template <class T>                                                                                                 \
+    void abi_loss_pullback(const T* params, const T* x, const int* labels, const int*, int, int batch, T* ws, T* loss, \
+                           T* d_params, T* d_x, T* d_ws, T* d_loss) {                                                  \
+      thread_local std::vector<T> unused_d_x;                                                                          \
+      if (!d_x) d_x = zeroed(unused_d_x, long(batch) * kInputs);                                                       \
+      if constexpr (std::is_same_v<T, float>)                                                                          \
+        kLossF32.execute(params, x, labels, batch, ws, loss, d_params, d_x, d_ws, d_loss);                             \
+      else                                                                                                             \
+        kLossF64.execute(params, x, labels, batch, ws, loss, d_params, d_x, d_ws, d_loss);                             \
+    }                                                                                                                  \
+    }                                                                                                                  \
   }                                                                                                                    \
                                                                                                                        \
   extern "C" __attribute__((visibility("default"))) const ::cladbench::ModelABI* cladbench_model_abi() {               \

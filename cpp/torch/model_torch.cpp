@@ -44,9 +44,10 @@ ModelShape shape_of(const std::string& model, const std::vector<int>& dims) {
   if (model == "mlp" || model == "cnn") return ModelShape{model, dims};
   const UserModel* user = find_user_model(model);
   if (!user)
-    throw std::invalid_argument("model must be mlp, cnn or a model loaded with cladbench.compile_model / "
-                                "cladbench::load_model; no model '" +
-                                model + "' is loaded");
+    throw std::invalid_argument(
+        "model must be mlp, cnn or a model loaded with cladbench.compile_model / "
+        "cladbench::load_model; no model '" +
+        model + "' is loaded");
   if (!dims.empty())
     throw std::invalid_argument("the user model " + model + " (" + user->source +
                                 ") has fixed sizes: pass dims [], not " + std::to_string(dims.size()) + " dims");

@@ -27,8 +27,8 @@ struct ModelShape {
   long logits_offset(int batch) const;
   long scratch_size() const;  // the start of ws (and d_ws) that is scratch: the CNN's conv blocks', else 0
   int input_size() const;     // features per sample, x is [batch, input_size]
-  int classes() const;       // the logits per sample
-  std::string name() const;  // e.g. "mlp-784-128-10", "cnn-gw-2x2048-8k16p4-32-2"
+  int classes() const;        // the logits per sample
+  std::string name() const;   // e.g. "mlp-784-128-10", "cnn-gw-2x2048-8k16p4-32-2"
   // (in, out) of every weight matrix, in params order: conv blocks as [c_out x c_in*kernel].
   std::vector<std::pair<int, int>> layer_sizes() const;
 };

@@ -28,7 +28,7 @@ using torch::autograd::variable_list;
 
 ModelShape shape_from(c10::string_view model, c10::IntArrayRef dims) {
   ModelShape shape{std::string(model), std::vector<int>(dims.begin(), dims.end())};  // one allocation a step
-  if (shape.model != "mlp" && shape.model != "cnn") {  // a user's model (user_model.hpp)
+  if (shape.model != "mlp" && shape.model != "cnn") {                                // a user's model (user_model.hpp)
     try {
       return shape_of(shape.model, shape.dims);
     } catch (const std::invalid_argument& error) {

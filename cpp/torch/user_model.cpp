@@ -44,7 +44,8 @@ const UserModel& load_model(const std::string& library) {
   using Entry = const ModelABI* (*)();
   const auto entry = reinterpret_cast<Entry>(dlsym(handle, "cladbench_model_abi"));
   if (!entry)
-    throw std::runtime_error(path + " is not a model library: it has no cladbench_model_abi() (a CLADBENCH_MODEL(...) "
+    throw std::runtime_error(path +
+                             " is not a model library: it has no cladbench_model_abi() (a CLADBENCH_MODEL(...) "
                              "line, cladbench_model.hpp)");
   const ModelABI& abi = *entry();
   if (abi.version != kModelAbiVersion)

@@ -126,7 +126,11 @@ def diagnostics(stderr: str, limit: int = 40) -> str:
 
 
 def build_library(
-    name: str, root: Path, source: Path | None = None, text: str | None = None, quiet: bool = False,
+    name: str,
+    root: Path,
+    source: Path | None = None,
+    text: str | None = None,
+    quiet: bool = False,
     what: str = "cladbench",
 ) -> Path:
     """The shared library of a model: root/<hash>/lib<name>.so, compiled unless a library of the same

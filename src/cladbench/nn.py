@@ -186,7 +186,8 @@ class Model(KernelModule):
             params = torch.randn(model.params, generator=torch.Generator().manual_seed(seed)) * 0.05
         if params.dim() != 1 or params.numel() != model.params:
             raise ValueError(
-                f"{model.name} ({model.source}) has {model.params} parameters; the initial ones are {tuple(params.shape)}"
+                f"{model.name} ({model.source}) has {model.params} parameters; "
+                f"the initial ones are {tuple(params.shape)}"
             )
         self.params = nn.Parameter(params.detach().clone().contiguous())
         self._layout_of_layers = [(0, (model.params,), False)]
