@@ -280,3 +280,36 @@ def test_op_bench_runs(tmp_path):
     (cell,) = json.loads(out.read_text())
     assert cell["model"] == "mlp-20-8-4" and len(cell["fused_s"]) == len(cell["composable_s"]) == 2
     assert cell["ratio_median"] > 0
+
+
+def test_op_bench_writes_the_report_table(tmp_path, capsys):
+    """--out X.csv: the op_cost table the workflow's rule op_bench writes and the report reads, one row
+    per model, batch and repetition with both paths' times; gw-cnn is the CNN of --conv/--cnn-hidden."""
+    import pandas as pd
+
+    from cladbench.bench import op_bench
+    from cladbench.bench.timing import OP_COST_COLUMNS
+    from cladbench.report.tables import TABLES, op_cost_table, read_table
+
+    engine = "clad" if CLAD_BUILT else "manual"
+    args = ["--models", "mlp-784-16-10,gw-cnn", "--batch", "4,8", "--repetitions", "1", "--steps", "3"]
+    args += ["--warmup", "1", "--engine", engine, "--conv", "4k16p4", "--cnn-hidden", "8"]
+    assert op_bench.main([*args, "--out", str(tmp_path / "tables" / "op_cost.csv")]) == 0
+    assert "cell 4/4: gw-cnn batch 8" in capsys.readouterr().err  # the progress lines
+    table = pd.read_csv(tmp_path / "tables" / "op_cost.csv")
+    assert list(table.columns) == OP_COST_COLUMNS == TABLES["op_cost"][0]
+    assert table[["model", "batch"]].values.tolist() == [
+        ["mlp-784-16-10", 4],
+        ["mlp-784-16-10", 8],
+        ["gw-cnn", 4],
+        ["gw-cnn", 8],
+    ]
+    assert (table.engine == engine).all() and (table.repetition == 0).all() and (table.steps == 3).all()
+    assert (table.fused_s > 0).all() and (table.composable_s > 0).all()
+    assert not list(tmp_path.glob("tables/*.partial"))  # written whole, then renamed
+    cells = op_cost_table(read_table(tmp_path / "tables", "op_cost"))
+    assert len(cells) == 4 and (cells.n == 1).all() and (cells.ratio_median > 0).all()
+    assert not cells.ratio_noisy.any()  # one repetition: no spread to judge
+    with pytest.raises(ValueError, match="conv"):
+        op_bench.main([*args[:-4], "--conv", "4x16", "--out", str(tmp_path / "bad.csv")])
+    assert not (tmp_path / "bad.csv").exists()

@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 
 from cladbench.report import build_report, latex
-from cladbench.report.figures import fig_step_time
+from cladbench.report.figures import fig_op_cost, fig_step_time
 from cladbench.report.style import COLORS
 from cladbench.report.tables import (
     NO_BENCH_RUNS,
     TABLES,
     ablation_table,
     headline_table,
+    op_cost_table,
     read_table,
     roc_curve,
     speedup_per_repetition,
@@ -44,6 +45,7 @@ FIGURES = [
     "ablation",
     "gw_roc",
     "gw150914_trace",
+    "op_cost",
 ]
 KEY = ["variant", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition"]
 # Step times (s) at batch 32 that the headline test controls: clad twice as fast as libtorch.
@@ -75,9 +77,41 @@ def step_time(engine, layout, alloc, batch, model, rep, rng):
     return base * factor * (1 + 0.05 * rep) * rng.uniform(0.98, 1.02)
 
 
-def write_tables(directory: Path, *, gw=True, epochs=True, engines=None) -> Path:
+# The op bench's table (op_cost.csv) as python -m cladbench.bench.op_bench writes it: {(model, batch):
+# (fused, composable) step times (ms), one per repetition. The GW CNN's composable path at batch 256
+# spreads 18% (noisy), and so does its ratio (15%); the other cells are firm.
+OP_COST = {
+    ("mlp-784-128-10", 32): ([0.24, 0.25, 0.26], [0.27, 0.28, 0.29]),
+    ("mlp-784-128-10", 256): ([1.03, 1.04, 1.05], [1.10, 1.12, 1.14]),
+    ("gw-cnn", 32): ([4.4, 4.5, 4.6], [3.9, 4.0, 4.1]),
+    ("gw-cnn", 256): ([33.0, 34.0, 35.0], [28.0, 34.0, 40.0]),
+}
+
+
+def op_cost_rows(cells=OP_COST) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            dict(
+                model=model,
+                batch=batch,
+                engine="clad",
+                layout="rowmajor",
+                threads=1,
+                warmup=20,
+                steps=300,
+                repetition=rep,
+                fused_s=fused * 1e-3,
+                composable_s=composable * 1e-3,
+            )
+            for (model, batch), times in cells.items()
+            for rep, (fused, composable) in enumerate(zip(*times))
+        ]
+    )
+
+
+def write_tables(directory: Path, *, gw=True, epochs=True, engines=None, op_cost=True) -> Path:
     """Tables as the aggregator writes them: 2 repetitions, batches 32/256 on MNIST (bench runs), one GW
-    model (training runs)."""
+    model (training runs); and the op bench's table."""
     rng = np.random.default_rng(0)
     runs, epoch_rows, scores, trace = [], [], [], []
     engines = engines or ("clad", "manual", "libtorch", "pytorch")
@@ -155,6 +189,8 @@ def write_tables(directory: Path, *, gw=True, epochs=True, engines=None) -> Path
     rows = [] if "clad" in engines else [{"variant": "cpu-clad-*", "reason": CLAD_REASON}]
     rows.append({"variant": "cuda-*", "reason": CUDA_REASON})
     pd.DataFrame(rows, columns=["variant", "reason"]).to_csv(directory / "not_run.csv", index=False)
+    if op_cost:
+        op_cost_rows().to_csv(directory / "op_cost.csv", index=False)
     return directory
 
 
@@ -165,6 +201,7 @@ def expected_files(out: Path) -> set[Path]:
         out / "targets.csv",
         out / "gw.tex",
         out / "ttree.tex",
+        out / "op_cost.tex",
         out / "provenance.md",
     }
 
@@ -307,7 +344,9 @@ def test_roc_curve_auc():
 
 
 def test_missing_optional_tables_give_placeholders(tmp_path):
-    tables = write_tables(tmp_path / "tables", gw=False, epochs=False, engines=("manual", "libtorch", "pytorch"))
+    tables = write_tables(
+        tmp_path / "tables", gw=False, epochs=False, engines=("manual", "libtorch", "pytorch"), op_cost=False
+    )
     (tables / "gw150914_trace.csv").write_text("")  # present but empty: same as missing
     out = tmp_path / "report"
     written = build_report(tables, out)
@@ -315,8 +354,9 @@ def test_missing_optional_tables_give_placeholders(tmp_path):
     assert all(p.stat().st_size > 0 for p in written)
     md = (out / "provenance.md").read_text()
     placeholders = md.split("## Figures shown as placeholders")[1]
-    for name in ("loss_curves", "gw_roc", "gw150914_trace", "speedup"):
+    for name in ("loss_curves", "gw_roc", "gw150914_trace", "speedup", "op_cost"):
         assert f"`{name}`" in placeholders
+    assert "no op bench table in this study (op\\_cost.csv" in (out / "op_cost.tex").read_text()
     assert "no GW runs in this study" in placeholders
     assert f"`speedup`: no speedup of clad: not run: {CLAD_REASON}" in placeholders
     assert f"- not run: {CLAD_REASON} (variants `cpu-clad-*`)" in md
@@ -513,3 +553,68 @@ def test_a_run_whose_gradient_disagrees_is_kept_out_of_every_timing_table(tmp_pa
         "failed: `cpu-clad-rowmajor-arena` mnist mlp-784-128-10 batch 32 threads 1 repetition 0: gradient "
         "disagrees with autograd: grad_max_rel_err 3.0e-03 > 0.0001"
     ) in md
+
+
+def op_cost_cells(tex: str) -> dict[tuple[str, str], list[str]]:
+    """op_cost.tex's rows: {(model, batch): the other cells}."""
+    body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+    rows = [[c.strip() for c in line.rstrip("\\ ").split("&")] for line in body]
+    return {(row[0], row[1]): row[2:] for row in rows}
+
+
+def test_what_composability_costs_per_model_and_batch(full_report):
+    """op_cost.tex from the op bench's table: fused and composable step time (ms: median, IQR over the
+    repetitions), composable / fused (median, IQR), a dagger where a cell is noisy; and its figure."""
+    _, out = full_report
+    tex = (out / "op_cost.tex").read_text()
+    cells = op_cost_cells(tex)
+    assert list(cells) == [("mlp-784-128-10", "32"), ("mlp-784-128-10", "256"), ("gw-cnn", "32"), ("gw-cnn", "256")]
+    assert cells[("mlp-784-128-10", "32")] == [
+        "0.250",
+        "0.245--0.255",
+        "0.280",
+        "0.275--0.285",
+        "1.12",
+        "1.12--1.12",
+        "3",
+    ]
+    assert cells[("gw-cnn", "32")][:5] == ["4.50", "4.45--4.55", "4.00", "3.95--4.05", "0.89"]
+    # the noisy cell: the composable path spreads 6/34 = 18%, its per-repetition ratios 15%
+    assert cells[("gw-cnn", "256")] == [
+        "34.0",
+        "33.5--34.5",
+        "34.0$^\\dagger$",
+        "31.0--37.0",
+        "1.00$^\\dagger$",
+        "0.92--1.07",
+        "3",
+    ]
+    assert "noisy: its repetitions spread more than 10\\%" in tex and "(clad rowmajor, 1 thread)" in tex
+    table = op_cost_table(op_cost_rows()).set_index(["model", "batch"])
+    assert table.loc[("gw-cnn", 256), "composable_spread"] == pytest.approx(6 / 34)
+    assert table.loc[("gw-cnn", 256), ["composable_noisy", "ratio_noisy", "fused_noisy"]].tolist() == [
+        True,
+        True,
+        False,
+    ]
+    assert not table.loc["mlp-784-128-10", "ratio_noisy"].any()
+    # In the figure (a panel per model) the noisy ratio's point is hollow, the others filled.
+    fig = fig_op_cost(op_cost_rows())
+    hollow = {
+        ax.get_title().split("\n")[0]: [
+            list(line.get_xdata()) for line in ax.get_lines() if line.get_markerfacecolor() == "white"
+        ]
+        for ax in fig.axes
+    }
+    assert {title: [x for x in xs if len(x)] for title, xs in hollow.items()} == {
+        "gw-cnn": [[256.0]],
+        "mlp-784-128-10": [],
+    }
+
+
+def test_composable_over_fused_is_taken_within_each_repetition():
+    """Per repetition 3, 1, 1 (median 1); the paths' own medians would say 3 / 2 = 1.5."""
+    table = op_cost_table(op_cost_rows({("mlp-784-128-10", 32): ([1.0, 3.0, 2.0], [3.0, 3.0, 2.0])}))
+    row = table.iloc[0]
+    assert row["ratio_median"] == pytest.approx(1.0) and row["n"] == 3
+    assert row["fused_median"] == pytest.approx(2e-3) and row["composable_median"] == pytest.approx(3e-3)

@@ -48,8 +48,8 @@ def job_counts(out: str) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows if len(row) == 2 and row[1].isdigit() and row[0] != "total"}
 
 
-def dry_run(tmp_path, config, env=None):
-    """`snakemake -n` of the workflow with this config, in a scratch directory."""
+def dry_run(tmp_path, config, env=None, args=()):
+    """`snakemake -n` of the workflow with this config, in a scratch directory; args: more flags, targets."""
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "schema.yaml").write_text((REPO / "config" / "schema.yaml").read_text())
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -64,6 +64,7 @@ def dry_run(tmp_path, config, env=None):
         str(tmp_path),
         "--snakefile",
         str(REPO / "Snakefile"),
+        *args,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     return done.returncode, done.stdout + done.stderr
@@ -100,11 +101,33 @@ def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
             cells[bench_rule(model)] = len(grid["batch"]) * len(grid["threads"]) * grid["repetitions"]
     assert {rule: n for rule, n in counts.items() if rule.startswith("bench_")} == cells
     assert cells[bench_rule("gw-cnn")] >= 6  # the GW CNN's cells: 1 and 2 threads, 3 repetitions at least
+    assert counts["op_bench"] == counts["figure_op_cost"] == counts["report_tables"] == 1  # composable vs fused
     assert "not run: cuda-*" in out
     if not COMPILE_VARIANTS:
         assert "not run: cpu-pytorch-compile-*: torch.compile (Inductor) needs" in out
     if not CLAD_BUILT:
         assert "not run: cpu-clad-*: Clad not available" in out
+
+
+def test_the_op_bench_is_one_timing_job_over_the_configs_cells(tmp_path):
+    """Rule op_bench (composable vs fused op): the config's bench.ops cells and the gw section's CNN on
+    its command line, the whole machine (TIMING_RESOURCES), and its table feeding the report."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["bench"]["ops"].update(models=["mlp-784-64-10", "gw-cnn"], batch=[8, 64], repetitions=2, steps=7)
+    config["gw"].update(conv="4k16p4,8k8p4", hidden=16)
+    profile = ["--profile", str(REPO / "workflow" / "profiles" / "default"), "-p"]
+    rc, out = dry_run(tmp_path, config, args=[*profile, "results/report/op_cost.tex", "results/report/op_cost.pdf"])
+    assert rc == 0, out
+    job = out.split("rule op_bench:")[1].split("\n\n")[0]
+    assert "output: results/tables/op_cost.csv" in job and "machine=100" in job and "slurm_extra=--exclusive" in job
+    engine = "clad" if CLAD_BUILT else "manual"
+    assert (
+        "python -m cladbench.bench.op_bench --out results/tables/op_cost.csv --models mlp-784-64-10,gw-cnn "
+        f"--batch 8,64 --repetitions 2 --warmup {config['bench']['ops']['warmup']} --steps 7 --engine {engine} "
+        "--threads 1 --conv 4k16p4,8k8p4 --cnn-hidden 16"
+    ) in job
+    for rule in ("report_tables", "figure_op_cost"):
+        assert "results/tables/op_cost.csv" in out.split(f"rule {rule}:")[1].split("output:")[0], rule
 
 
 @pytest.mark.parametrize(
@@ -114,6 +137,7 @@ def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
         (lambda c: c["train"].update(batch=[0]), "0 is less than the minimum of 1"),
         (lambda c: c.update(engines=["clad", "tensorflow"]), "'tensorflow' is not one of"),
         (lambda c: c["train"].update(epochs=0), "0 is less than the minimum of 1"),
+        (lambda c: c["bench"]["ops"].update(models=["resnet50"]), "'resnet50' does not match"),
     ],
 )
 def test_an_invalid_config_fails_with_the_schema_message(tmp_path, change, message):
@@ -160,6 +184,7 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
         if len(cuda) if model != "gw-cnn" else cuda_cnn:
             expected[bench_rule(model, "cuda")] = len(config["bench"]["cuda_batch"]) * 2 * 5
     assert {rule: n for rule, n in counts.items() if rule.startswith("bench_")} == expected
+    assert counts["op_bench"] == 1
 
 
 def test_snakemake_lint_is_clean():

@@ -59,6 +59,14 @@ TINY = {
         ],
         "ablation": ["mlp-784-32-10"],
         "min_steps": 20,
+        "ops": {
+            "models": ["mlp-784-32-10", "gw-cnn"],
+            "batch": [16],
+            "repetitions": 2,
+            "warmup": 1,
+            "steps": 3,
+            "threads": 1,
+        },
     },
     "onnx": {
         "hidden": [16],
@@ -178,11 +186,11 @@ def job_intervals(workdir) -> list[tuple[str, float, float]]:
 
 def test_no_timing_job_runs_beside_another_job(workdir):
     """Jobs whose records feed a timing figure or table (the bench cells, the ONNX bench, the
-    calibration's engine timings) ran with nothing else running, though 2 cores let two jobs run."""
+    calibration's engine timings, the op bench) ran with nothing else running, though 2 cores let two jobs run."""
     jobs = job_intervals(workdir)
-    timing = [j for j in jobs if j[0].startswith("bench_") or j[0] in ("onnx_bench", "calib")]
-    assert {j[0] for j in timing} == {"bench_mlp_784_32_10", "bench_gw_cnn", "onnx_bench", "calib"}
-    assert len(timing) == 2 + 1 + 1 + 1
+    timing = [j for j in jobs if j[0].startswith("bench_") or j[0] in ("onnx_bench", "calib", "op_bench")]
+    assert {j[0] for j in timing} == {"bench_mlp_784_32_10", "bench_gw_cnn", "onnx_bench", "calib", "op_bench"}
+    assert len(timing) == 2 + 1 + 1 + 1 + 1
     overlaps = [(t[0], j[0]) for t in timing for j in jobs if j != t and t[1] < j[2] and j[1] < t[2]]
     assert not overlaps, overlaps
     # ... while other jobs did share the machine (so the check above could fail).
@@ -239,6 +247,24 @@ def test_the_calibration_tables_and_its_report_section(workdir):
     for name in CALIB_FIGURES:
         assert (report / f"{name}.pdf").read_bytes().startswith(b"%PDF")
     assert "\\toprule" in (report / "calib.tex").read_text()
+
+
+def test_the_op_bench_table_and_its_report_section(workdir):
+    from cladbench.bench.timing import OP_COST_COLUMNS
+
+    table = pd.read_csv(workdir / "results" / "tables" / "op_cost.csv")
+    assert list(table.columns) == OP_COST_COLUMNS
+    assert sorted(map(tuple, table[["model", "batch", "repetition"]].values.tolist())) == [
+        ("gw-cnn", 16, 0),
+        ("gw-cnn", 16, 1),
+        ("mlp-784-32-10", 16, 0),
+        ("mlp-784-32-10", 16, 1),
+    ]
+    assert (table.fused_s > 0).all() and (table.composable_s > 0).all() and (table.steps == 3).all()
+    report = workdir / "results" / "report"
+    tex = (report / "op_cost.tex").read_text()
+    assert "\\toprule" in tex and "mlp-784-32-10 & 16 &" in tex and "gw-cnn & 16 &" in tex
+    assert (report / "op_cost.pdf").read_bytes().startswith(b"%PDF")
 
 
 def test_a_second_run_does_nothing(workdir):

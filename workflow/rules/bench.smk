@@ -47,3 +47,48 @@ for (device, model), cells in BENCH_CELLS.items():
             "cladbench bench --models {params.model} --variants {params.variants} --batch {wildcards.batch} "
             "--threads {wildcards.threads} --repetition {wildcards.rep} --min-steps {params.min_steps} {params.data} "
             "--settings {params.settings} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+# What composability costs (python -m cladbench.bench.op_bench): one training step (forward and
+# backward, no optimizer) of the fused op torch.ops.cladbench.loss against the composable
+# torch.ops.cladbench.forward + F.cross_entropy, for every model x batch of bench.ops, both paths in
+# turn in each repetition; a timing job, alone on the machine (TIMING_RESOURCES). One row per model,
+# batch and repetition (OP_COST_COLUMNS, cladbench.bench.timing); the report's op_cost section reads it.
+OPS = config["bench"]["ops"]
+OPS_ENGINE = "clad" if CLAD_OK else "manual"  # the table's engine column says which
+if not CLAD_OK:
+    logger.warning(f"not run: op bench of clad: {CPU_PROBLEMS['clad']}; it times the manual engine's kernels instead")
+OP_BENCH_CODE = [
+    str(REPO / "src" / "cladbench" / "bench" / "op_bench.py"),
+    *sorted(str(p) for p in (REPO / "src" / "cladbench").glob("_core*.so")),  # the ops and their kernels
+]
+
+
+rule op_bench:
+    input:
+        code=OP_BENCH_CODE,
+    output:
+        table=f"{RESULTS}/tables/op_cost.csv",
+    log:
+        f"{RESULTS}/logs/op_bench.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/op_bench.tsv"
+    conda:
+        "../../envs/train.yaml"
+    threads: OPS["threads"]
+    resources:
+        **TIMING_RESOURCES,
+        cpus_per_task=OPS["threads"],
+        runtime=60,
+        mem_mb=4000,
+    params:
+        args=" ".join(
+            [
+                f"--models {','.join(OPS['models'])} --batch {','.join(map(str, OPS['batch']))}",
+                f"--repetitions {OPS['repetitions']} --warmup {OPS['warmup']} --steps {OPS['steps']}",
+                f"--engine {OPS_ENGINE} --threads {OPS['threads']}",
+                f"--conv {config['gw']['conv']} --cnn-hidden {config['gw']['hidden']}",
+            ]
+        ),
+    shell:
+        "python -m cladbench.bench.op_bench --out {output.table} {params.args} > {log} 2>&1"

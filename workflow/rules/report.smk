@@ -34,6 +34,9 @@ REPORT_CODE = [
     for name in ("__init__", "style", "tables", "figures", "latex", "provenance")
 ]
 
+# Tables a figure reads beside the aggregated ones: the op bench's (workflow/rules/bench.smk).
+FIGURE_TABLES = {"op_cost": {"op_cost": rules.op_bench.output.table}}
+
 for figure in FIGURES:
 
     rule:
@@ -41,6 +44,7 @@ for figure in FIGURES:
             f"figure_{figure}"
         input:
             **rules.aggregate.output,
+            **FIGURE_TABLES.get(figure, {}),
             code=REPORT_CODE,  # a change to the drawing remakes it
         output:
             pdf=report(f"{RESULTS}/report/{figure}.pdf", caption=f"../report/{figure}.rst", category="Figures"),
@@ -61,6 +65,7 @@ for figure in FIGURES:
 rule report_tables:
     input:
         **rules.aggregate.output,
+        op_cost=rules.op_bench.output.table,
         code=REPORT_CODE,
     output:
         headline=report(f"{RESULTS}/report/headline.tex", category="Tables"),
@@ -68,6 +73,7 @@ rule report_tables:
         targets_csv=f"{RESULTS}/report/targets.csv",
         gw=report(f"{RESULTS}/report/gw.tex", category="Tables"),
         ttree=report(f"{RESULTS}/report/ttree.tex", category="Tables"),
+        op_cost=report(f"{RESULTS}/report/op_cost.tex", caption="../report/op_cost_table.rst", category="Tables"),
         provenance=report(f"{RESULTS}/report/provenance.md", category="Provenance"),
     log:
         f"{RESULTS}/logs/report_tables.log",

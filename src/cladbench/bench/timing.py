@@ -15,6 +15,21 @@ import pandas as pd
 from ..options import GRADIENT_TOLERANCE
 
 NOISY_SPREAD = 0.10
+# The op bench's table (python -m cladbench.bench.op_bench --out X.csv; the workflow's
+# results/tables/op_cost.csv): one row per model, batch and repetition, each path's median step (s)
+# of that repetition. The report's op_cost section (cladbench.report.tables.op_cost_table) reads it.
+OP_COST_COLUMNS = [
+    "model",
+    "batch",
+    "engine",
+    "layout",
+    "threads",
+    "warmup",
+    "steps",
+    "repetition",
+    "fused_s",
+    "composable_s",
+]
 
 
 def gradient_disagrees(runs: pd.DataFrame) -> pd.Series:

@@ -1,5 +1,6 @@
 """The paper-ready report, built from the aggregated tables only (runs.csv, epochs.csv, gw_scores.csv,
-gw150914_trace.csv, not_run.csv; see cladbench.records.aggregate), never from the JSON run records.
+gw150914_trace.csv, not_run.csv; see cladbench.records.aggregate) and the op bench's table
+(op_cost.csv, cladbench.bench.op_bench), never from the JSON run records.
 
 Writes figures (PDF and PNG), LaTeX tables (booktabs) and a provenance page:
 
@@ -34,24 +35,26 @@ from .figures import (  # noqa: E402
     fig_gw150914_trace,
     fig_gw_roc,
     fig_loss_curves,
+    fig_op_cost,
     fig_speedup,
     fig_step_time,
     fig_throughput,
 )
-from .latex import gw_tex, headline_tex, targets_tex, ttree_tex  # noqa: E402
+from .latex import gw_tex, headline_tex, op_cost_tex, targets_tex, ttree_tex  # noqa: E402
 from .provenance import provenance_md, timing_summary  # noqa: E402
 from .style import RC, save  # noqa: E402
 from .tables import TABLES, file_fed, read_table, targets_table, timing_runs, untimed_note  # noqa: E402
 
 
 def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
-    """Every figure (PDF, PNG), headline.tex, gw.tex, ttree.tex and provenance.md from the tables in tables_dir
-    (runs.csv required); returns the files written. `only`: one figure's name, or "tables" for the
-    LaTeX tables and the provenance page (so the workflow can remake one output alone)."""
+    """Every figure (PDF, PNG), headline.tex, targets.tex/.csv, gw.tex, ttree.tex, op_cost.tex and
+    provenance.md from the tables in tables_dir (runs.csv required); returns the files written.
+    `only`: one figure's name, or "tables" for the LaTeX tables and the provenance page (so the
+    workflow can remake one output alone)."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     if not (tables_dir / "runs.csv").exists():
         raise FileNotFoundError(f"{tables_dir / 'runs.csv'}: the report needs at least the runs table")
-    all_runs, epochs, scores, trace, not_run = (read_table(tables_dir, name) for name in TABLES)
+    all_runs, epochs, scores, trace, not_run, op_cost = (read_table(tables_dir, name) for name in TABLES)
     runs = file_fed(all_runs[all_runs["engine"].isin(ENGINES)])  # figures: an unknown engine would have no colour
     out_dir.mkdir(parents=True, exist_ok=True)
     timed = timing_runs(runs)
@@ -69,6 +72,7 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
         "ablation": lambda: fig_ablation(timed),
         "gw_roc": lambda: fig_gw_roc(scores),
         "gw150914_trace": lambda: fig_gw150914_trace(trace),
+        "op_cost": lambda: fig_op_cost(op_cost),
     }
     assert list(figures) == FIGURES
     if only is not None and only != "tables" and only not in figures:
@@ -93,11 +97,10 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
     targets_table(timed).to_csv(out_dir / "targets.csv", index=False)
     (out_dir / "gw.tex").write_text(gw_tex(runs))
     (out_dir / "ttree.tex").write_text(ttree_tex(all_runs[all_runs["engine"].isin(ENGINES)], all_epochs, not_run))
+    (out_dir / "op_cost.tex").write_text(op_cost_tex(op_cost))
     (out_dir / "provenance.md").write_text(provenance_md(all_runs, not_run, notes, timing_summary(runs)))
-    return written + [
-        out_dir / name
-        for name in ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "ttree.tex", "provenance.md")
-    ]
+    tables = ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "ttree.tex", "op_cost.tex", "provenance.md")
+    return written + [out_dir / name for name in tables]
 
 
 def main(argv: list[str] | None = None) -> int:

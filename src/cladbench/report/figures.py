@@ -35,11 +35,13 @@ from .style import (
 from .tables import (
     MIN_SNR,
     NO_BENCH_RUNS,
+    NO_OP_COST,
     PANEL,
     ablation_table,
     allocation_table,
     floor_table,
     headline_runs,
+    op_cost_table,
     roc_table,
     speedup_table,
     step_time_table,
@@ -56,6 +58,7 @@ FIGURES = [
     "ablation",
     "gw_roc",
     "gw150914_trace",
+    "op_cost",
 ]
 TIMING_FIGURES = ["step_time", "throughput", "speedup", "floor", "ablation"]  # drawn from bench runs only
 
@@ -350,4 +353,27 @@ def fig_gw150914_trace(trace: pd.DataFrame) -> Figure:
 
     fig = facets(curves, ["model"], draw, col_wrap=2, panel=(3.5, 2.4))
     engine_legend(fig, curves["engine"], [Line2D([], [], color="0.3", ls="--", label="merger")])
+    return fig
+
+
+def fig_op_cost(op_cost: pd.DataFrame) -> Figure:
+    """What composability costs: composable / fused step time against batch, a panel per model
+    (op_cost_table); the ratio within each repetition, median and IQR; hollow where noisy."""
+    table = op_cost_table(op_cost)
+    if table.empty:
+        return placeholder(NO_OP_COST)
+
+    def draw(ax, panel):
+        for engine in engine_order(panel["engine"]):
+            r = panel[panel["engine"].eq(engine)].sort_values("batch")
+            x, y = r["batch"].to_numpy(float), r["ratio_median"].to_numpy(float)
+            err = np.clip([y - r["ratio_q1"].to_numpy(float), r["ratio_q3"].to_numpy(float) - y], 0, None)
+            points(ax, x, y, err, r["ratio_noisy"], COLORS[engine])
+        ax.axhline(1, color="0.3", ls="--", lw=0.8)
+        batch_axis(ax, panel["batch"])
+        ax.set_ylabel("composable / fused")
+
+    fig = facets(table, ["model", "threads"], draw)
+    handles = [Line2D([], [], color="0.3", ls="--", label="as fast as the fused op")]
+    engine_legend(fig, table["engine"], handles + ([NOISY_HANDLE] if table["ratio_noisy"].any() else []))
     return fig

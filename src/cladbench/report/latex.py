@@ -1,5 +1,5 @@
 """The report's LaTeX tables (booktabs): escaping text, formatting numbers (a dagger on a noisy
-cell), the tabular writer, and each table: headline.tex, targets.tex, gw.tex and ttree.tex."""
+cell), the tabular writer, and each table: headline.tex, targets.tex, gw.tex, ttree.tex and op_cost.tex."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import pandas as pd
 
 from ..bench.timing import NOISY_SPREAD, ok_runs
 from ..matrix import BASELINES, ENGINES
-from .tables import MIN_SNR, NO_BENCH_RUNS, TARGET_THREADS, headline_table, targets_table, ttree_table
+from .tables import (
+    MIN_SNR,
+    NO_BENCH_RUNS,
+    NO_OP_COST,
+    TARGET_THREADS,
+    headline_table,
+    op_cost_table,
+    targets_table,
+    ttree_table,
+)
 
 TEX_ESCAPES = {
     "\\": r"\textbackslash{}",
@@ -196,4 +205,41 @@ def gw_tex(runs: pd.DataFrame) -> str:
         "l" * (len(header) - 2) + "rr",
         "per GW run: held-out ROC AUC and the classifier's GW150914 peak time minus the merger time",
         empty="no GW runs in this study",
+    )
+
+
+def op_cost_tex(op_cost: pd.DataFrame) -> str:
+    """What composability costs: per model and batch, the fused and the composable step time (ms)
+    and their ratio, each with its IQR over the repetitions (op_cost_table)."""
+    table = op_cost_table(op_cost)
+    header = ["model", "batch", "fused (ms)", "IQR", "composable (ms)", "IQR", "composable / fused", "IQR", "reps"]
+    ms = lambda r, path, s: r[f"{path}_{s}"] * 1e3  # noqa: E731
+    rows = [
+        [
+            tex(r["model"]),
+            str(r["batch"]),
+            _firm(ms(r, "fused", "median"), "#.3g", r["fused_noisy"]),
+            f"{num(ms(r, 'fused', 'q1'), '#.3g')}--{num(ms(r, 'fused', 'q3'), '#.3g')}",
+            _firm(ms(r, "composable", "median"), "#.3g", r["composable_noisy"]),
+            f"{num(ms(r, 'composable', 'q1'), '#.3g')}--{num(ms(r, 'composable', 'q3'), '#.3g')}",
+            _firm(r["ratio_median"], ".2f", r["ratio_noisy"]),
+            f"{num(r['ratio_q1'], '.2f')}--{num(r['ratio_q3'], '.2f')}",
+            str(r["n"]),
+        ]
+        for r in table.to_dict("records")
+    ]
+    setups = ", ".join(
+        f"{engine} {layout}, {threads} thread" + ("s" if threads != 1 else "")
+        for engine, layout, threads in table[["engine", "layout", "threads"]].drop_duplicates().itertuples(index=False)
+    )
+    return tabular(
+        header,
+        rows,
+        "lrrrrrrrr",
+        "what composability costs: one training step (forward and backward, no optimizer) of the fused op "
+        "(cladbench.loss) and of the composable one (cladbench.forward + F.cross_entropy), median over "
+        "repetitions of each repetition's median step, and composable / fused within each repetition"
+        + (f" ({setups})" if setups else ""),
+        NOISY_NOTE,
+        empty=tex(NO_OP_COST),
     )

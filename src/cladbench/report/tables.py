@@ -1,8 +1,9 @@
 """The data behind the report's figures and tables, from the aggregated CSV tables only (see
-cladbench.records.aggregate): reading them (TABLES, read_table), which runs each figure uses (timing_runs,
-headline_runs, file_fed), and each computed table: step time, GEMM floor, speedup (within each
-repetition), the performance targets, ablation, allocations, ROC, the headline and the TTree-fed
-comparison. Pure pandas; no drawing."""
+cladbench.records.aggregate) and the op bench's table (op_cost.csv, cladbench.bench.op_bench): reading
+them (TABLES, read_table), which runs each figure uses (timing_runs, headline_runs, file_fed), and each
+computed table: step time, GEMM floor, speedup (within each repetition), the performance targets,
+ablation, allocations, ROC, the headline, the TTree-fed comparison and what composability costs.
+Pure pandas; no drawing."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..bench.timing import noisy, ok_runs, spread
+from ..bench.timing import OP_COST_COLUMNS, noisy, ok_runs, spread
 from ..matrix import BASELINES, ENGINES, KERNEL_ENGINES
 from ..records.aggregate import TABLE_COLUMNS
 
 PANEL = ["dataset", "model", "device", "threads"]  # one panel of the timing figures
 MIN_SNR = 10  # ROC: signals with SNR >= 10 against all noise, as the records' roc_auc
 NO_BENCH_RUNS = "no successful bench runs in this study (training runs are not timed)"
+NO_OP_COST = "no op bench table in this study (op_cost.csv: the workflow's rule op_bench)"
 
 # The numeric columns of each table (cladbench.records.aggregate.TABLE_COLUMNS has them all); the rest
 # stay text ("3.10" is not 3.1).
@@ -48,9 +50,11 @@ NUMERIC = {
     "gw_scores": ["batch", "repetition", "score", "label", "snr"],
     "gw150914_trace": ["batch", "repetition", "t_rel_s", "score"],
     "not_run": [],
+    "op_cost": ["batch", "threads", "warmup", "steps", "repetition", "fused_s", "composable_s"],
 }
-TABLES = {name: (TABLE_COLUMNS[name], NUMERIC[name]) for name in TABLE_COLUMNS}  # name: (columns, numeric columns)
-INTEGERS = ["batch", "threads", "repetition", "epoch", "label"]
+COLUMNS = {**TABLE_COLUMNS, "op_cost": OP_COST_COLUMNS}  # the aggregated tables and the op bench's
+TABLES = {name: (COLUMNS[name], NUMERIC[name]) for name in COLUMNS}  # name: (columns, numeric columns)
+INTEGERS = ["batch", "threads", "repetition", "epoch", "label", "warmup", "steps"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,3 +413,38 @@ def ttree_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
         "loss_max_rel_diff",
     ]
     return pd.DataFrame(rows, columns=columns).sort_values(["input", "engine", "batch", "repetition"])
+
+
+OP_CELL = ["model", "engine", "layout", "threads", "batch"]  # one row of op_cost.tex
+OP_PATHS = {"fused": "fused_s", "composable": "composable_s", "ratio": "ratio"}
+
+
+def op_cost_table(op_cost: pd.DataFrame) -> pd.DataFrame:
+    """What composability costs, per model, engine, layout, threads and batch (models in the table's
+    order): the fused and the composable step time, median over repetitions of each repetition's
+    median step, with quartiles, spread and noisy (cladbench.bench.timing); the ratio composable /
+    fused taken within each repetition (both paths ran in turn in it), then its median, quartiles,
+    spread and noisy; n = repetitions."""
+    columns = [*OP_CELL, "n", *[f"{p}_{s}" for p in OP_PATHS for s in ("median", "q1", "q3", "spread", "noisy")]]
+    data = op_cost.dropna(subset=["fused_s", "composable_s"])
+    data = data.assign(ratio=data["composable_s"] / data["fused_s"])
+    rows = []
+    for key, cell in data.groupby(OP_CELL, dropna=False, sort=False):
+        row = dict(zip(OP_CELL, key), n=len(cell))
+        for name, column in OP_PATHS.items():
+            values = cell[column]
+            row.update(
+                {
+                    f"{name}_median": float(values.median()),
+                    f"{name}_q1": float(values.quantile(0.25)),
+                    f"{name}_q3": float(values.quantile(0.75)),
+                    f"{name}_spread": spread(values),
+                    f"{name}_noisy": bool(noisy(spread(values))),
+                }
+            )
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=columns)
+    order = {model: i for i, model in enumerate(dict.fromkeys(table["model"]))}
+    return table.sort_values(["model", "batch"], key=lambda c: c.map(order) if c.name == "model" else c).reset_index(
+        drop=True
+    )
