@@ -160,7 +160,7 @@ def test_clear_errors():
         op(params, x, model, [9, 0, 3], "manual", "rowmajor")
     with pytest.raises(RuntimeError, match="conv block 1 of dims .* leaves no output step"):
         op(params, x, "cnn", [1, 9, 2, 3, 2, 4, 3, 2, 3, 2], "manual", "rowmajor")
-    with pytest.raises(RuntimeError, match="model must be mlp or cnn"):
+    with pytest.raises(ValueError, match="model must be mlp, cnn or a model loaded with cladbench.compile_model"):
         op(params, x, "rnn", dims, "manual", "rowmajor")
     with pytest.raises(ValueError, match="mlp engine .nonesuch. with rowmajor weights on cpu is not built"):
         op(params, x, model, dims, "nonesuch", "rowmajor")
