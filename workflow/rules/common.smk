@@ -105,6 +105,14 @@ MNIST_RECORDS = expand(
     threads=config["train"]["threads"],
     rep=range(config["repetitions"]),
 )
+
+
+def is_headline(variant):
+    """Whether a variant is its engine's headline one on its device (rowmajor-arena where it has a choice)."""
+    device, engine, _, _ = parse_variant(variant)
+    return variant == variant_name(engine, device=device)
+
+
 GW_RECORDS = (
     expand(f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json", variant=VARIANTS, rep=range(config["repetitions"]))
     if config["gw"]["engines"]
@@ -115,6 +123,10 @@ GW_RECORDS = [
     for r in GW_RECORDS
     if parse_variant(record_variant(Path(r).name))[1] in config["gw"]["engines"] and trains_cnn(Path(r).name)
 ]
+# gw.variants: headline trains each engine's headline variant only (rowmajor-arena; the MNIST runs
+# cover every layout x alloc, and no GW training run feeds a timing), all trains every variant.
+if config["gw"]["variants"] == "headline":
+    GW_RECORDS = [r for r in GW_RECORDS if is_headline(record_variant(Path(r).name))]
 
 
 # The performance benchmark (bench.smk): one job per cell (model, batch, threads, repetition) of a
@@ -122,11 +134,12 @@ GW_RECORDS = [
 # own jobs and batches (bench.cuda_batch, a GPU's range).
 def bench_variants(device, model):
     """The variants a cell of this model times on this device: those that train the model; every
-    layout x alloc for the ablation's models, else each engine's headline variant (rowmajor-arena)."""
+    layout x alloc for the ablation's models, else each engine's headline variant (rowmajor-arena).
+    """
     variants = [v for v in VARIANTS if parse_variant(v)[0] == device and (model != "gw-cnn" or trains_cnn(v))]
     if model in config["bench"].get("ablation", []):
         return variants
-    return [v for v in variants if v == variant_name(parse_variant(v)[1], "rowmajor", "arena", device)]
+    return [v for v in variants if is_headline(v)]
 
 
 BENCH_CELLS = {}  # (device, model): {(batch, threads, repetition), ...}
