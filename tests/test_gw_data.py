@@ -93,6 +93,8 @@ def test_layout(sim):
         "windows/snr": (np.float32, (N,)),
     }
     expected |= {f"injections/{p}": (np.float64, (N,)) for p in params}
+    expected |= {f"glitches/{p}": (np.float64, (N,)) for p in gw.GLITCH_PARAMS if p not in ("detector", "kind")}
+    expected |= {"glitches/detector": (np.int8, (N,)), "glitches/kind": (np.int8, (N,))}  # -1: none
     assert set(arrays) == set(expected)
     for name, (dtype, shape) in expected.items():
         assert arrays[name].dtype == dtype and arrays[name].shape == shape, name
@@ -107,6 +109,7 @@ def test_layout(sim):
         "approximant": "IMRPhenomD",
         "snr_low": 8.0,
         "snr_high": 20.0,
+        "glitch_fraction": 0.0,
         "generator": "cladbench.data.gw.simulate",
         "lalsuite_version": gw.lalsuite_version(),
     }
@@ -235,3 +238,47 @@ def test_real_windows(real):
     i, c, j = np.unravel_index(np.argmax(np.abs(x)), x.shape)
     assert abs(t0[i] + j / FS - gw.EVENT_GPS) < 0.1
     assert t0[i] <= gw.EVENT_GPS <= t0[i] + 1
+
+
+def test_glitches_are_single_detector_seeded_and_stored(tmp_path):
+    paths = [tmp_path / f"{name}.h5" for name in ("a", "b")]
+    for path in paths:
+        gw.simulate(path, 24, seed=7, noise=False, glitch_fraction=1.0)
+    with h5py.File(paths[0]) as a, h5py.File(paths[1]) as b:
+        np.testing.assert_array_equal(a["windows/strain"][()], b["windows/strain"][()])  # seeded
+        label, strain = a["windows/label"][()], a["windows/strain"][()]
+        g = {k: a[f"glitches/{k}"][()] for k in gw.GLITCH_PARAMS}
+        assert a.attrs["glitch_fraction"] == 1.0
+    noise = label == 0
+    assert np.all(g["detector"][noise] >= 0) and np.all(g["detector"][~noise] == -1)  # noise windows only
+    assert np.all(np.isnan(g["snr"][~noise])) and set(g["kind"][noise]) <= {0, 1}
+    assert np.all((g["snr"][noise] >= gw.GLITCH_SNR_RANGE[0]) & (g["snr"][noise] <= gw.GLITCH_SNR_RANGE[1]))
+    keep, ratios = band_keep(), []
+    for i in np.flatnonzero(noise):
+        energy = np.sum(strain[i].astype(float) ** 2, axis=1)
+        det = g["detector"][i]
+        assert energy[1 - det] < 1e-6 * energy[det]  # one detector only
+        # As for the injections: SNR^2 seen = sum(x^2) times the band's share; a long low-frequency
+        # sine-Gaussian near the window's edge loses part of itself to the cut.
+        ratios.append(np.sqrt(energy[det] * keep) / g["snr"][i])
+        peak = np.argmax(np.abs(strain[i, det])) / FS
+        assert peak == pytest.approx(g["time_offset_s"][i], abs=0.03)
+    assert 0.3 < min(ratios) and max(ratios) < 1.01
+    assert 0.9 < np.median(ratios) < 1.01
+    # The injections are those drawn without glitches: their own stream.
+    gw.simulate(tmp_path / "c.h5", 24, seed=7, noise=False)
+    with h5py.File(paths[0]) as a, h5py.File(tmp_path / "c.h5") as c:
+        signal = c["windows/label"][()] == 1
+        np.testing.assert_array_equal(a["windows/strain"][()][signal], c["windows/strain"][()][signal])
+        assert np.all(c["glitches/detector"][()] == -1)
+
+
+def test_glitch_snrs_are_heavy_tailed():
+    draws = gw._draw_glitches(np.random.default_rng(0), 20000, 0.5)
+    snr = draws["snr"]
+    low, high = gw.GLITCH_SNR_RANGE
+    assert snr.min() >= low and snr.max() <= high
+    # Pareto(2) from 6: P(snr > 12) = 1/4 (less the cut), P(snr > 60) ~ 1 %: a tail a uniform draw lacks.
+    assert np.mean(snr > 12) == pytest.approx(0.25, abs=0.02)
+    assert 0.005 < np.mean(snr > 60) < 0.015
+    assert np.mean(draws["present"]) == pytest.approx(0.5, abs=0.02)

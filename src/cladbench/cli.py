@@ -56,7 +56,13 @@ def cmd_gw(args: argparse.Namespace) -> int:
     from .data.fetch import GW150914, DataError, stage_all
 
     if args.what == "simulate":
-        gw.simulate(args.out, n_windows=args.n, seed=args.seed, snr_range=(args.snr_low, args.snr_high))
+        gw.simulate(
+            args.out,
+            n_windows=args.n,
+            seed=args.seed,
+            snr_range=(args.snr_low, args.snr_high),
+            glitch_fraction=args.glitch_fraction,
+        )
     else:
         try:
             h1, l1 = stage_all(GW150914, args.resources, args.mirror)
@@ -104,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     gw_cmd.add_argument("--seed", type=int, default=1)
     gw_cmd.add_argument("--snr-low", type=float, default=8.0)
     gw_cmd.add_argument("--snr-high", type=float, default=20.0)
+    gw_cmd.add_argument(
+        "--glitch-fraction",
+        type=float,
+        default=0.0,
+        help="simulate: share of noise windows with a single-detector glitch",
+    )
     gw_cmd.add_argument(
         "--mirror", default=None, help="real: data mirror with gwosc/ (default: $DATA_MIRROR, ../shared/data)"
     )

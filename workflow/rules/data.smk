@@ -33,8 +33,9 @@ rule gw_simulate:
         "../../envs/data.yaml"
     params:
         snr=lambda wildcards: "--snr-low {} --snr-high {}".format(*config["gw"]["snr_range"]),
+        glitches=f"--glitch-fraction {config['gw']['glitch_fraction']}",
     shell:
-        "cladbench gw simulate --out {output} --n {wildcards.n} --seed {wildcards.seed} {params.snr} 2> {log}"
+        "cladbench gw simulate --out {output} --n {wildcards.n} --seed {wildcards.seed} {params.snr} {params.glitches} 2> {log}"
 
 
 rule gw_real:

@@ -58,6 +58,17 @@ INJECTION_PARAMS = (
     "snr_H1",
     "snr_L1",
 )
+# Glitches: transients in one detector of a noise window (labelled noise), so that the network learns
+# that a signal is coincident in H1 and L1. Sine-Gaussians (the standard burst/glitch model) and
+# blips (short, broadband: low-Q sine-Gaussians of 30-250 Hz, as LIGO's blip glitches are), with a
+# heavy-tailed SNR: Pareto (alpha = GLITCH_SNR_ALPHA) from GLITCH_SNR_RANGE[0], cut at its top.
+GLITCH_KINDS = ("sine-gaussian", "blip")
+GLITCH_FREQUENCY = {"sine-gaussian": (30.0, 400.0), "blip": (60.0, 250.0)}  # Hz, log-uniform
+GLITCH_QUALITY = {"sine-gaussian": (4.0, 30.0), "blip": (1.0, 3.0)}  # Q = sqrt(2) pi f tau, uniform
+GLITCH_SNR_RANGE = (6.0, 100.0)
+GLITCH_SNR_ALPHA = 2.0
+GLITCH_OFFSET_RANGE = (0.05, 0.95)  # s after the window start: the glitch's peak
+GLITCH_PARAMS = ("detector", "kind", "time_offset_s", "frequency", "quality", "phase", "snr")
 
 
 def lalsuite_version() -> str:
@@ -214,6 +225,43 @@ def _draw_injections(rng: np.random.Generator, n: int, snr_range) -> dict[str, n
     }
 
 
+def glitch_waveform(kind: str, frequency: float, quality: float, phase: float, sample_rate: float) -> np.ndarray:
+    """A unit-amplitude sine-Gaussian exp(-(t/tau)^2) sin(2 pi f t + phase), tau = Q / (sqrt(2) pi f),
+    peaking at the middle sample, cut at +-4 tau (both kinds; a blip is a short, low-Q one)."""
+    if kind not in GLITCH_KINDS:
+        raise ValueError(f"glitch kind {kind!r}: expected one of {GLITCH_KINDS}")
+    tau = quality / (np.sqrt(2.0) * np.pi * frequency)
+    half = int(np.ceil(4 * tau * sample_rate))
+    t = np.arange(-half, half + 1) / sample_rate
+    return np.exp(-((t / tau) ** 2)) * np.sin(2 * np.pi * frequency * t + phase)
+
+
+def _draw_glitches(rng: np.random.Generator, n: int, fraction: float) -> dict[str, np.ndarray]:
+    """Glitch parameters for n windows (every window drawn, so the stream does not depend on the
+    labels) and whether each gets one (with probability `fraction`; only noise windows use it)."""
+    kind = rng.integers(0, len(GLITCH_KINDS), n)
+    unit = rng.uniform(size=(n, 2))
+    bounds = {
+        name: np.array([table[k] for k in GLITCH_KINDS])[kind]
+        for name, table in (("frequency", GLITCH_FREQUENCY), ("quality", GLITCH_QUALITY))
+    }
+    low, high = GLITCH_SNR_RANGE
+    tail = 1 - (low / high) ** GLITCH_SNR_ALPHA  # inverse CDF of the Pareto cut at `high`
+    return {
+        "present": rng.uniform(size=n) < fraction,
+        "detector": rng.integers(0, len(DETECTORS), n),
+        "kind": kind,
+        "time_offset_s": rng.uniform(*GLITCH_OFFSET_RANGE, n),
+        "frequency": np.exp(
+            np.log(bounds["frequency"][:, 0])
+            + unit[:, 0] * np.log(bounds["frequency"][:, 1] / bounds["frequency"][:, 0])
+        ),
+        "quality": bounds["quality"][:, 0] + unit[:, 1] * (bounds["quality"][:, 1] - bounds["quality"][:, 0]),
+        "phase": rng.uniform(0, 2 * np.pi, n),
+        "snr": low * (1 - rng.uniform(size=n) * tail) ** (-1 / GLITCH_SNR_ALPHA),
+    }
+
+
 @contextlib.contextmanager
 def _atomic_h5(path):
     """An h5py.File on a temporary name beside `path`, renamed onto it only when the block succeeds."""
@@ -244,14 +292,19 @@ def simulate(
     band=(20.0, 500.0),
     *,
     noise: bool = True,
+    glitch_fraction: float = 0.0,
 ) -> None:
     """Write `n_windows` labelled windows (see the module docstring) to HDF5 at `path`.
 
     Per window: SEGMENT_S of Gaussian noise coloured by the design PSD, made in the frequency domain
     (independently for H1 and L1); for signal windows an injection placed so that its geocentric peak
     lies merger_offset_s after the window start, scaled to the drawn network SNR; then `whiten` and
-    the middle `duration` s. noise=False leaves the noise out (diagnostics, tests); the injections
-    drawn for a seed stay the same. Same seed, same arrays."""
+    the middle `duration` s. A fraction `glitch_fraction` of the noise windows gets one glitch in one
+    detector (GLITCH_KINDS, scaled to its drawn SNR against the design PSD), stored under glitches/
+    (NaN, detector -1, where none). noise=False leaves the noise out (diagnostics, tests); the
+    injections and glitches drawn for a seed stay the same. Same seed, same arrays."""
+    if not 0.0 <= glitch_fraction <= 1.0:
+        raise ValueError(f"glitch fraction {glitch_fraction} is not in [0, 1]")
     if duration - MERGER_OFFSET_RANGE[1] < 0.05:
         raise ValueError(f"duration {duration} s leaves no room after the merger offsets {MERGER_OFFSET_RANGE}")
     rng = np.random.default_rng(seed)
@@ -260,6 +313,10 @@ def simulate(
     labels = np.zeros(n_windows, dtype=np.uint8)
     labels[rng.permutation(n_windows)[: n_windows // 2]] = 1
     draws = _draw_injections(rng, n_windows, snr_range)  # drawn for all windows: same stream either way
+    glitch_draws = _draw_glitches(np.random.default_rng([seed, 1]), n_windows, glitch_fraction)  # own stream
+    glitches = {k: np.full(n_windows, np.nan) for k in GLITCH_PARAMS}
+    glitches["detector"] = np.full(n_windows, -1, dtype=np.int8)
+    glitches["kind"] = np.full(n_windows, -1, dtype=np.int8)
 
     freqs, psd = _design_psd_grid(n_seg, float(sample_rate))
     noise_amp = np.where(freqs >= NOISE_F_MIN, np.sqrt(n_seg * sample_rate * np.where(np.isfinite(psd), psd, 0) / 4), 0)
@@ -286,6 +343,14 @@ def simulate(
             inj["distance"][i] = REFERENCE_DISTANCE_MPC / scale
             inj["snr_H1"][i], inj["snr_L1"][i] = scale * rho["H1"], scale * rho["L1"]
             snr[i] = draws["snr"][i]
+        elif glitch_draws["present"][i]:
+            g = {k: glitch_draws[k][i] for k in GLITCH_PARAMS}
+            h = glitch_waveform(GLITCH_KINDS[g["kind"]], g["frequency"], g["quality"], g["phase"], sample_rate)
+            h *= g["snr"] / optimal_snr(np.pad(h, (0, n_seg - len(h))), sample_rate, f_low)
+            t_first = w0 / sample_rate + g["time_offset_s"] - (len(h) // 2) / sample_rate
+            _place(data[g["detector"]], h, t_first, sample_rate)
+            for k in GLITCH_PARAMS:
+                glitches[k][i] = g[k]
         strain[i] = whiten(data, freqs, psd, sample_rate, band)[:, w0 : w0 + n_win]
         if n_windows >= 100 and ((i + 1) % step == 0 or i + 1 == n_windows):
             print(f"cladbench.data.gw.simulate: {i + 1}/{n_windows} windows", file=sys.stderr, flush=True)
@@ -296,6 +361,8 @@ def simulate(
         f["windows/snr"] = snr
         for k, v in inj.items():
             f[f"injections/{k}"] = v
+        for k, v in glitches.items():
+            f[f"glitches/{k}"] = v
         f.attrs.update(
             {
                 "seed": seed,
@@ -308,6 +375,8 @@ def simulate(
                 "approximant": "IMRPhenomD",
                 "snr_low": snr_range[0],
                 "snr_high": snr_range[1],
+                "glitch_fraction": glitch_fraction,
+                "glitch_kinds": ",".join(GLITCH_KINDS),
                 "merger_offset_range": np.array(MERGER_OFFSET_RANGE),
                 "reference_gps": REFERENCE_GPS,
                 "detectors": ",".join(DETECTORS),
