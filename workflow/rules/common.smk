@@ -122,11 +122,10 @@ GW_RECORDS = [
     r
     for r in GW_RECORDS
     if parse_variant(record_variant(Path(r).name))[1] in config["gw"]["engines"] and trains_cnn(Path(r).name)
+    # gw.variants: headline trains each engine's headline variant only (the MNIST runs cover every
+    # layout x alloc, and no GW training run feeds a timing); all trains every variant.
+    and (config["gw"]["variants"] == "all" or is_headline(record_variant(Path(r).name)))
 ]
-# gw.variants: headline trains each engine's headline variant only (rowmajor-arena; the MNIST runs
-# cover every layout x alloc, and no GW training run feeds a timing), all trains every variant.
-if config["gw"]["variants"] == "headline":
-    GW_RECORDS = [r for r in GW_RECORDS if is_headline(record_variant(Path(r).name))]
 
 
 # The performance benchmark (bench.smk): one job per cell (model, batch, threads, repetition) of a

@@ -225,11 +225,9 @@ def _draw_injections(rng: np.random.Generator, n: int, snr_range) -> dict[str, n
     }
 
 
-def glitch_waveform(kind: str, frequency: float, quality: float, phase: float, sample_rate: float) -> np.ndarray:
+def sine_gaussian(frequency: float, quality: float, phase: float, sample_rate: float) -> np.ndarray:
     """A unit-amplitude sine-Gaussian exp(-(t/tau)^2) sin(2 pi f t + phase), tau = Q / (sqrt(2) pi f),
-    peaking at the middle sample, cut at +-4 tau (both kinds; a blip is a short, low-Q one)."""
-    if kind not in GLITCH_KINDS:
-        raise ValueError(f"glitch kind {kind!r}: expected one of {GLITCH_KINDS}")
+    peaking at the middle sample, cut at +-4 tau: every glitch kind (a blip is a short, low-Q one)."""
     tau = quality / (np.sqrt(2.0) * np.pi * frequency)
     half = int(np.ceil(4 * tau * sample_rate))
     t = np.arange(-half, half + 1) / sample_rate
@@ -241,10 +239,8 @@ def _draw_glitches(rng: np.random.Generator, n: int, fraction: float) -> dict[st
     labels) and whether each gets one (with probability `fraction`; only noise windows use it)."""
     kind = rng.integers(0, len(GLITCH_KINDS), n)
     unit = rng.uniform(size=(n, 2))
-    bounds = {
-        name: np.array([table[k] for k in GLITCH_KINDS])[kind]
-        for name, table in (("frequency", GLITCH_FREQUENCY), ("quality", GLITCH_QUALITY))
-    }
+    f_lo, f_hi = np.array([GLITCH_FREQUENCY[k] for k in GLITCH_KINDS])[kind].T  # each window's kind's range
+    q_lo, q_hi = np.array([GLITCH_QUALITY[k] for k in GLITCH_KINDS])[kind].T
     low, high = GLITCH_SNR_RANGE
     tail = 1 - (low / high) ** GLITCH_SNR_ALPHA  # inverse CDF of the Pareto cut at `high`
     return {
@@ -252,11 +248,8 @@ def _draw_glitches(rng: np.random.Generator, n: int, fraction: float) -> dict[st
         "detector": rng.integers(0, len(DETECTORS), n),
         "kind": kind,
         "time_offset_s": rng.uniform(*GLITCH_OFFSET_RANGE, n),
-        "frequency": np.exp(
-            np.log(bounds["frequency"][:, 0])
-            + unit[:, 0] * np.log(bounds["frequency"][:, 1] / bounds["frequency"][:, 0])
-        ),
-        "quality": bounds["quality"][:, 0] + unit[:, 1] * (bounds["quality"][:, 1] - bounds["quality"][:, 0]),
+        "frequency": np.exp(np.log(f_lo) + unit[:, 0] * np.log(f_hi / f_lo)),
+        "quality": q_lo + unit[:, 1] * (q_hi - q_lo),
         "phase": rng.uniform(0, 2 * np.pi, n),
         "snr": low * (1 - rng.uniform(size=n) * tail) ** (-1 / GLITCH_SNR_ALPHA),
     }
@@ -345,7 +338,7 @@ def simulate(
             snr[i] = draws["snr"][i]
         elif glitch_draws["present"][i]:
             g = {k: glitch_draws[k][i] for k in GLITCH_PARAMS}
-            h = glitch_waveform(GLITCH_KINDS[g["kind"]], g["frequency"], g["quality"], g["phase"], sample_rate)
+            h = sine_gaussian(g["frequency"], g["quality"], g["phase"], sample_rate)
             h *= g["snr"] / optimal_snr(np.pad(h, (0, n_seg - len(h))), sample_rate, f_low)
             t_first = w0 / sample_rate + g["time_offset_s"] - (len(h) // 2) / sample_rate
             _place(data[g["detector"]], h, t_first, sample_rate)

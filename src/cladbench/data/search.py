@@ -95,12 +95,12 @@ def slide_windows(
             "fewer slides or another step"
         )
     h1 = np.arange(lo, hi - n_win + 1, hop)
+    margin = round(exclude_s * sample_rate)
     rows = []
     for k, shift in enumerate(shifts, start=1):
         l1 = lo + (h1 - lo + shift) % span
         keep = l1 + n_win <= hi  # no wrap-round inside a window
         if event_sample is not None:
-            margin = round(exclude_s * sample_rate)
             for starts in (h1, l1):
                 keep &= (starts + n_win <= event_sample - margin) | (starts >= event_sample + margin)
         rows.append(np.column_stack([np.full(keep.sum(), k), h1[keep], l1[keep]]))
