@@ -29,6 +29,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/cuda.smk"
 include: "workflow/rules/onnx.smk"
 include: "workflow/rules/calib.smk"
+include: "workflow/rules/search.smk"
 
 
 rule all:
@@ -39,4 +40,5 @@ rule all:
         expand(f"{RESULTS}/report/{{figure}}.{{ext}}", figure=FIGURES, ext=["pdf", "png"]),
         ONNX_TARGETS,
         CALIB_TARGETS,
+        SEARCH_TARGETS,
         CUDA_TARGETS,

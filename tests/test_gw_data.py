@@ -222,7 +222,12 @@ def test_whitened_noise_has_flat_unit_spectrum(sim):
 def test_real_windows(real):
     arrays, attrs = real
     x, t0 = arrays["windows/strain"], arrays["windows/t_start_gps"]
-    assert set(arrays) == {"windows/strain", "windows/t_start_gps"}
+    assert set(arrays) == {"windows/strain", "windows/t_start_gps", "series/strain"}
+    series = arrays["series/strain"]  # the whole whitened series the windows are cut from (time slides recut it)
+    assert series.shape[0] == 2 and series.dtype == np.float32 and series.shape[1] / FS > 30
+    for i in (0, len(x) // 2, len(x) - 1):
+        start = round((t0[i] - attrs["gps_start"]) * FS)
+        np.testing.assert_array_equal(series[:, start : start + FS], x[i])
     assert x.dtype == np.float32 and x.ndim == 3 and x.shape[1:] == (2, FS) and t0.dtype == np.float64
     assert len(t0) == len(x) > 100 and np.all(np.isfinite(x))
     np.testing.assert_allclose(np.diff(t0), 0.0625, atol=1e-9)

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import jsonschema
+import numpy as np
 import pytest
+import torch
 import yaml
-from conftest import RUNNABLE_VARIANTS
+from conftest import CLAD_BUILT, COMPILE_VARIANTS, RUNNABLE_VARIANTS, clad_skip_reason
 
 from cladbench.cli import train_command
+from cladbench.core import core
 from cladbench.data import gw
 from cladbench.data.fetch import GW150914, DataError, stage_all
+from cladbench.engines.jax import jax_available
+from cladbench.engines.pytorch_compile import compile_problem
 from cladbench.matrix import parse_variant
 from cladbench.paths import REPO
 
@@ -81,6 +87,7 @@ def test_gw_record(records, variant, gw_files):
     record = records[variant]
     jsonschema.validate(record, RECORD_SCHEMA)
     assert record["status"] == "ok" and record["dataset"] == "gw-sim"
+    assert not {"params_file", "model_kind", "model_dims"} & record.keys()  # no --params-out, none of its keys
     assert record["model"] == "cnn-gw-2x2048-4k16p4-8k8p4-16-2"
     assert 0 <= record["roc_auc"] <= 1 and record["grad_max_rel_err"] < 1e-4
     if gw_files[1] is not None:
@@ -165,3 +172,57 @@ def test_bad_gw_file_is_a_clear_error(tmp_path):
     done = train("cpu-manual-rowmajor-arena", tmp_path / "r.json", "--data", str(bad), *CNN)
     assert done.returncode == 2 and f"GW windows file {bad}: cannot open as HDF5" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def params_variant(variant: str):
+    """One engine's variant for the --params-out test; skipped, with the reason, where it cannot run."""
+    engine = parse_variant(variant)[1]
+    if variant in RUNNABLE_VARIANTS + COMPILE_VARIANTS:
+        return pytest.param(variant, id=engine)
+    if engine == "clad" and not CLAD_BUILT:
+        reason = clad_skip_reason()
+    elif engine == "jax" and not jax_available():
+        reason = "JAX not installed (optional extra: pip install -e '.[jax]')"
+    else:
+        reason = compile_problem() if engine == "pytorch-compile" else f"{variant} is not built"
+    return pytest.param(variant, id=engine, marks=pytest.mark.skip(reason=reason))
+
+
+# One variant per engine; manual in the column-major layout, whose flat vector differs from row-major's.
+PARAMS_VARIANTS = [
+    "cpu-manual-colmajor-arena",
+    "cpu-clad-rowmajor-arena",
+    "cpu-libtorch-rowmajor-dynamic",
+    "cpu-pytorch-rowmajor-dynamic",
+    "cpu-pytorch-compile-rowmajor-dynamic",
+    "cpu-jax-rowmajor-dynamic",
+]
+
+
+@pytest.mark.parametrize("variant", [params_variant(v) for v in PARAMS_VARIANTS])
+def test_params_out_reproduces_the_test_scores(variant, gw_files, tmp_path):
+    """`cladbench train --params-out` (into a directory it creates): the trained flat parameters as
+    a .npy, which the reference forward turns into the record's held-out scores."""
+    _, engine, layout, alloc = parse_variant(variant)
+    simulated = str(gw_files[0])
+    params_file, out = tmp_path / "new" / "dir" / "params.npy", tmp_path / "record.json"
+    command = [sys.executable, "-m", "cladbench", "train", "--engine", engine, "--layout", layout, "--alloc", alloc]
+    options = ["--dataset", "gw-sim", "--data", simulated, *CNN, "--train-range", "0:96", "--test-range", "128:160"]
+    run = ["--batch", "16", "--epochs", "2", "--lr", "0.002", "--optimizer", "adam", "--warmup", "2"]
+    paths = ["--out", str(out), "--params-out", str(params_file)]
+    done = subprocess.run([*command, *options, *run, *paths], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    jsonschema.validate(record, RECORD_SCHEMA)
+    dims = [2, 2048, 4, 16, 4, 8, 8, 4, 16, 2]
+    assert record["status"] == "ok" and record["layout"] == layout
+    assert (record["params_file"], record["model_kind"], record["model_dims"]) == (str(params_file), "cnn", dims)
+    assert [p.name for p in params_file.parent.iterdir()] == ["params.npy"]  # no temporary file left
+    with params_file.open("rb") as f:
+        assert np.lib.format.read_magic(f) == (1, 0)
+    params = np.load(params_file)
+    assert params.dtype == np.dtype("<f4") and params.shape == (core.param_count("cnn", dims),)
+    x = core.load_gw_windows(simulated)["x"][128:160]
+    logits = core.reference_logits("cnn", torch.from_numpy(params), x, dims, layout)
+    scores = torch.softmax(logits, 1)[:, 1]
+    np.testing.assert_allclose(scores.numpy(), record["gw_test_scores"], rtol=0, atol=1e-5)

@@ -103,6 +103,9 @@ def test_the_default_config_dry_runs_the_whole_matrix(tmp_path):
     assert {rule: n for rule, n in counts.items() if rule.startswith("bench_")} == cells
     assert cells[bench_rule("gw-cnn")] >= 6  # the GW CNN's cells: 1 and 2 threads, 3 repetitions at least
     assert counts["op_bench"] == counts["figure_op_cost"] == counts["report_tables"] == 1  # composable vs fused
+    search = config["gw"]["search"]  # the GW search: one real scan, a job per simulated chunk, one summary
+    assert counts["gw_search_real"] == counts["gw_search_summary"] == counts["gw_search_report_tables"] == 1
+    assert counts["gw_search_simulated"] == search["background_chunks"] + search["foreground_chunks"]
     assert "not run: cuda-*" in out
     if not COMPILE_VARIANTS:
         assert "not run: cpu-pytorch-compile-*: torch.compile (Inductor) needs" in out
@@ -186,6 +189,10 @@ def test_the_slurm_profile_dry_runs_the_paper_study(tmp_path):
             expected[bench_rule(model, "cuda")] = len(config["bench"]["cuda_batch"]) * 2 * 5
     assert {rule: n for rule, n in counts.items() if rule.startswith("bench_")} == expected
     assert counts["op_bench"] == 1
+    # The search's month of simulated background, planned as cluster jobs of a chunk each.
+    search = config["gw"]["search"]
+    assert search["chunk_hours"] * search["background_chunks"] >= 30 * 24
+    assert counts["gw_search_simulated"] == search["background_chunks"] + search["foreground_chunks"]
 
 
 def test_snakemake_lint_is_clean():

@@ -51,6 +51,8 @@ TINY = {
         "optimizer": "adam",
         "warmup": 1,
         "engines": ["manual", "pytorch"],
+        # The search's chain on a minute of simulated data each (the real slides are all run).
+        "search": {"chunk_hours": 0.02, "background_chunks": 1, "foreground_chunks": 1},
     },
     "bench": {
         "grids": [
@@ -205,6 +207,26 @@ def test_gw_runs_carry_their_metrics(workdir):
     assert gw.roc_auc.between(0, 1).all() and gw.gw150914_peak_offset_s.notna().all()
     scores = pd.read_csv(workdir / "results" / "tables" / "gw_scores.csv")
     assert (scores.purpose == "train").sum() == 32 * len(gw)
+
+
+def test_the_gw_search_scans_every_network_and_has_its_report_section(workdir):
+    from cladbench.report.gw_search import SEARCH_FIGURES
+
+    tables = workdir / "results" / "tables"
+    significance = pd.read_csv(tables / "gw_significance.csv")
+    assert set(significance.engine) == {"manual", "pytorch"}
+    assert (significance.slides == 238).all() and (significance.slide_livetime_h > 1).all()  # every slide of 24 s
+    trace = pd.read_csv(tables / "gw_search_trace.csv")
+    assert set(trace.engine) == {"manual", "pytorch"} and set(trace.network) == set(significance.network)
+    assert (trace.groupby("network").size() == 369).all()  # every real window, per network
+    injections = pd.read_csv(tables / "gw_injections.csv")
+    assert set(injections.engine) == {"manual", "pytorch"} and (injections.snr > 0).all()
+    segments = pd.read_csv(tables / "gw_search_segments.csv")
+    assert {"zero-lag", "slide", "simulated"} <= set(segments.kind)
+    report = workdir / "results" / "report"
+    for name in SEARCH_FIGURES:
+        assert (report / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    assert "\\toprule" in (report / "gw_search.tex").read_text()
 
 
 def test_variants_that_cannot_run_are_reported(workdir):

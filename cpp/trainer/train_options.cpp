@@ -20,6 +20,7 @@ std::string usage() {
       "       cladbench-train --dataset gw-sim --data FILE [--real FILE] [--model mlp|cnn] [--conv CkKpP,...]\n"
       "  [--train-range B:E] [--test-range B:E] [--hidden W[,W...]] [--batch N] [--epochs N] [--lr X]\n"
       "  [--optimizer sgd|adam] [--seed N] [--threads N] [--warmup N] [--repetition N] [--purpose train|bench]\n"
+      "  [--params-out FILE.npy]   (the trained flat parameters, float32, in the run's layout)\n"
       "  (--input ttree-macro|ttree-pyroot: batches fed by a caller, cladbench::FedRun)\n"
       "defaults:";
   for (const auto& [flag, value] : generated::kDefaultFlags)
@@ -74,6 +75,7 @@ TrainOptions parse_args(int argc, char** argv) {
   take("images", o.images, str);
   take("labels", o.labels, str);
   take("out", o.out, str);
+  take("params-out", o.params_out, str);
   take("dataset", o.dataset, str);
   take("data", o.data, str);
   take("test-images", o.test_images, str);
@@ -104,6 +106,8 @@ TrainOptions parse_args(int argc, char** argv) {
     // FedRun: the caller feeds the batches; --data names the file they come from, for the record.
     if (o.dataset != "mnist")
       throw std::invalid_argument("batches fed by the caller (--input " + o.input + ") are MNIST's");
+    if (!o.params_out.empty())
+      throw std::invalid_argument("--params-out: a fed run (--input " + o.input + ") does not write its parameters");
   } else if (o.dataset == "gw-sim") {
     if (o.data.empty()) throw std::invalid_argument(std::string("--dataset gw-sim needs --data FILE\n") + usage());
   } else if (o.images.empty() || o.labels.empty()) {

@@ -27,6 +27,7 @@ struct TrainOptions {
   std::string optimizer;
   uint64_t seed = 0;
   std::string out;
+  std::string params_out;  // --params-out: the trained flat parameters (.npy, the run's layout); empty: none
 };
 
 // The options from cladbench-train's command line; throws std::invalid_argument naming the

@@ -17,6 +17,7 @@
 #include "../kernels/gemm_floor.hpp"
 #include "gw_metrics.hpp"
 #include "../data/idx.hpp"
+#include "../data/npy.hpp"
 #include "../torch/model_torch.hpp"
 #include "run_record.hpp"
 #include "train_defaults.hpp"  // kGradientTolerance, the prefetch rule: cladbench.options
@@ -248,6 +249,13 @@ void train(const TrainOptions& o, const Variant& v, json& record) {
   }
   run.finish();
   if (o.dataset == "gw-sim") gw_metrics(run.engine(), test_set, run.test_logits, o.real, shape, record);
+  if (!o.params_out.empty()) {  // before the record, which names the file
+    const torch::Tensor params = run.engine().flat_params().detach().cpu().to(torch::kFloat).contiguous();
+    write_npy(o.params_out, params.data_ptr<float>(), params.numel());
+    record["params_file"] = o.params_out;
+    record["model_kind"] = shape.model;
+    record["model_dims"] = shape.dims;
+  }
 }
 
 }  // namespace

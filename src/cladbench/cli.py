@@ -1,4 +1,4 @@
-"""The `cladbench` command: doctor, fetch, gw, train, bench, onnx, calib, root.
+"""The `cladbench` command: doctor, fetch, gw, search, train, bench, onnx, calib, root.
 (The main job is the Snakemake workflow.)"""
 
 from __future__ import annotations
@@ -74,6 +74,12 @@ def cmd_gw(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from .gw_search import main as search_main  # imports torch: only when asked
+
+    return search_main(args.argv)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     command, env = train_command(args.engine, args.layout, args.alloc, train_argv(args), args.device)
     return subprocess.run(command, env=env).returncode
@@ -121,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     gw_cmd.add_argument("--resources", default="resources", help="real: where verified GWOSC files go")
     gw_cmd.set_defaults(func=cmd_gw)
+
+    search = sub.add_parser(
+        "search",
+        add_help=False,
+        help="the GW classifier as a search: scan real and simulated data, FAR, sensitivity (see search --help)",
+    )
+    search.add_argument("argv", nargs=argparse.REMAINDER)
+    search.set_defaults(func=cmd_search)
 
     train = sub.add_parser("train", help="train a model with one engine and write its run record")
     train.add_argument("--engine", choices=ENGINES, required=True)

@@ -38,6 +38,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--conv", default="8k16p4,16k8p4,16k8p4", help="cnn: conv blocks CkKpP (channels, kernel, pool)"
     )
     parser.add_argument("--out", default="", help="where to write the JSON run record (stdout if empty)")
+    parser.add_argument(
+        "--params-out",
+        default="",
+        help="where to write the trained parameters (.npy: the flat float32 vector in the run's layout; "
+        "its directory is created); the record then names the file and the model",
+    )
     parser.add_argument("--train-range", default="0:8000", help="training rows BEGIN:END")
     parser.add_argument("--test-range", default="8000:10000", help="held-out rows BEGIN:END")
     parser.add_argument("--hidden", default="128", help="hidden widths, comma-separated")
@@ -121,12 +127,14 @@ def train_argv(args: argparse.Namespace, names: list[str] | None = None) -> list
             "model",
             "conv",
             "out",
+            "params_out",
             *RUN_FLAGS,
         ]
     argv = []
     for name in names:
         value = getattr(args, name)
-        if name in ("images", "labels", "test_images", "test_labels", "data", "real", "out") and not value:
+        paths = ("images", "labels", "test_images", "test_labels", "data", "real", "out", "params_out")
+        if name in paths and not value:
             continue
         argv += ["--" + name.replace("_", "-"), str(value)]
     return argv

@@ -40,7 +40,8 @@ rule gw_simulate:
 
 rule gw_real:
     input:
-        [f"resources/{name}" for name in GROUPS["gw150914"]],
+        gwosc=[f"resources/{name}" for name in GROUPS["gw150914"]],
+        code=str(REPO / "src" / "cladbench" / "data" / "gw.py"),  # seconds to remake
     output:
         "resources/gw/gw150914-windows.h5",
     log:

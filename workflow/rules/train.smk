@@ -35,14 +35,15 @@ rule train_mnist:
 
 
 # The GW classifier: trained on simulated windows, evaluated on held-out ones (roc_auc) and over
-# the real GW150914 strain (gw150914_peak_offset_s).
+# the real GW150914 strain (gw150914_peak_offset_s); its trained parameters go to the search.
 rule train_gw:
     input:
         trainer=trainer,
         data=GW_DATA,
         real="resources/gw/gw150914-windows.h5",
     output:
-        f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json",
+        record=f"{RESULTS}/runs/gw/{{variant}}-r{{rep}}.json",
+        params=f"{RESULTS}/gw/params/{{variant}}-r{{rep}}.npy",  # the trained network, for the search
     log:
         f"{RESULTS}/logs/train_gw/{{variant}}-r{{rep}}.log",
     benchmark:
@@ -62,4 +63,4 @@ rule train_gw:
         "--test-range {test_range[0]}:{test_range[1]}".format(**config["gw"]),
     shell:
         "cladbench train {params.engine} --dataset gw-sim --data {input.data} --real {input.real} {params.args} "
-        "--threads 1 --repetition {wildcards.rep} --out {output} 2> {log}"
+        "--threads 1 --repetition {wildcards.rep} --params-out {output.params} --out {output.record} 2> {log}"

@@ -400,7 +400,8 @@ def real_windows(
 
     Each detector is resampled to `sample_rate` (polyphase FIR, anti-aliased), its PSD estimated
     from the data themselves (Welch, WELCH_SEGMENT_S Hann segments, 50% overlap, median average so
-    the event and glitches barely count), whitened by `whiten`, and REAL_EDGE_S dropped at each end."""
+    the event and glitches barely count), whitened by `whiten`, and REAL_EDGE_S dropped at each end.
+    The whole whitened series (edges included) is stored too, as series/strain [2, n]."""
     series, gps0 = [], None
     for path in (h1_path, l1_path):
         x, rate, start = _read_gwosc(path)
@@ -425,6 +426,7 @@ def real_windows(
     with _atomic_h5(out_path) as f:
         f["windows/strain"] = strain
         f["windows/t_start_gps"] = gps0 + starts / sample_rate
+        f["series/strain"] = data.astype(np.float32)  # the whole whitened series: time slides cut it anew
         f.attrs.update(
             {
                 "sample_rate": sample_rate,
@@ -444,3 +446,77 @@ def real_windows(
                 "lalsuite_version": lalsuite_version(),
             }
         )
+
+
+STREAM_PIECE_S = 64.0  # a simulated stream is made in pieces of this length...
+STREAM_EDGE_S = 2.0  # ...of which the middle is kept: the ends are tapered before whitening
+
+
+def _uniform_in_volume(rng: np.random.Generator, n: int, distance_max: float) -> np.ndarray:
+    return distance_max * rng.uniform(size=n) ** (1.0 / 3.0)
+
+
+def simulate_stream(
+    seed,
+    duration_s: float,
+    glitch_rate_hz: float,
+    injection_spacing_s: float | None = None,
+    distance_max_mpc: float = 4000.0,
+    sample_rate: int = 2048,
+    f_low: float = 20.0,
+    band=(20.0, 500.0),
+):
+    """A long stretch of simulated two-detector data, whitened, in pieces: yields one dict per piece
+    with `strain` [2, n] (float32, whitened as `simulate` does), `t0` (its first sample's time in s
+    from the stream's start), `glitches` and `injections` (dicts of arrays: their parameters, times
+    from the stream's start). Pieces are STREAM_PIECE_S of Gaussian design-PSD noise of which the
+    middle (STREAM_EDGE_S off each end) is kept, so the stream is continuous in time though not in
+    phase at the joins (a window never spans one). Glitches (GLITCH_KINDS, SNRs as in `simulate`)
+    arrive as a Poisson process of `glitch_rate_hz` in the two detectors together, each in one.
+    With injection_spacing_s, IMRPhenomD injections (masses, sky and orientation as in `simulate`)
+    are placed that far apart (geocentric peak times, +-10% jitter), uniform in volume out to
+    distance_max_mpc (Euclidean, no redshift); their optimal SNRs against the design PSD at their
+    distance are stored (snr_H1, snr_L1, snr). `seed` may be an int or a sequence (numpy's
+    SeedSequence entropy); same seed, same pieces."""
+    rng = np.random.default_rng(seed)
+    n_piece, edge = round(STREAM_PIECE_S * sample_rate), round(STREAM_EDGE_S * sample_rate)
+    keep_s = (n_piece - 2 * edge) / sample_rate
+    freqs, psd = _design_psd_grid(n_piece, float(sample_rate))
+    noise_amp = np.where(
+        freqs >= NOISE_F_MIN, np.sqrt(n_piece * sample_rate * np.where(np.isfinite(psd), psd, 0) / 4), 0
+    )
+    n_pieces = int(np.ceil(duration_s / keep_s - 1e-9))
+    for piece in range(n_pieces):
+        t0 = piece * keep_s  # stream time of the kept part's first sample
+        shape = (len(DETECTORS), len(freqs))
+        data = np.fft.irfft(noise_amp * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)), n_piece)
+        n_glitch = rng.poisson(glitch_rate_hz * keep_s)
+        glitches = _draw_glitches(rng, n_glitch, 1.0)
+        del glitches["present"]
+        glitches["time_s"] = t0 + rng.uniform(0, keep_s, n_glitch)
+        for i in range(n_glitch):
+            h = sine_gaussian(glitches["frequency"][i], glitches["quality"][i], glitches["phase"][i], sample_rate)
+            h *= glitches["snr"][i] / optimal_snr(np.pad(h, (0, n_piece - len(h))), sample_rate, f_low)
+            t_first = glitches["time_s"][i] - t0 + STREAM_EDGE_S - (len(h) // 2) / sample_rate
+            _place(data[glitches["detector"][i]], h, t_first, sample_rate)
+        injections = {}
+        if injection_spacing_s:
+            slots = np.arange(t0 + injection_spacing_s / 2, t0 + keep_s - 1.0, injection_spacing_s)
+            n_inj = len(slots)
+            injections = _draw_injections(rng, n_inj, (0.0, 0.0))
+            del injections["snr"], injections["merger_offset_s"]
+            injections["time_s"] = slots + rng.uniform(-0.1, 0.1, n_inj) * injection_spacing_s
+            injections["distance"] = _uniform_in_volume(rng, n_inj, distance_max_mpc)
+            injections["snr_H1"], injections["snr_L1"] = np.zeros(n_inj), np.zeros(n_inj)
+            for i in range(n_inj):
+                p = {k: float(injections[k][i]) for k in INJECTION_PARAMS[:7]}
+                signals = detector_strains(
+                    **p, distance=float(injections["distance"][i]), sample_rate=sample_rate, f_low=f_low
+                )
+                for c, (name, (t_first, h)) in enumerate(signals.items()):
+                    padded = np.pad(h, (0, (1 << int(np.ceil(np.log2(len(h))))) - len(h)))  # few lengths: PSDs cached
+                    injections[f"snr_{name}"][i] = optimal_snr(padded, sample_rate, f_low)
+                    _place(data[c], h, injections["time_s"][i] - t0 + STREAM_EDGE_S + t_first, sample_rate)
+            injections["snr"] = np.hypot(injections["snr_H1"], injections["snr_L1"])
+        strain = whiten(data, freqs, psd, sample_rate, band)[:, edge : n_piece - edge].astype(np.float32)
+        yield {"strain": strain, "t0": t0, "glitches": glitches, "injections": injections}

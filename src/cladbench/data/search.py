@@ -80,7 +80,7 @@ def slide_windows(
     when either detector's samples come within exclude_s of the event, or wrap round the span.
     Zero lag (k = 0) is the search itself, never background; a shift that comes back to zero lag
     modulo the span is refused."""
-    if slide_step_s <= 10 * LIGHT_TRAVEL_S:
+    if slide_step_s < 10 * LIGHT_TRAVEL_S:
         raise ValueError(f"slide step {slide_step_s} s is not well beyond the {LIGHT_TRAVEL_S} s light-travel time")
     lo, hi = edge_samples, n_samples - edge_samples
     span, n_win = hi - lo, round(window_s * sample_rate)

@@ -143,6 +143,10 @@ class JaxStepper:
         params = self._params()
         return torch.cat([torch.from_numpy(np.array(self._logits(params, chunk.numpy()))) for chunk in x.split(512)])
 
+    def flat_params(self) -> torch.Tensor:
+        """The parameters now, flat in the kernels' row-major order (torch's [out][in] per layer), float32."""
+        return torch.from_numpy(np.concatenate([np.asarray(a, np.float32).reshape(-1) for a in self._params()]))
+
 
 def main(argv: list[str] | None = None) -> int:
     if not jax_available():

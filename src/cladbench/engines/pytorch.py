@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -114,6 +115,21 @@ class TorchStepper:
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.model(chunk) for chunk in x.split(512)])
+
+    def flat_params(self) -> torch.Tensor:
+        """The parameters now, flat in the kernels' row-major order, float32 on the CPU."""
+        return torch.cat([p.detach().reshape(-1) for p in self.model.parameters()]).float().cpu()
+
+
+def write_params(path: str, params: torch.Tensor) -> None:
+    """A flat parameter vector as a .npy file (float32, 1-D), whole or absent: written beside it,
+    then renamed. Its directory is created."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "wb") as f:  # a file, not a name: np.save would add ".npy" to it
+        np.save(f, params.numpy().astype("<f4", copy=False))
+    os.replace(tmp, target)
 
 
 def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
@@ -248,6 +264,9 @@ def _train(args: argparse.Namespace, record: dict, make_stepper) -> None:
                 )
             )
         )
+    if args.params_out:  # before the record, which names the file
+        write_params(args.params_out, stepper.flat_params())
+        record.update(params_file=args.params_out, model_kind=model_kind, model_dims=dims)
 
 
 def train(args: argparse.Namespace, make_stepper=TorchStepper, versions: dict | None = None) -> tuple[dict, int]:
@@ -329,7 +348,7 @@ def main(argv: list[str] | None = None, make_stepper=TorchStepper, versions: dic
         return 2
     try:
         record, status = train(args, make_stepper, versions)
-    except (ValueError, RuntimeError) as error:  # bad data file (IdxError is a ValueError), bad range
+    except (ValueError, RuntimeError, OSError) as error:  # bad data file (IdxError: ValueError), range, --params-out
         print(f"cladbench {make_stepper.name} engine: {error}", file=sys.stderr)
         return 2
     text = json.dumps(record, indent=2)

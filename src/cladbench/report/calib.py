@@ -9,7 +9,6 @@ when a table is missing, a booktabs table (calib.tex).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .latex import tabular, tex
-from .style import COLORS, PANEL_H, PANEL_W, RC, placeholder, save
+from .style import COLORS, PANEL_H, PANEL_W, draw_figures, placeholder, section_main
 
 METHODS = ["grid", "adam", "lbfgs"]
 METHOD_NAMES = {"grid": "grid scan", "adam": "Adam", "lbfgs": "L-BFGS-B"}
@@ -269,14 +268,7 @@ def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) 
         raise ValueError(
             f"no calibration report output named {only}; expected tables or one of {', '.join(CALIB_FIGURES)}"
         )
-    written = []
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context(RC):
-        for name, make in figures.items():
-            if only in (None, name):
-                fig = make()
-                written += save(fig, out_dir, name)
+    written = draw_figures(figures, out_dir, only)
     if only in (None, "tables"):
         (out_dir / "calib.tex").write_text(cost_tex(cost))
         written.append(out_dir / "calib.tex")
@@ -284,14 +276,10 @@ def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.report.calib", description=__doc__.split("\n\n")[0])
-    parser.add_argument("tables_dir", type=Path)
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--only", help="one figure's name, or 'tables' (calib.tex)")
-    args = parser.parse_args(argv)
-    for path in build(args.tables_dir, args.out_dir, args.only):
-        print(path)
-    return 0
+    return section_main(
+        build, "python -m cladbench.report.calib", __doc__.split("\n\n")[0],
+        "one figure's name, or 'tables' (calib.tex)", argv,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

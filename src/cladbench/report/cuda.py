@@ -11,7 +11,6 @@ cuBLAS floor, a panel per model and archive), cuda.tex and cuda.csv.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,7 +21,19 @@ from matplotlib.lines import Line2D
 
 from ..matrix import CUDA_ENGINES
 from .latex import num, tabular, tex
-from .style import COLORS, RC, batch_axis, dodge, engine_legend, engine_order, facets, log_y_axis, placeholder, save
+from .style import (
+    COLORS,
+    RC,
+    batch_axis,
+    dodge,
+    engine_legend,
+    engine_order,
+    facets,
+    log_y_axis,
+    placeholder,
+    save,
+    section_main,
+)
 from .tables import headline_runs, read_table, speedup_per_repetition, timing_runs
 
 CUDA_BASELINES = ["libtorch", "pytorch"]  # clad's ratios
@@ -206,14 +217,10 @@ def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cladbench.report.cuda", description=__doc__.split("\n\n")[0])
-    parser.add_argument("tables_dir", type=Path, help="directory with runs.csv and archive_runs.csv")
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--only", help="cuda_step_time, or 'tables' (cuda.tex, cuda.csv)")
-    args = parser.parse_args(argv)
-    for path in build(args.tables_dir, args.out_dir, args.only):
-        print(path)
-    return 0
+    return section_main(
+        build, "python -m cladbench.report.cuda", __doc__.split("\n\n")[0],
+        "cuda_step_time, or 'tables' (cuda.tex, cuda.csv)", argv,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -178,3 +178,29 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     fig.savefig(paths[0], metadata={"CreationDate": None}, bbox_inches="tight", pad_inches=0.03)
     fig.savefig(paths[1], dpi=200, bbox_inches="tight", pad_inches=0.03)
     return paths
+
+
+def draw_figures(figures: dict, out_dir: Path, only: str | None) -> list[Path]:
+    """Draws and saves each figure of {name: make} (all, or the one named `only`) in the report's look."""
+    import matplotlib.pyplot as plt
+
+    written = []
+    with plt.rc_context(RC):
+        for name, make in figures.items():
+            if only in (None, name):
+                written += save(make(), out_dir, name)
+    return written
+
+
+def section_main(build, prog: str, description: str, only_help: str, argv: list[str] | None = None) -> int:
+    """The command line of a report section: TABLES_DIR OUT_DIR [--only NAME]; prints what it wrote."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("tables_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--only", help=only_help)
+    args = parser.parse_args(argv)
+    for path in build(args.tables_dir, args.out_dir, args.only):
+        print(path)
+    return 0
