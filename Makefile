@@ -22,10 +22,9 @@ run: build
 test: build
 	$(PY) -m pytest
 
-# The ROOT integration's tests (slow: the optional `root` extra, a ~250 MB wheel, goes into .venv).
+# The ROOT integration's tests alone (`make test` runs them too; ROOT comes with requirements.lock).
 test-root: build
-	$(PY) -m pip install -q -e '.[root]'
-	$(PY) -m pytest -m slow tests/test_root.py
+	$(PY) -m pytest tests/test_root.py
 
 # The workflow on a real SLURM (tests/test_cluster.py): a single-node cluster from Debian's slurm-wlm
 # and munge, started and stopped by the tests. Missing SLURM or data fail here instead of skipping.

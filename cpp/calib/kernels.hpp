@@ -15,11 +15,17 @@ using Pullback = void (*)(const double* gains, const double* events, const int* 
                           int batch, double* ws, double* loss, double* d_gains, double* d_events, double* d_ws,
                           double* d_loss);
 
+// The Hessian of calib_loss (the mean NLL) with respect to the gains: hessian [count x count],
+// overwritten. Each event depends on two gains, so it is a sum of 2 x 2 blocks, one per event.
+using Hessian = void (*)(const double* gains, const double* events, const int* regions, int count, int batch,
+                         double* hessian);
+
 struct Kernels {
   std::string engine;     // "clad", "manual"
   std::string generator;  // who wrote the pullback
   Forward forward = nullptr;
   Pullback pullback = nullptr;
+  Hessian hessian = nullptr;  // clad's (clad::hessian of event_loss); none by hand
 };
 
 Kernels manual_kernels();  // manual.cpp

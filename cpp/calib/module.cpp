@@ -90,6 +90,20 @@ struct PySample {
     return py::make_tuple(loss, to_array(grad, {py::ssize_t(grad.size())}));
   }
 
+  // The Hessian of the total NLL (events x the mean), from the engine's generated Hessian.
+  py::array_t<double> hessian(const Doubles& gains_in, const std::string& engine) const {
+    const std::vector<double> gains = checked(gains_in);
+    const Kernels& k = kernels(engine);
+    if (!k.hessian) throw std::invalid_argument("the " + engine + " engine has no Hessian (clad writes one)");
+    std::vector<double> h(long(sample.regions) * sample.regions);
+    {
+      py::gil_scoped_release nogil;
+      k.hessian(gains.data(), sample.rows.data(), sample.region.data(), sample.regions, int(sample.events), h.data());
+    }
+    for (double& v : h) v *= double(sample.events);
+    return to_array(h, {py::ssize_t(sample.regions), py::ssize_t(sample.regions)});
+  }
+
   py::array_t<double> masses(const Doubles& gains_in) const {
     const std::vector<double> gains = checked(gains_in);
     std::vector<double> out(sample.events);
@@ -165,5 +179,7 @@ PYBIND11_MODULE(_calib, m) {
       .def("loss", &PySample::loss, py::arg("gains"), "The mean NLL per event at these gains.")
       .def("loss_and_grad", &PySample::loss_and_grad, py::arg("gains"), py::arg("engine") = "clad",
            "(loss, d loss / d gains) from one engine: clad, manual or libtorch.")
+      .def("hessian", &PySample::hessian, py::arg("gains"), py::arg("engine") = "clad",
+           "The Hessian [R, R] of the total NLL (events x the mean) from the engine's generated Hessian (clad).")
       .def("masses", &PySample::masses, py::arg("gains"), "Each event's invariant mass calibrated with these gains.");
 }

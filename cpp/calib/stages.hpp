@@ -70,7 +70,15 @@ T event_nll(T mass, T peak, T half_width, T sigma, T mix) {
   return -std::log(mass * (mix * lorentz + (1 - mix) * gauss));
 }
 
-// The composition, on the kernel contract: the mean over events of event_nll. An event whose
+// One event's loss as a function of its two electrons' gains (scalars, so that Clad's Hessian of it
+// is a 2 x 2 matrix): the stages composed.
+template <class T>
+T event_loss(T gain1, T gain2, T energy1, T energy2, T opening, T peak, T half_width, T sigma, T mix) {
+  return event_nll(invariant_mass(calibrate(energy1, gain1), calibrate(energy2, gain2), opening), peak, half_width,
+                   sigma, mix);
+}
+
+// The composition, on the kernel contract: the mean over events of event_loss. An event whose
 // electrons are in different regions depends on both gains, through the geometric mean
 // sqrt(g1 g2) of its calibration; the sum over all events fits all gains jointly.
 template <class T>
@@ -78,11 +86,9 @@ void calib_loss(const T* gains, const T* events, const int* regions, const int* 
                 T* loss) {
   T total = 0;
   for (int i = 0; i < batch; ++i)  // one expression: a local here would be taped per event
-    total += event_nll(invariant_mass(calibrate(events[i * kColumns + kEnergy1], gains[regions[2 * i]]),
-                                      calibrate(events[i * kColumns + kEnergy2], gains[regions[2 * i + 1]]),
-                                      events[i * kColumns + kOpening]),
-                       events[i * kColumns + kPeak], events[i * kColumns + kHalfWidth], events[i * kColumns + kSigma],
-                       events[i * kColumns + kMix]);
+    total += event_loss(gains[regions[2 * i]], gains[regions[2 * i + 1]], events[i * kColumns + kEnergy1],
+                        events[i * kColumns + kEnergy2], events[i * kColumns + kOpening], events[i * kColumns + kPeak],
+                        events[i * kColumns + kHalfWidth], events[i * kColumns + kSigma], events[i * kColumns + kMix]);
   *loss = total / batch;
 }
 

@@ -5,7 +5,7 @@ from cladbench.report.calib import CALIB_FIGURES
 CALIB = config["calib"]
 CALIB_TABLES = {
     name: f"{RESULTS}/tables/{name}.csv"
-    for name in ["calib", "calib_timing", "calib_cost", "calib_trace", "calib_masses"]
+    for name in ["calib", "calib_timing", "calib_cost", "calib_trace", "calib_masses", "calib_hessian"]
 }
 CALIB_SOURCES = [p for p in CPP_SOURCES if "/calib/" in p]
 

@@ -10,9 +10,11 @@ tables the workflow writes:
 The loss is the mean negative log-likelihood per event of the measured Z peak (cpp/calib/stages.hpp):
 a Breit-Wigner convolved with each event's Gaussian mass resolution (pseudo-Voigt approximation),
 with the Jacobian of the calibration. Uncertainties are the statistical ones of the fit: sigma =
-sqrt(diag(H^-1)), H the Hessian of the total NLL (events x loss) at the fit, by central differences
-of the analytic gradient. (The model is the generator's, so the NLL is a true likelihood and H^-1 its
-covariance; a toy study of the pulls checks it: see the notes.)
+sqrt(diag(H^-1)), H the Hessian of the total NLL (events x loss) at the fit: Clad's (clad::hessian)
+where it agrees with central differences of the analytic gradient within 1e-4, else those. (The
+model is the generator's, so the NLL is a true likelihood and H^-1 its covariance; a toy study of
+the pulls checks it: see the notes.) Where ROOT is installed, Minuit2 (Migrad and HESSE, fed the
+analytic gradient) fits too.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def make_problem(regions: int, events: int, seed: int, spread: float = 0.05, res
 
 @dataclass
 class Fit:
-    method: str  # grid, adam, lbfgs
+    method: str  # grid, adam, lbfgs, minuit2
     engine: str  # the gradient engine; "none" for the grid scan (loss only)
     gains: np.ndarray
     loss: float
@@ -180,7 +182,7 @@ def lbfgs(sample, engine: str, start, bounds=(0.5, 2.0)) -> Fit:
 # Uncertainties
 
 
-def hessian(sample, gains, engine: str, h: float = 1e-5) -> np.ndarray:
+def finite_difference_hessian(sample, gains, engine: str, h: float = 1e-5) -> np.ndarray:
     """Hessian of the total NLL (events x mean loss) at gains: central differences of the
     analytic gradient (2R gradients), symmetrised."""
     R = sample.regions
@@ -194,9 +196,98 @@ def hessian(sample, gains, engine: str, h: float = 1e-5) -> np.ndarray:
     return sample.events * (H + H.T) / 2
 
 
+HESSIAN_AGREEMENT = 1e-4  # Clad's Hessian replaces the finite-difference one when they agree this well
+
+
+def relative_difference(a: np.ndarray, reference: np.ndarray) -> float:
+    """max |a - reference| / max |reference| (the infinity norms, as the kernels' checks use)."""
+    return float(np.abs(a - reference).max() / np.abs(reference).max())
+
+
+def hessian(sample, gains, engine: str) -> tuple[np.ndarray, list[dict]]:
+    """The Hessian of the total NLL at gains, and how it was chosen: Clad's own (clad::hessian,
+    cpp/calib/clad.cpp) where this build has Clad and it agrees with the finite-difference one
+    within HESSIAN_AGREEMENT, else the finite-difference one. The rows say each one's cost and
+    their agreement (calib_hessian.csv)."""
+    start = time.perf_counter()
+    fd = finite_difference_hessian(sample, gains, engine)
+    rows = [dict(method="finite-differences", seconds=time.perf_counter() - start, evaluations=2 * sample.regions)]
+    if "clad" not in engines():
+        rows[0].update(used=True, rel_diff=np.nan, sigma_rel_diff=np.nan)
+        return fd, rows
+    start = time.perf_counter()
+    exact = sample.hessian(gains, "clad")
+    seconds = time.perf_counter() - start
+    diff = relative_difference(exact, fd)
+    sigma_diff = relative_difference(errors_of(exact), errors_of(fd))
+    agree = diff <= HESSIAN_AGREEMENT
+    rows[0].update(used=not agree, rel_diff=diff, sigma_rel_diff=sigma_diff)
+    rows.append(
+        dict(method="clad", seconds=seconds, evaluations=0, used=agree, rel_diff=diff, sigma_rel_diff=sigma_diff)
+    )
+    return (exact if agree else fd), rows
+
+
+def errors_of(H: np.ndarray) -> np.ndarray:
+    """sqrt(diag(H^-1)): the statistical uncertainties a Hessian of the NLL gives."""
+    return np.sqrt(np.diag(np.linalg.inv(H)))
+
+
 def sigmas(sample, gains, engine: str) -> np.ndarray:
-    """The statistical uncertainty of each fitted gain: sqrt(diag(H^-1))."""
-    return np.sqrt(np.diag(np.linalg.inv(hessian(sample, gains, engine))))
+    """The statistical uncertainty of each fitted gain, from `hessian`."""
+    return errors_of(hessian(sample, gains, engine)[0])
+
+
+def minuit2(sample, engine: str, start) -> tuple[Fit | None, np.ndarray | None, dict | None, str]:
+    """ROOT's Minuit2 (Migrad, then HESSE) on the total NLL with the engine's analytic gradient,
+    through ROOT.Math.GradFunctor from PyROOT: (Migrad's fit, HESSE's errors, HESSE's cost, "") or
+    (None, None, None, why not). HESSE's cost counts its loss-and-gradient evaluations."""
+    from ..root import root_missing_reason
+
+    if root_missing_reason():
+        return None, None, None, root_missing_reason()
+    import ROOT
+
+    minimizer = ROOT.Math.Factory.CreateMinimizer("Minuit2", "Migrad")
+    if not minimizer:
+        return None, None, None, "this ROOT has no Minuit2"
+    R, events = sample.regions, sample.events
+    trace, cache = [], {}
+
+    def evaluate(x) -> tuple[float, np.ndarray]:  # Minuit2 asks for the value and each derivative apart
+        gains = np.frombuffer(x, dtype=np.float64, count=R).copy()
+        key = gains.tobytes()
+        if key not in cache:
+            loss, grad = sample.loss_and_grad(gains, engine)
+            cache.clear()
+            cache[key] = (events * loss, events * np.asarray(grad))
+            trace.append((len(trace) + 1, loss, gains))
+        return cache[key]
+
+    def value(x):
+        return evaluate(x)[0]
+
+    def derivative(x, i):
+        return evaluate(x)[1][i]
+
+    functor = ROOT.Math.GradFunctor(value, derivative, R)  # keeps no reference: value and derivative must live on
+    minimizer.SetFunction(functor)
+    minimizer.SetErrorDef(0.5)  # a negative log-likelihood: 1 sigma is +0.5
+    minimizer.SetStrategy(1)
+    minimizer.SetTolerance(1e-4)
+    minimizer.SetPrintLevel(0)
+    for r, g in enumerate(start):
+        minimizer.SetLimitedVariable(r, f"g{r}", float(g), 0.01, 0.5, 2.0)
+    began = time.perf_counter()
+    minimizer.Minimize()
+    seconds = time.perf_counter() - began
+    gains = np.array([minimizer.X()[r] for r in range(R)])
+    fit = Fit("minuit2", engine, gains, float(sample.loss(gains)), len(trace), seconds, list(trace))
+    began = time.perf_counter()
+    minimizer.Hesse()  # second derivatives by finite differences of the function: its own cost
+    hesse = dict(method="minuit2-hesse", seconds=time.perf_counter() - began, evaluations=len(trace) - fit.loss_evals)
+    errors = np.array([minimizer.Errors()[r] for r in range(R)])
+    return fit, errors, hesse, ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +385,7 @@ def run(settings: Settings, out: Path) -> dict[str, Path]:
     low, high = 1 - 1.6 * settings.spread, 1 + 1.6 * settings.spread
     gradient_engine = best_engine()
     adam_engines = settings.adam_engines or [gradient_engine]
-    gains_rows, trace_rows, cost_rows, masses, timing = [], [], [], [], []
+    gains_rows, trace_rows, cost_rows, masses, timing, hessian_rows = [], [], [], [], [], []
     for R in sorted(set(settings.regions) | set(settings.bench_regions)):
         problem = make_problem(R, settings.events, settings.seed, settings.spread, settings.resolution)
         if R in settings.bench_regions:
@@ -309,8 +400,26 @@ def run(settings: Settings, out: Path) -> dict[str, Path]:
         fits.append(lbfgs(problem.sample, gradient_engine, start))
         if R <= settings.grid_max_regions:
             fits.insert(0, grid_scan(problem.sample, low, high, settings.grid_points, settings.grid_tol))
+        minuit, hesse, hesse_cost, why_not = minuit2(problem.sample, gradient_engine, start)
+        if minuit:
+            fits.append(minuit)
+        else:
+            print(f"calib: R={R} minuit2: not run: {why_not}", file=sys.stderr)
         best = min(fits, key=lambda f: f.loss)
-        sigma = sigmas(problem.sample, best.gains, gradient_engine)  # a property of the sample, not the method
+        H, choice = hessian(problem.sample, best.gains, gradient_engine)  # a property of the sample, not the method
+        sigma = errors_of(H)
+        hesse_diff = relative_difference(hesse, sigma) if minuit else np.nan
+        if minuit:
+            choice.append(dict(**hesse_cost, used=False, rel_diff=np.nan, sigma_rel_diff=hesse_diff))
+        for row in choice:
+            hessian_rows.append(dict(regions=R, events=problem.sample.events, **row, hesse_rel_diff=hesse_diff))
+            print(
+                f"calib: R={R} Hessian by {row['method']}: {row['seconds'] * 1e3:.1f} ms, relative difference "
+                f"{row['rel_diff']:.1e} (sigmas {row['sigma_rel_diff']:.1e}), used: {row['used']}",
+                file=sys.stderr,
+            )
+        if minuit:
+            print(f"calib: R={R} minuit2 HESSE errors vs the Hessian's: {hesse_diff:.2e} relative", file=sys.stderr)
         for fit in fits:
             pulls = (fit.gains - problem.true_gains) / sigma
             print(
@@ -387,6 +496,20 @@ def run(settings: Settings, out: Path) -> dict[str, Path]:
         "calib_trace": pd.DataFrame(
             trace_rows, columns=["regions", "method", "engine", "evals", "loss", "region", "gain", "true_gain"]
         ),
+        "calib_hessian": pd.DataFrame(
+            hessian_rows,
+            columns=[
+                "regions",
+                "events",
+                "method",
+                "seconds",
+                "evaluations",
+                "used",
+                "rel_diff",
+                "sigma_rel_diff",
+                "hesse_rel_diff",
+            ],
+        ),  # fmt: skip
         "calib_masses": pd.concat(masses)
         if masses
         else pd.DataFrame(columns=["regions", "stage", "bin_low", "bin_high", "count"]),

@@ -18,18 +18,18 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from .latex import tabular, tex
+from .latex import num, tabular, tex
 from .style import COLORS, PANEL_H, PANEL_W, draw_figures, placeholder, section_main
 
-METHODS = ["grid", "adam", "lbfgs"]
-METHOD_NAMES = {"grid": "grid scan", "adam": "Adam", "lbfgs": "L-BFGS-B"}
-METHOD_COLORS = dict(zip(METHODS, sns.color_palette("dark", 3)))
+METHODS = ["grid", "adam", "lbfgs", "minuit2"]
+METHOD_NAMES = {"grid": "grid scan", "adam": "Adam", "lbfgs": "L-BFGS-B", "minuit2": "Minuit2 (Migrad)"}
+METHOD_COLORS = dict(zip(METHODS, sns.color_palette("dark", len(METHODS))))
 STAGE_STYLE = {
     "generated": dict(color="0.6", linestyle=":"),
     "uncalibrated": dict(color="C3", linestyle="--"),
     "calibrated": dict(color="C0", linestyle="-"),
 }
-TABLES = ["calib", "calib_cost", "calib_timing", "calib_trace", "calib_masses"]
+TABLES = ["calib", "calib_cost", "calib_timing", "calib_trace", "calib_masses", "calib_hessian"]
 CALIB_FIGURES = ["calib_mass_peak", "calib_trajectories", "calib_loss_curves", "calib_gains", "calib_cost"]
 
 
@@ -252,9 +252,35 @@ def cost_tex(cost: pd.DataFrame) -> str:
     )
 
 
+def hessian_tex(hessian: pd.DataFrame) -> str:
+    """The Hessian behind the uncertainties: Clad's and the finite-difference one, their cost, how far
+    apart they are, and how far Minuit2's HESSE errors are from the errors of the one used."""
+    if hessian.empty:
+        return "% no calib_hessian.csv: run `cladbench calib run`\n"
+    rows = [
+        [
+            str(row.regions),
+            tex(row.method),
+            f"{row.seconds * 1e3:.1f}",
+            str(int(row.evaluations)),
+            num(row.rel_diff, ".1e"),
+            num(row.sigma_rel_diff, ".1e"),
+            "yes" if row.used else "no",
+            num(row.hesse_rel_diff, ".1e"),
+        ]
+        for row in hessian.sort_values(["regions", "method"]).itertuples()
+    ]
+    return tabular(
+        ["$R$", "Hessian", "ms", "evaluations", "rel. diff.", "$\\sigma$ rel. diff.", "used", "HESSE rel. diff."],
+        rows,
+        "rlrrrrlr",
+        "cladbench calib: the Hessian by Clad and by finite differences of the gradient (calib_hessian.csv)",
+    )
+
+
 def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
-    gains, cost, timing, trace, masses = (read(tables_dir, name) for name in TABLES)
+    gains, cost, timing, trace, masses, hessian = (read(tables_dir, name) for name in TABLES)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {
         "calib_mass_peak": lambda: fig_mass_peak(masses),
@@ -270,7 +296,7 @@ def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) 
         )
     written = draw_figures(figures, out_dir, only)
     if only in (None, "tables"):
-        (out_dir / "calib.tex").write_text(cost_tex(cost))
+        (out_dir / "calib.tex").write_text(cost_tex(cost) + "\n" + hessian_tex(hessian))
         written.append(out_dir / "calib.tex")
     return written
 
