@@ -273,11 +273,11 @@ def minuit2(sample, engine: str, start) -> tuple[Fit | None, np.ndarray | None, 
     functor = ROOT.Math.GradFunctor(value, derivative, R)  # keeps no reference: value and derivative must live on
     minimizer.SetFunction(functor)
     minimizer.SetErrorDef(0.5)  # a negative log-likelihood: 1 sigma is +0.5
-    minimizer.SetStrategy(1)
+    minimizer.SetStrategy(0)  # with an analytic gradient and HESSE after: 274 evaluations at R = 64, not 2930
     minimizer.SetTolerance(1e-4)
     minimizer.SetPrintLevel(0)
     for r, g in enumerate(start):
-        minimizer.SetLimitedVariable(r, f"g{r}", float(g), 0.01, 0.5, 2.0)
+        minimizer.SetVariable(r, f"g{r}", float(g), 0.01)  # no limits: HESSE's errors need no transformation
     began = time.perf_counter()
     minimizer.Minimize()
     seconds = time.perf_counter() - began
