@@ -19,7 +19,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from .latex import num, tabular, tex
-from .style import COLORS, PANEL_H, PANEL_W, draw_figures, placeholder, section_main
+from .style import COLORS, PANEL_H, PANEL_W, draw_figures, legend_below, placeholder, read_table, section_main
 
 METHODS = ["grid", "adam", "lbfgs", "minuit2"]
 METHOD_NAMES = {"grid": "grid scan", "adam": "Adam", "lbfgs": "L-BFGS-B", "minuit2": "Minuit2 (Migrad)"}
@@ -33,13 +33,6 @@ TABLES = ["calib", "calib_cost", "calib_timing", "calib_trace", "calib_masses", 
 CALIB_FIGURES = ["calib_mass_peak", "calib_trajectories", "calib_loss_curves", "calib_gains", "calib_cost"]
 
 
-def read(tables_dir: Path, name: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(Path(tables_dir) / f"{name}.csv")
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return pd.DataFrame()
-
-
 def _label(method: str, engine: str) -> str:
     return METHOD_NAMES.get(method, method) + ("" if engine == "none" else f" ({engine})")
 
@@ -47,12 +40,6 @@ def _label(method: str, engine: str) -> str:
 def _panels(n: int, width=PANEL_W, height=PANEL_H):
     fig = Figure(figsize=(width * n, height), layout="constrained")
     return fig, [fig.add_subplot(1, n, i + 1) for i in range(n)]
-
-
-def _legend_below(fig: Figure, ax) -> None:
-    """One legend for all panels, under them (the panels are too small to hold one)."""
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
 
 
 def fig_mass_peak(masses: pd.DataFrame) -> Figure:
@@ -69,7 +56,7 @@ def fig_mass_peak(masses: pd.DataFrame) -> Figure:
         ax.set_title(f"R = {R} regions")
         ax.set_xlabel(r"$m_{ee}$ (GeV)")
     axes[0].set_ylabel("events / 0.5 GeV")
-    _legend_below(fig, axes[0])
+    legend_below(fig, axes[0])
     return fig
 
 
@@ -103,7 +90,7 @@ def fig_trajectories(trace: pd.DataFrame, gains: pd.DataFrame) -> Figure:
         ax.set_title(f"R = {R} regions")
         ax.set_xlabel("loss evaluations")
     axes[0].set_ylabel(r"(gain $-$ true) / $\sigma$")
-    _legend_below(fig, axes[0])
+    legend_below(fig, axes[0])
     return fig
 
 
@@ -132,7 +119,7 @@ def fig_loss_curves(trace: pd.DataFrame) -> Figure:
         ax.set_title(f"R = {R} regions")
         ax.set_xlabel("loss evaluations")
     axes[0].set_ylabel("loss $-$ best loss (per event)")
-    _legend_below(fig, axes[0])
+    legend_below(fig, axes[0])
     return fig
 
 
@@ -162,7 +149,7 @@ def fig_gains(gains: pd.DataFrame) -> Figure:
         ax.set_title(f"R = {R} regions")
         ax.set_xlabel(r"region ($\eta$ bin)")
     axes[0].set_ylabel(r"fitted $-$ true gain ($\pm 1\sigma$)")
-    _legend_below(fig, axes[0])
+    legend_below(fig, axes[0])
     return fig
 
 
@@ -280,7 +267,7 @@ def hessian_tex(hessian: pd.DataFrame) -> str:
 
 def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
-    gains, cost, timing, trace, masses, hessian = (read(tables_dir, name) for name in TABLES)
+    gains, cost, timing, trace, masses, hessian = (read_table(tables_dir, name) for name in TABLES)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {
         "calib_mass_peak": lambda: fig_mass_peak(masses),

@@ -18,23 +18,27 @@ from matplotlib.figure import Figure
 
 from ..data.gw import EVENT_GPS
 from .latex import num, tabular, tex
-from .style import COLORS, PANEL_H, PANEL_W, draw_figures, engine_order, placeholder, section_main
+from .style import (
+    COLORS,
+    PANEL_H,
+    PANEL_W,
+    draw_figures,
+    engine_order,
+    legend_below,
+    placeholder,
+    read_table,
+    section_main,
+)
 
 TABLES = ["gw_background", "gw_significance", "gw_sensitivity", "gw_search_trace"]
 SEARCH_FIGURES = ["gw_sensitivity", "gw_background", "gw_search_trace"]
 MISSING = "no GW search tables: the gw.search section of the config is off, or no GW training run finished"
 
 
-def read(tables_dir: Path, name: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(Path(tables_dir) / f"{name}.csv")
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return pd.DataFrame()
-
-
-def _legend_below(fig: Figure, ax) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), frameon=False)
+def _networks(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(engine, network) of each trained network in the table, engines in their fixed order."""
+    pairs = table[["engine", "network"]].drop_duplicates()
+    return [(e, n) for e in engine_order(pairs.engine) for n in sorted(pairs.network[pairs.engine == e])]
 
 
 def fig_sensitivity(sensitivity: pd.DataFrame) -> Figure:
@@ -44,8 +48,8 @@ def fig_sensitivity(sensitivity: pd.DataFrame) -> Figure:
         return placeholder(MISSING)
     fig = Figure(figsize=(PANEL_W * 1.6, PANEL_H * 1.4), layout="constrained")
     ax = fig.add_subplot()
-    for engine in engine_order(sensitivity.engine):
-        rows = sensitivity[sensitivity.engine == engine]
+    for engine, network in _networks(sensitivity):
+        rows = sensitivity[sensitivity.network == network]
         color = COLORS.get(engine)
         measured = rows[rows.method == "measured"].sort_values("far_per_month")
         ax.plot(measured.far_per_month, measured.distance_mpc, color=color, label=engine)
@@ -60,7 +64,7 @@ def fig_sensitivity(sensitivity: pd.DataFrame) -> Figure:
     ax.set_ylabel("sensitive distance (Mpc)")
     hours = sensitivity.background_h.max()
     ax.set_title(f"{hours:.3g} h of simulated background; points at 1/month: tail fit", fontsize=8)
-    _legend_below(fig, ax)
+    legend_below(fig, ax, 3)
     return fig
 
 
@@ -74,11 +78,12 @@ def fig_background(background: pd.DataFrame, significance: pd.DataFrame, segment
     for i, kind in enumerate(kinds):
         ax = fig.add_subplot(1, len(kinds), i + 1)
         livetime = segments.loc[segments.kind == kind, "livetime_s"].sum()
-        for engine in engine_order(background.engine):
-            stats = np.sort(background.loc[(background.kind == kind) & (background.engine == engine), "stat"])[::-1]
+        for engine, network in _networks(background):  # one curve per network: variants are not pooled
+            rows = background[(background.kind == kind) & (background.network == network)]
+            stats = np.sort(rows.stat)[::-1]
             rate = np.arange(1, len(stats) + 1) / livetime * 3600
             ax.step(stats, rate, where="post", color=COLORS.get(engine), label=engine)
-            event = significance.loc[significance.engine == engine, "gw150914_stat"]
+            event = significance.loc[significance.network == network, "gw150914_stat"]
             if kind == "slide" and len(event):
                 ax.axvline(event.iloc[0], color=COLORS.get(engine), linestyle=":", linewidth=1)
         ax.set_yscale("log")
@@ -86,7 +91,7 @@ def fig_background(background: pd.DataFrame, significance: pd.DataFrame, segment
         ax.set_ylabel("events louder (per hour)" if i == 0 else "")
         title = "simulated, with glitches" if kind == "simulated" else "time slides; dotted: GW150914"
         ax.set_title(f"{title} ({livetime / 3600:.2g} h)", fontsize=8)
-    _legend_below(fig, ax)
+    legend_below(fig, ax, 3)
     return fig
 
 
@@ -97,16 +102,16 @@ def fig_trace(trace: pd.DataFrame, significance: pd.DataFrame) -> Figure:
         return placeholder(MISSING)
     fig = Figure(figsize=(PANEL_W * 2, PANEL_H * 1.2), layout="constrained")
     ax = fig.add_subplot()
-    for engine in engine_order(trace.engine):
-        rows = trace[trace.engine == engine]
+    for engine, network in _networks(trace):
+        rows = trace[trace.network == network]
         ax.plot(rows.time_gps - EVENT_GPS, rows.stat, color=COLORS.get(engine), linewidth=0.8, label=engine)
-        threshold = significance.loc[significance.engine == engine, "threshold_1_per_h"]
+        threshold = significance.loc[significance.network == network, "threshold_1_per_h"]
         if len(threshold):
             ax.axhline(threshold.iloc[0], color=COLORS.get(engine), linestyle="--", linewidth=0.8)
     ax.set_xlabel("predicted merger time - GW150914 (s)")
     ax.set_ylabel("logit difference")
     ax.set_title("zero lag; dashed: FAR = 1/hour of the time-slide background", fontsize=8)
-    _legend_below(fig, ax)
+    legend_below(fig, ax, 3)
     return fig
 
 
@@ -152,8 +157,8 @@ def significance_tex(significance: pd.DataFrame) -> str:
 
 def build(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
-    background, significance, sensitivity, trace = (read(tables_dir, name) for name in TABLES)
-    segments = read(tables_dir, "gw_search_segments")
+    background, significance, sensitivity, trace = (read_table(tables_dir, name) for name in TABLES)
+    segments = read_table(tables_dir, "gw_search_segments")
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = {
         "gw_sensitivity": lambda: fig_sensitivity(sensitivity),

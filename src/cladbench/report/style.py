@@ -204,3 +204,23 @@ def section_main(build, prog: str, description: str, only_help: str, argv: list[
     for path in build(args.tables_dir, args.out_dir, args.only):
         print(path)
     return 0
+
+
+def read_table(tables_dir: Path, name: str) -> pd.DataFrame:
+    """tables_dir/<name>.csv, or an empty frame when it is missing or empty (the figure says so)."""
+    try:
+        return pd.read_csv(Path(tables_dir) / f"{name}.csv")
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame()
+
+
+def legend_below(fig: Figure, ax, max_columns: int = 4) -> None:
+    """One legend for all panels, under them (the panels are too small to hold one)."""
+    by_label = dict(zip(*reversed(ax.get_legend_handles_labels())))  # one entry per label (several runs share one)
+    fig.legend(
+        by_label.values(),
+        by_label.keys(),
+        loc="outside lower center",
+        ncols=min(len(by_label), max_columns),
+        frameon=False,
+    )
