@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from cladbench.report import build_report, latex
-from cladbench.report.figures import fig_op_cost, fig_step_time
+from cladbench.report.figures import fig_op_cost, fig_root_feed, fig_step_time
 from cladbench.report.style import COLORS
 from cladbench.report.tables import (
     NO_BENCH_RUNS,
@@ -46,6 +46,7 @@ FIGURES = [
     "gw_roc",
     "gw150914_trace",
     "op_cost",
+    "root_feed",
 ]
 KEY = ["variant", "engine", "layout", "alloc", "dataset", "model", "batch", "threads", "repetition"]
 # Step times (s) at batch 32 that the headline test controls: clad twice as fast as libtorch.
@@ -107,6 +108,27 @@ def op_cost_rows(cells=OP_COST) -> pd.DataFrame:
             for rep, (fused, composable) in enumerate(zip(*times))
         ]
     )
+
+
+def feed_rows() -> pd.DataFrame:
+    """The feeding table as cladbench root feed writes it: (dataset, format, reader, samples/s)."""
+    rates = [
+        ("mnist", "idx", "cladbench loader", 10000, 175e3),
+        ("mnist", "ttree", "RDataFrame", 8000, 94e3),
+        ("mnist", "rntuple", "RNTupleReader", 8000, 194e3),
+        ("gw", "hdf5", "cladbench loader", 6000, 96e3),
+        ("gw", "rntuple", "RDataFrame.AsNumpy", 6000, 13e3),
+    ]
+    rows = []
+    for dataset, fmt, reader, samples, rate in rates:
+        median = samples / rate
+        features = 784 if dataset == "mnist" else 4096
+        rows.append(
+            dict(dataset=dataset, format=fmt, reader=reader, samples=samples, features=features)
+            | dict(file_bytes=samples * features, repetitions=5, seconds_median=median)
+            | dict(seconds_q1=median * 0.95, seconds_q3=median * 1.1, samples_per_s=rate)
+        )
+    return pd.DataFrame(rows)
 
 
 def write_tables(directory: Path, *, gw=True, epochs=True, engines=None, op_cost=True) -> Path:
@@ -191,6 +213,7 @@ def write_tables(directory: Path, *, gw=True, epochs=True, engines=None, op_cost
     pd.DataFrame(rows, columns=["variant", "reason"]).to_csv(directory / "not_run.csv", index=False)
     if op_cost:
         op_cost_rows().to_csv(directory / "op_cost.csv", index=False)
+        feed_rows().to_csv(directory / "root_feed.csv", index=False)
     return directory
 
 
@@ -200,7 +223,7 @@ def expected_files(out: Path) -> set[Path]:
         out / "targets.tex",
         out / "targets.csv",
         out / "gw.tex",
-        out / "ttree.tex",
+        out / "root_fed.tex",
         out / "op_cost.tex",
         out / "provenance.md",
     }
@@ -354,7 +377,7 @@ def test_missing_optional_tables_give_placeholders(tmp_path):
     assert all(p.stat().st_size > 0 for p in written)
     md = (out / "provenance.md").read_text()
     placeholders = md.split("## Figures shown as placeholders")[1]
-    for name in ("loss_curves", "gw_roc", "gw150914_trace", "speedup", "op_cost"):
+    for name in ("loss_curves", "gw_roc", "gw150914_trace", "speedup", "op_cost", "root_feed"):
         assert f"`{name}`" in placeholders
     assert "no op bench table in this study (op\\_cost.csv" in (out / "op_cost.tex").read_text()
     assert "no GW runs in this study" in placeholders
@@ -618,3 +641,16 @@ def test_composable_over_fused_is_taken_within_each_repetition():
     row = table.iloc[0]
     assert row["ratio_median"] == pytest.approx(1.0) and row["n"] == 3
     assert row["fused_median"] == pytest.approx(2e-3) and row["composable_median"] == pytest.approx(3e-3)
+
+
+def test_feeding_figure_draws_a_bar_per_format_and_reader_or_says_why_not():
+    fig = fig_root_feed(feed_rows(), pd.DataFrame(columns=["variant", "reason"]))
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == ["mnist: 784 floats a sample", "gw: 4096 floats a sample"]
+    widths = [sorted(round(p.get_width()) for p in ax.patches) for ax in axes]
+    assert widths == [[94000, 175000, 194000], [13000, 96000]]  # samples/s from the median read
+    labels = [t.get_text() for t in axes[0].get_yticklabels()]
+    assert "rntuple · RNTupleReader" in labels and "idx · cladbench loader" in labels
+    not_run = pd.DataFrame([{"variant": "ttree-*", "reason": "ROOT not installed"}])
+    empty = fig_root_feed(pd.DataFrame(columns=feed_rows().columns), not_run)
+    assert empty.note.startswith("no feeding table") and empty.note.endswith(": ROOT not installed")

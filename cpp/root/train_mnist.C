@@ -1,21 +1,23 @@
-// Trains cladbench's MNIST MLP from a TTree, in root.exe with no Python in the process:
+// Trains cladbench's MNIST MLP from a TTree or an RNTuple, in root.exe with no Python in the process:
 //
-//   root -b -q 'cpp/root/train_mnist.C("results/root/mnist.root", "run.json")'
-//   root -b -q 'cpp/root/train_mnist.C("results/root/mnist.root", "run.json", "--hidden 128 --batch 32 --epochs 3 --lr
-//   0.1 --seed 1 --train-range 0:8000 --test-range 8000:10000", "clad")'
+//   root -b -q 'cpp/root/train_mnist.C("resources/root/mnist-ttree.root", "run.json")'
+//   root -b -q 'cpp/root/train_mnist.C("resources/root/mnist-rntuple.root", "run.json", "--hidden 128 --batch 32
+//   --epochs 3 --lr 0.1 --seed 1 --train-range 0:8000 --test-range 8000:10000", "clad", "rowmajor", "arena",
+//   "rntuple-macro", "rntuple")'
 //
-// The tree file holds trees "train" and "test" (written by `cladbench ttree mnist`): a float array
-// branch x[784] (pixels as the trainers see them) and an int branch label. RDataFrame reads each
-// tree once into memory; every epoch the batches are gathered in the order cladbench-train uses for
-// the same --seed, so the run sees the same batches as the file-fed run and its losses match.
+// The file holds trees or RNTuples "train" and "test" (written by `cladbench root write-mnist`): a
+// float array column x[784] (pixels as the trainers see them) and an int column label. samples.h
+// reads each into memory once (RDataFrame, or RNTupleReader for an RNTuple); every epoch the batches
+// are gathered in the order cladbench-train uses for the same --seed, so the run sees the same
+// batches as the file-fed run and its losses match.
 // Training goes through cladbench's C ABI (cpp/capi/cladbench_c.h, libcladbench_c.so): Clad's
 // pullbacks come compiled in that library, and cling never parses a LibTorch header.
 //
-// Arguments: the tree file; where the run record goes; cladbench-train's flags for the model,
-// optimizer and run; the engine (clad, manual, libtorch; "" = clad where it was built, else
-// manual), layout and alloc. Run from the repository root (the library is build/libcladbench_c.so;
-// another build: put its directory on LD_LIBRARY_PATH). Exits with cladbench-train's status: 0 trained,
-// 2 bad input, 3 training failed.
+// Arguments: the file; where the run record goes; cladbench-train's flags for the model, optimizer
+// and run; the engine (clad, manual, libtorch; "" = clad where it was built, else manual), layout
+// and alloc; the run record's input (ttree-macro, rntuple-macro); the reader (dataframe, rntuple). Run from the
+// repository root (the library is build/libcladbench_c.so; another build: put its directory on LD_LIBRARY_PATH). Exits
+// with cladbench-train's status: 0 trained, 2 bad input, 3 training failed.
 #include "../capi/cladbench_c.h"
 
 // The library, loaded as the macro is parsed (cling links the macro's calls before running it):
@@ -23,8 +25,6 @@
 R__ADD_LIBRARY_PATH(build)
 R__LOAD_LIBRARY(libcladbench_c)
 
-#include <ROOT/RDataFrame.hxx>
-#include <ROOT/RVec.hxx>
 #include <TROOT.h>
 #include <TSystem.h>
 
@@ -33,27 +33,11 @@ R__LOAD_LIBRARY(libcladbench_c)
 #include <string>
 #include <vector>
 
+#include "samples.h"  // the readers PyROOT uses too
+
 namespace train_mnist_macro {
 
-// One tree as contiguous arrays: x [n][features], labels [n].
-struct Samples {
-  std::vector<float> x;
-  std::vector<int> labels;
-  int features = 0;
-  long size() const { return long(labels.size()); }
-};
-
-Samples read_tree(const char* file, const char* tree) {
-  ROOT::RDataFrame df(tree, file);
-  auto x = df.Take<ROOT::RVecF>("x");
-  auto labels = df.Take<int>("label");  // both filled by one pass over the tree
-  Samples s;
-  s.labels.assign(labels->begin(), labels->end());
-  s.features = x->empty() ? 0 : int(x->front().size());
-  s.x.reserve(x->size() * s.features);
-  for (const ROOT::RVecF& row : *x) s.x.insert(s.x.end(), row.begin(), row.end());
-  return s;
-}
+using cladbench_root::Samples;
 
 int fail(int status, const std::string& why) {
   std::fprintf(stderr, "train_mnist.C: %s\n", why.c_str());
@@ -63,19 +47,23 @@ int fail(int status, const std::string& why) {
 
 }  // namespace train_mnist_macro
 
-int train_mnist(const char* tree_file = "results/root/mnist.root", const char* out = "run.json",
+int train_mnist(const char* file = "resources/root/mnist-ttree.root", const char* out = "run.json",
                 const char* options =
                     "--hidden 128 --batch 32 --epochs 3 --lr 0.1 --seed 1 --train-range 0:8000 --test-range 8000:10000",
-                const char* engine = "", const char* layout = "rowmajor", const char* alloc = "arena") {
+                const char* engine = "", const char* layout = "rowmajor", const char* alloc = "arena",
+                const char* input = "ttree-macro", const char* reader = "dataframe") {
   using namespace train_mnist_macro;
   std::string chosen = engine;
   if (chosen.empty()) chosen = cladbench_has_engine("clad") ? "clad" : "manual";
   if (!cladbench_has_engine(chosen.c_str()))
     return fail(2, "the " + chosen + " engine is not in libcladbench_c (clad needs Clad when it is built)");
 
-  std::fprintf(stderr, "train_mnist.C: reading %s\n", tree_file);
-  const Samples train = read_tree(tree_file, "train"), test = read_tree(tree_file, "test");
-  std::string flags = std::string(options) + " --dataset mnist --input ttree-macro --data " + tree_file;
+  const std::string how = reader;
+  if (how != "dataframe" && how != "rntuple") return fail(2, "reader " + how + ": expected dataframe or rntuple");
+  auto read = how == "rntuple" ? cladbench_root::read_rntuple : cladbench_root::read_dataframe;
+  std::fprintf(stderr, "train_mnist.C: reading %s (%s)\n", file, reader);
+  const Samples train = read(file, "train"), test = read(file, "test");
+  std::string flags = std::string(options) + " --dataset mnist --input " + input + " --data " + file;
   if (out && *out) flags += std::string(" --out ") + out;  // else the record goes to stdout
   cladbench_run* run =
       cladbench_run_create(chosen.c_str(), layout, alloc, flags.c_str(), train.size(), train.features, 10);

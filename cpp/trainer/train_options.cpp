@@ -1,11 +1,13 @@
 #include "train_options.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
 #include <tuple>
+#include <vector>
 
 #include "train_defaults.hpp"
 
@@ -21,7 +23,7 @@ std::string usage() {
       "  [--train-range B:E] [--test-range B:E] [--hidden W[,W...]] [--batch N] [--epochs N] [--lr X]\n"
       "  [--optimizer sgd|adam] [--seed N] [--threads N] [--warmup N] [--repetition N] [--purpose train|bench]\n"
       "  [--params-out FILE.npy]   (the trained flat parameters, float32, in the run's layout)\n"
-      "  (--input ttree-macro|ttree-pyroot: batches fed by a caller, cladbench::FedRun)\n"
+      "  (--input ttree-macro|ttree-pyroot|rntuple-macro|rntuple-pyroot: batches fed by a caller, cladbench::FedRun)\n"
       "defaults:";
   for (const auto& [flag, value] : generated::kDefaultFlags)
     if (*value) text += std::string(" --") + flag + " " + value;
@@ -100,8 +102,9 @@ TrainOptions parse_args(int argc, char** argv) {
   take("test-range", r, parse_range);
   std::tie(o.test_begin, o.test_end) = r;
   if (!kv.empty()) throw std::invalid_argument("unknown option --" + kv.begin()->first + "\n" + usage());
-  if (o.input != "file" && o.input != "ttree-macro" && o.input != "ttree-pyroot")
-    throw std::invalid_argument("--input must be file, ttree-macro or ttree-pyroot");
+  const std::vector<std::string> inputs = {"file", "ttree-macro", "ttree-pyroot", "rntuple-macro", "rntuple-pyroot"};
+  if (std::find(inputs.begin(), inputs.end(), o.input) == inputs.end())
+    throw std::invalid_argument("--input must be file, ttree-macro, ttree-pyroot, rntuple-macro or rntuple-pyroot");
   if (o.input != "file") {
     // FedRun: the caller feeds the batches; --data names the file they come from, for the record.
     if (o.dataset != "mnist")

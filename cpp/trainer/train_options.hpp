@@ -19,7 +19,7 @@ struct TrainOptions {
   std::string model;                     // mlp, or cnn (GW windows only) with --conv blocks and one --hidden
   std::string conv;
   std::string purpose;         // train (learning curves) or bench (timing runs); kept apart in the report
-  std::string input = "file";  // where batches come from: file (the data files), ttree-macro, ttree-pyroot (FedRun)
+  std::string input = "file";  // where batches come from: file (the data files), ttree-/rntuple-macro, -pyroot (FedRun)
   long train_begin = 0, train_end = 0, test_begin = 0, test_end = 0;
   std::vector<int> hidden;
   int batch = 0, epochs = 0, threads = 0, warmup = 0, repetition = 0;

@@ -309,7 +309,8 @@ FedRun::FedRun(const std::vector<std::string>& args, const Variant& variant, lon
   std::vector<char*> argv;
   for (std::string& a : argv_strings) argv.push_back(a.data());
   st.o = parse_args(int(argv.size()), argv.data());
-  if (st.o.input == "file") throw std::invalid_argument("a fed run needs --input ttree-macro or ttree-pyroot");
+  if (st.o.input == "file")
+    throw std::invalid_argument("a fed run needs --input ttree-macro, ttree-pyroot, rntuple-macro or rntuple-pyroot");
   if (n_train != st.o.train_end - st.o.train_begin)
     throw std::invalid_argument("the training set has " + std::to_string(n_train) + " samples but --train-range " +
                                 std::to_string(st.o.train_begin) + ":" + std::to_string(st.o.train_end) + " names " +

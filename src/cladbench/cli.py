@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     calib.set_defaults(func=cmd_calib)
 
     root = sub.add_parser(
-        "root", add_help=False, help="ROOT: datasets as TTrees, training fed from a TTree (cladbench.root)"
+        "root",
+        add_help=False,
+        help="ROOT: datasets as TTrees and RNTuples, training fed from them, feeding times (cladbench.root)",
     )
     root.add_argument("args", nargs=argparse.REMAINDER)
     root.set_defaults(func=cmd_root)

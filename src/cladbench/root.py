@@ -1,19 +1,23 @@
-"""ROOT: the datasets as TTrees, and training fed from a TTree, in root.exe or in PyROOT.
+"""ROOT: the datasets as TTrees and RNTuples, and training fed from them, in root.exe or in PyROOT.
 
-    cladbench root trees-mnist --images I --labels L --train-range 0:8000 --test-range 8000:10000 --out mnist.root
-    cladbench root trees-gw --data simulated.h5 --real gw150914-windows.h5 --out gw.root
-    cladbench root train --input ttree-macro  --trees mnist.root --engine clad --out run.json [training flags]
-    cladbench root train --input ttree-pyroot --trees mnist.root --engine clad --out run.json [training flags]
+    cladbench root write-mnist --format rntuple --images I --labels L --train-range 0:8000 \
+        --test-range 8000:10000 --out mnist.root
+    cladbench root write-gw --format ttree --data simulated.h5 --real gw150914-windows.h5 --out gw.root
+    cladbench root train --input rntuple-macro  --data mnist.root --engine clad --out run.json [training flags]
+    cladbench root train --input ttree-pyroot   --data mnist.root --engine clad --out run.json [training flags]
+    cladbench root feed --images I --labels L --mnist mnist-ttree.root mnist-rntuple.root \
+        --gw-data simulated.h5 --gw gw-ttree.root gw-rntuple.root --out feed.csv
 
-An MNIST tree file holds trees "train" and "test": a float array branch x[784] (the pixels as the
-trainers see them: scaled to [0, 1] and standardised by the C++ core's loader) and an int branch
-label. `--input ttree-macro` runs cpp/root/train_mnist.C under root.exe (no Python in that process:
-the macro trains through the C ABI, libcladbench_c.so); `--input ttree-pyroot` reads the trees with
-ROOT.RDataFrame into numpy here and trains through the Python module. Both feed the batches in the
-order cladbench-train uses for the same seed, so their losses equal the file-fed run's.
+An MNIST file holds trees (or RNTuples) "train" and "test": a float array column x[784] (the pixels
+as the trainers see them: scaled to [0, 1] and standardised by the C++ core's loader) and an int
+column label. `--input *-macro` runs cpp/root/train_mnist.C under root.exe (no Python in that
+process: the macro trains through the C ABI, libcladbench_c.so); `--input *-pyroot` reads the file
+here, through PyROOT, and trains through the Python module. Both read with cpp/root/samples.h and
+feed the batches in the order cladbench-train uses for the same seed, so their losses equal the
+file-fed run's. `feed` times how fast each format and reader brings the samples into memory.
 
-ROOT is optional (`pip install -e .[root]`, or conda's envs/root.yaml): without it these commands
-stop with a message saying so.
+ROOT is in requirements.lock (the `root` wheel; or conda's envs/root.yaml): without it these
+commands stop with a message saying so.
 """
 
 from __future__ import annotations
@@ -25,16 +29,41 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .matrix import ALLOCS, CPP_ENGINES, LAYOUTS
 from .options import RUN_FLAGS, parse_range, train_argv, train_default
 from .paths import REPO, alloc_counter_library, build_dir
 
 MACRO = REPO / "cpp" / "root" / "train_mnist.C"
+SAMPLES_HEADER = REPO / "cpp" / "root" / "samples.h"
+FORMATS = ("ttree", "rntuple")
+INPUTS = tuple(f"{fmt}-{where}" for fmt in FORMATS for where in ("macro", "pyroot"))
+# How a ROOT file can be read into memory (cladbench.root.read_samples), as the feeding table names them.
+READERS = {"dataframe": "RDataFrame", "rntuple": "RNTupleReader", "asnumpy": "RDataFrame.AsNumpy"}
+FEED_COLUMNS = [  # the feeding table (root_feed.csv), one row per dataset x format x reader
+    "dataset",
+    "format",
+    "reader",
+    "samples",
+    "features",
+    "file_bytes",
+    "repetitions",
+    "seconds_median",
+    "seconds_q1",
+    "seconds_q3",
+    "samples_per_s",
+]
+LOADER = "cladbench loader"  # the C++ core's IDX and HDF5 readers, which the file-fed trainers use
+# The reader training uses for each format (macro and PyROOT alike): RDataFrame for a TTree;
+# RNTupleReader's views for an RNTuple, which skip RDataFrame's event loop (the feeding table
+# shows it is the faster of the two).
+TRAINING_READER = {"ttree": "dataframe", "rntuple": "rntuple"}
 MNIST_CLASSES = 10
 
 
@@ -78,12 +107,56 @@ def import_root():
     return ROOT
 
 
-def _write_trees(
-    out: Path, trees: dict[str, dict[str, np.ndarray]], title: str, parameters: dict[str, float] | None = None
+def samples_api():
+    """cpp/root/samples.h, declared to ROOT's interpreter: the readers and the RNTuple writer."""
+    ROOT = import_root()
+    ROOT.gInterpreter.Declare(f'#include "{SAMPLES_HEADER}"')  # once: the header has #pragma once
+    return ROOT.cladbench_root
+
+
+def _fill_tree(ROOT, name: str, title: str, columns: dict[str, np.ndarray]) -> None:
+    """A TTree of the columns in the current file: a 2-D column becomes a fixed-size float array
+    branch (x[784]/F); 1-D int32, float32 and float64 columns become scalar branches."""
+    leaf_types = {np.dtype(np.float32): "F", np.dtype(np.float64): "D", np.dtype(np.int32): "I"}
+    tree = ROOT.TTree(name, title)
+    buffers = {}
+    for branch, column in columns.items():
+        if column.ndim == 2:
+            buffers[branch] = np.zeros(column.shape[1], dtype=np.float32)
+            tree.Branch(branch, buffers[branch], f"{branch}[{column.shape[1]}]/F")
+        else:
+            buffers[branch] = np.zeros(1, dtype=column.dtype)
+            tree.Branch(branch, buffers[branch], f"{branch}/{leaf_types[column.dtype]}")
+    for i in range(len(next(iter(columns.values())))):
+        for branch, column in columns.items():
+            buffers[branch][:] = column[i]
+        tree.Fill()
+    tree.Write()
+
+
+def _fill_rntuple(file, name: str, columns: dict[str, np.ndarray]) -> None:
+    """An RNTuple of the columns in `file`: a 2-D column becomes a std::vector<float> field, 1-D
+    columns scalar fields of their type."""
+    writer = samples_api().RNTupleColumns(len(next(iter(columns.values()))))
+    for field, column in columns.items():
+        if column.ndim == 2:
+            writer.add(field, column, column.shape[1])
+        else:
+            writer.add(field, column)
+    writer.write(file, name)
+
+
+def write_samples(
+    out: Path,
+    tables: dict[str, dict[str, np.ndarray]],
+    title: str,
+    fmt: str,
+    parameters: dict[str, float] | None = None,
 ) -> Path:
-    """Writes {tree name: {branch: column}} to a ROOT file, atomically (temp file + rename). A 2-D
-    column becomes a fixed-size float array branch (x[784]/F); 1-D int32, float32 and float64
-    columns become scalar branches."""
+    """Writes {name: {column: array}} to a ROOT file as TTrees or RNTuples (fmt), atomically (temp
+    file + rename), with `title` as TNamed "description" and `parameters` as TParameter<double>s."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt}: expected one of {', '.join(FORMATS)}")
     ROOT = import_root()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -91,25 +164,14 @@ def _write_trees(
     file = ROOT.TFile.Open(str(tmp), "RECREATE")
     if not file or file.IsZombie():
         raise OSError(f"cannot write {tmp}")
-    leaf_types = {np.dtype(np.float32): "F", np.dtype(np.float64): "D", np.dtype(np.int32): "I"}
-    for name, columns in trees.items():
-        tree = ROOT.TTree(name, title)
-        n = len(next(iter(columns.values())))
-        buffers = {}
-        for branch, column in columns.items():
-            column = np.ascontiguousarray(column)
-            if column.ndim == 2:
-                buffers[branch] = np.zeros(column.shape[1], dtype=np.float32)
-                tree.Branch(branch, buffers[branch], f"{branch}[{column.shape[1]}]/F")
-            else:
-                buffers[branch] = np.zeros(1, dtype=column.dtype)
-                tree.Branch(branch, buffers[branch], f"{branch}/{leaf_types[column.dtype]}")
-            columns[branch] = column
-        for i in range(n):
-            for branch, column in columns.items():
-                buffers[branch][:] = column[i]
-            tree.Fill()
-        tree.Write()
+    for name, columns in tables.items():
+        columns = {k: np.ascontiguousarray(v) for k, v in columns.items()}  # alive until written
+        if fmt == "ttree":
+            _fill_tree(ROOT, name, title, columns)
+        else:
+            _fill_rntuple(file, name, columns)
+    file.cd()
+    ROOT.TNamed("description", title).Write()
     for name, value in (parameters or {}).items():
         ROOT.TParameter["double"](name, float(value)).Write()
     file.Close()
@@ -117,17 +179,18 @@ def _write_trees(
     return out
 
 
-def write_mnist_trees(
+def write_mnist(
     images: str,
     labels: str,
     train_range: tuple[int, int],
     test_range: tuple[int, int],
     out: Path,
+    fmt: str = "ttree",
     test_images: str = "",
     test_labels: str = "",
 ) -> Path:
-    """MNIST rows [train_range) of images/labels as tree "train", rows [test_range) of the test
-    files (default: the same files) as tree "test", with the pixels the trainers see."""
+    """MNIST rows [train_range) of images/labels as "train", rows [test_range) of the test files
+    (default: the same files) as "test", with the pixels the trainers see; TTrees or RNTuples."""
     from .core import core
 
     x, y = (t.numpy() for t in core.load_mnist(images, labels))
@@ -136,51 +199,57 @@ def write_mnist_trees(
     if not (0 <= a < b <= len(y) and 0 <= c < d <= len(test_y)):
         raise ValueError(f"ranges {a}:{b} and {c}:{d} do not fit {len(y)} training and {len(test_y)} test samples")
     title = "MNIST: x = pixels/255 standardised with (0.1307, 0.3081), as cladbench's trainers see them"
-    return _write_trees(
-        out, {"train": {"x": x[a:b], "label": y[a:b]}, "test": {"x": test_x[c:d], "label": test_y[c:d]}}, title
-    )
+    tables = {"train": {"x": x[a:b], "label": y[a:b]}, "test": {"x": test_x[c:d], "label": test_y[c:d]}}
+    return write_samples(out, tables, title, fmt)
 
 
-def write_gw_trees(data: str, real: str, out: Path) -> Path:
-    """The GW windows as trees: "windows" (simulated: x[channels*length] whitened strain, H1 then
-    L1, label, snr) and, with `real`, "gw150914" (x, t_start GPS). channels, length and
+def write_gw(data: str, real: str, out: Path, fmt: str = "ttree") -> Path:
+    """The GW windows: "windows" (simulated: x[channels*length] whitened strain, H1 then L1, label,
+    snr) and, with `real`, "gw150914" (x, t_start GPS); TTrees or RNTuples. channels, length and
     merger_offset are TParameter<double>s in the file."""
     from .core import core
 
     sim = core.load_gw_windows(data)
-    trees = {"windows": {"x": sim["x"].numpy(), "label": sim["labels"].numpy(), "snr": sim["snr"].numpy()}}
+    tables = {"windows": {"x": sim["x"].numpy(), "label": sim["labels"].numpy(), "snr": sim["snr"].numpy()}}
     if real:
         windows = core.load_gw_windows(real)
-        trees["gw150914"] = {"x": windows["x"].numpy(), "t_start": windows["t_start"].numpy()}
-    return _write_trees(
+        tables["gw150914"] = {"x": windows["x"].numpy(), "t_start": windows["t_start"].numpy()}
+    return write_samples(
         out,
-        trees,
+        tables,
         "GW windows: whitened strain (cladbench.data.gw), channels-major",
+        fmt,
         {"channels": sim["channels"], "length": sim["length"], "merger_offset": sim["merger_offset"]},
     )
 
 
-def read_mnist_tree(path: Path, tree: str) -> tuple[np.ndarray, np.ndarray]:
-    """(x float32 [n, features], labels int32 [n]) of a tree, through RDataFrame."""
-    ROOT = import_root()
-    columns = ROOT.RDataFrame(tree, str(path)).AsNumpy(["x", "label"])
-    x = np.stack([np.asarray(row, dtype=np.float32) for row in columns["x"]])
-    return x, columns["label"].astype(np.int32)
+def read_samples(path: Path, name: str, reader: str = "dataframe") -> tuple[np.ndarray, np.ndarray]:
+    """(x float32 [n, features], labels int32 [n]) of one TTree or RNTuple, by one of READERS:
+    samples.h's RDataFrame or RNTupleReader loop, or RDataFrame.AsNumpy (PyROOT's own way)."""
+    if reader == "asnumpy":
+        columns = import_root().RDataFrame(name, str(path)).AsNumpy(["x", "label"])
+        return np.stack([np.asarray(row, dtype=np.float32) for row in columns["x"]]), columns["label"].astype(np.int32)
+    if reader not in READERS:
+        raise ValueError(f"reader {reader}: expected one of {', '.join(READERS)}")
+    samples = getattr(samples_api(), f"read_{reader}")(str(path), name)
+    x = np.array(samples.x, dtype=np.float32).reshape(samples.size(), samples.features)  # a copy: samples dies here
+    return x, np.array(samples.labels, dtype=np.int32)
 
 
-def train_pyroot(trees: Path, engine: str, layout: str, alloc: str, flags: list[str]) -> int:
-    """The PyROOT path: trees -> RDataFrame -> numpy -> the module's FedRun, the batches in the seed's
-    order. `flags`: cladbench-train's. Returns the exit status (0 trained, 3 failed)."""
+def train_pyroot(input: str, data: Path, engine: str, layout: str, alloc: str, flags: list[str]) -> int:
+    """The PyROOT path: the file -> samples.h's reader -> numpy -> the module's FedRun, the batches
+    in the seed's order. `flags`: cladbench-train's. Returns the exit status (0 trained, 3 failed)."""
     from .core import core
 
-    x, y = read_mnist_tree(trees, "train")
-    test_x, test_y = read_mnist_tree(trees, "test")
+    reader = TRAINING_READER[input.split("-")[0]]
+    x, y = read_samples(data, "train", reader)
+    test_x, test_y = read_samples(data, "test", reader)
     ROOT = import_root()
     run = core.FedRun(
         engine,
         layout,
         alloc,
-        [*flags, "--input", "ttree-pyroot", "--data", str(trees)],
+        [*flags, "--input", input, "--data", str(data)],
         len(y),
         x.shape[1],
         MNIST_CLASSES,
@@ -200,6 +269,72 @@ def train_pyroot(trees: Path, engine: str, layout: str, alloc: str, flags: list[
     return run.finish()
 
 
+def feed_benchmark(
+    mnist: tuple[str, str],
+    mnist_files: dict[str, Path],
+    train_range: tuple[int, int],
+    gw_data: str,
+    gw_files: dict[str, Path],
+    repetitions: int,
+) -> pd.DataFrame:
+    """How fast each format and reader brings a dataset's training samples into memory, as the
+    training loop then gathers its batches from it: MNIST (IDX, and the "train" tree or RNTuple)
+    and the GW windows (HDF5, and "windows"). The IDX and HDF5 files are read by the C++ loaders
+    the file-fed trainers use; ROOT files by each of READERS. Each reader's arrays must equal the
+    loader's. One untimed read first (interpreter compilation, page cache); then `repetitions`
+    timed reads: median and quartiles of the seconds, samples/s from the median."""
+    from .core import core
+
+    def idx():
+        x, y = (t.numpy() for t in core.load_mnist(*mnist))
+        return x, y
+
+    def hdf5():
+        windows = core.load_gw_windows(gw_data)
+        return windows["x"].numpy(), windows["labels"].numpy()
+
+    cases = [("mnist", "idx", LOADER, idx, Path(mnist[0])), ("gw", "hdf5", LOADER, hdf5, Path(gw_data))]
+    for dataset, files, name in (("mnist", mnist_files, "train"), ("gw", gw_files, "windows")):
+        for fmt, path in files.items():
+            for reader in [r for r in READERS if r != "rntuple" or fmt == "rntuple"]:
+                read = lambda path=path, name=name, reader=reader: read_samples(path, name, reader)  # noqa: E731
+                cases.append((dataset, fmt, READERS[reader], read, Path(path)))
+    reference = {"mnist": idx(), "gw": hdf5()}
+    a, b = train_range
+    reference["mnist"] = tuple(column[a:b] for column in reference["mnist"])
+    rows = []
+    for dataset, fmt, reader, read, path in cases:
+        x, y = read()
+        n, want = len(y), reference[dataset]
+        if fmt == "idx":  # the loader reads the whole file; the ROOT files hold the training rows
+            x, y = x[a:b], y[a:b]
+        if not (np.array_equal(x, want[0]) and np.array_equal(y, want[1])):
+            raise RuntimeError(f"{path} read by {reader} differs from the {dataset} data the trainers read")
+        seconds = []
+        for _ in range(repetitions):
+            start = time.perf_counter()
+            x, _y = read()
+            seconds.append(time.perf_counter() - start)
+        q1, median, q3 = np.percentile(seconds, [25, 50, 75])
+        rows.append(
+            dict(
+                dataset=dataset,
+                format=fmt,
+                reader=reader,
+                samples=n,
+                features=x.shape[1],
+                file_bytes=path.stat().st_size,
+                repetitions=repetitions,
+                seconds_median=median,
+                seconds_q1=q1,
+                seconds_q3=q3,
+                samples_per_s=n / median,
+            )
+        )
+        print(f"cladbench root feed: {dataset} {fmt} {reader}: {n / median:,.0f} samples/s", file=sys.stderr)
+    return pd.DataFrame(rows, columns=FEED_COLUMNS)
+
+
 def counted_env() -> dict:
     """This environment with the allocation counter preloaded, so that a run's record counts heap
     allocations per step (as `cladbench train` does for the pytorch engine)."""
@@ -211,14 +346,15 @@ def counted_env() -> dict:
 
 
 def macro_command(
-    trees: Path, out: str, engine: str, layout: str, alloc: str, flags: list[str]
+    input: str, data: Path, out: str, engine: str, layout: str, alloc: str, flags: list[str]
 ) -> tuple[list[str], dict]:
     """root.exe running cpp/root/train_mnist.C, and its environment (the C ABI library's directory
     on LD_LIBRARY_PATH, the allocation counter preloaded)."""
     exe = root_exe()
     if exe is None:
         raise RootMissing(root_missing_reason())
-    args = ", ".join(f'"{a}"' for a in (trees, out, " ".join(flags), engine, layout, alloc))
+    reader = TRAINING_READER[input.split("-")[0]]
+    args = ", ".join(f'"{a}"' for a in (data, out, " ".join(flags), engine, layout, alloc, input, reader))
     env = counted_env()
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(build_dir()), env.get("LD_LIBRARY_PATH")]))
     return [str(exe), "-b", "-q", "-l", "-n", f"{MACRO}({args})"], env
@@ -227,7 +363,8 @@ def macro_command(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cladbench root", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    mnist = sub.add_parser("trees-mnist", help="MNIST rows as trees train and test")
+    mnist = sub.add_parser("write-mnist", help="MNIST rows as TTrees or RNTuples train and test")
+    mnist.add_argument("--format", choices=FORMATS, default="ttree")
     mnist.add_argument("--images", required=True)
     mnist.add_argument("--labels", required=True)
     mnist.add_argument("--test-images", default="", help="test rows from this file (e.g. t10k); default: --images")
@@ -235,13 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     mnist.add_argument("--train-range", default=train_default("train-range"))
     mnist.add_argument("--test-range", default=train_default("test-range"))
     mnist.add_argument("--out", required=True, type=Path)
-    gw = sub.add_parser("trees-gw", help="GW windows (cladbench gw's HDF5) as trees")
+    gw = sub.add_parser("write-gw", help="GW windows (cladbench gw's HDF5) as TTrees or RNTuples")
+    gw.add_argument("--format", choices=FORMATS, default="ttree")
     gw.add_argument("--data", required=True)
     gw.add_argument("--real", default="")
     gw.add_argument("--out", required=True, type=Path)
-    train = sub.add_parser("train", help="train the MNIST MLP from a tree file, in root.exe or in PyROOT")
-    train.add_argument("--input", choices=("ttree-macro", "ttree-pyroot"), required=True)
-    train.add_argument("--trees", required=True, type=Path, help="file with trees train and test (trees-mnist)")
+    train = sub.add_parser("train", help="train the MNIST MLP from a ROOT file, in root.exe or in PyROOT")
+    train.add_argument("--input", choices=INPUTS, required=True, help="the file's format, and who reads it")
+    train.add_argument("--data", required=True, type=Path, help="the file with train and test (write-mnist)")
     train.add_argument("--engine", choices=CPP_ENGINES, required=True)
     train.add_argument("--layout", choices=LAYOUTS, default="rowmajor")
     train.add_argument("--alloc", choices=ALLOCS, default="arena")
@@ -249,36 +387,53 @@ def main(argv: list[str] | None = None) -> int:
     for name in RUN_FLAGS:
         default = train_default(name)  # the trainer's own (cladbench.options)
         train.add_argument("--" + name.replace("_", "-"), default=default, type=type(default))
+    feed = sub.add_parser("feed", help="time each format's and reader's reading of the training samples")
+    feed.add_argument("--images", required=True, help="MNIST IDX images (the file the trees were written from)")
+    feed.add_argument("--labels", required=True)
+    feed.add_argument("--train-range", default=train_default("train-range"), help="the rows the trees hold")
+    feed.add_argument("--mnist", nargs=2, required=True, type=Path, metavar=("TTREE", "RNTUPLE"))
+    feed.add_argument("--gw-data", required=True, help="the simulated GW windows (HDF5) the trees were written from")
+    feed.add_argument("--gw", nargs=2, required=True, type=Path, metavar=("TTREE", "RNTUPLE"))
+    feed.add_argument("--repetitions", type=int, default=5)
+    feed.add_argument("--out", required=True, type=Path, help="the table (CSV)")
     args = parser.parse_args(argv)
     try:
-        if args.what == "trees-mnist":
+        if args.what == "write-mnist":
+            ranges = parse_range(args.train_range), parse_range(args.test_range)
             print(
-                write_mnist_trees(
-                    args.images,
-                    args.labels,
-                    parse_range(args.train_range),
-                    parse_range(args.test_range),
-                    args.out,
-                    args.test_images,
-                    args.test_labels,
+                write_mnist(
+                    args.images, args.labels, *ranges, args.out, args.format, args.test_images, args.test_labels
                 )
             )
             return 0
-        if args.what == "trees-gw":
-            print(write_gw_trees(args.data, args.real, args.out))
+        if args.what == "write-gw":
+            print(write_gw(args.data, args.real, args.out, args.format))
             return 0
-        if args.input == "ttree-pyroot":
+        if args.what == "feed":
+            table = feed_benchmark(
+                (args.images, args.labels),
+                dict(zip(FORMATS, args.mnist)),
+                parse_range(args.train_range),
+                args.gw_data,
+                dict(zip(FORMATS, args.gw)),
+                args.repetitions,
+            )
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(args.out, index=False)
+            return 0
+        if args.input.endswith("-pyroot"):
             env = counted_env()
             if env.get("LD_PRELOAD") != os.environ.get("LD_PRELOAD"):  # rerun with the counter preloaded
                 argv = sys.argv[1:] if argv is None else argv
                 return subprocess.run([sys.executable, "-m", "cladbench.root", *argv], env=env).returncode
             out = ["--out", args.out] if args.out else []
-            return train_pyroot(args.trees, args.engine, args.layout, args.alloc, train_argv(args, RUN_FLAGS) + out)
+            flags = train_argv(args, RUN_FLAGS) + out
+            return train_pyroot(args.input, args.data, args.engine, args.layout, args.alloc, flags)
         command, env = macro_command(
-            args.trees, args.out, args.engine, args.layout, args.alloc, train_argv(args, RUN_FLAGS)
+            args.input, args.data, args.out, args.engine, args.layout, args.alloc, train_argv(args, RUN_FLAGS)
         )
         return subprocess.run(command, env=env).returncode
-    except (RootMissing, ValueError, OSError) as error:
+    except (RootMissing, ValueError, OSError, RuntimeError) as error:
         print(f"cladbench root: {error}", file=sys.stderr)
         return 2
 

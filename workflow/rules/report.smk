@@ -34,8 +34,11 @@ REPORT_CODE = [
     for name in ("__init__", "style", "tables", "figures", "latex", "provenance")
 ]
 
-# Tables a figure reads beside the aggregated ones: the op bench's (workflow/rules/bench.smk).
+# Tables a figure reads beside the aggregated ones: the op bench's (workflow/rules/bench.smk) and,
+# where ROOT runs, the feeding table (workflow/rules/root.smk).
 FIGURE_TABLES = {"op_cost": {"op_cost": rules.op_bench.output.table}}
+if ROOT_OK:
+    FIGURE_TABLES["root_feed"] = {"root_feed": ROOT_FEED}
 
 for figure in FIGURES:
 
@@ -72,7 +75,7 @@ rule report_tables:
         targets=report(f"{RESULTS}/report/targets.tex", caption="../report/targets.rst", category="Tables"),
         targets_csv=f"{RESULTS}/report/targets.csv",
         gw=report(f"{RESULTS}/report/gw.tex", category="Tables"),
-        ttree=report(f"{RESULTS}/report/ttree.tex", category="Tables"),
+        root_fed=report(f"{RESULTS}/report/root_fed.tex", caption="../report/root_fed_table.rst", category="Tables"),
         op_cost=report(f"{RESULTS}/report/op_cost.tex", caption="../report/op_cost_table.rst", category="Tables"),
         provenance=report(f"{RESULTS}/report/provenance.md", category="Provenance"),
     log:

@@ -1,68 +1,108 @@
-# ROOT (issue 7): MNIST and the GW windows as TTrees, and MNIST runs fed from the tree, by the ROOT
-# macro under root.exe (no Python in that process) and by PyROOT, beside the file-fed runs they are
-# compared with in the report. Runs only where ROOT is installed (the `root` extra or envs/root.yaml)
-# and config root.enabled is on; otherwise reported as not run, with the reason. Logic: cladbench.root.
-from cladbench.root import MACRO, root_missing_reason
+# ROOT (issues 7 and 19): MNIST and the GW windows as TTrees and as RNTuples; MNIST runs fed from
+# each, by the ROOT macro under root.exe (no Python in that process) and by PyROOT, beside the
+# file-fed runs they are compared with in the report; and the feeding table (how fast each format
+# and reader brings the samples into memory). Runs only where ROOT is installed (requirements.lock
+# has the `root` wheel; conda: envs/root.yaml) and config root.enabled is on; otherwise reported as
+# not run, with the reason. Logic: cladbench.root.
+from cladbench.root import FORMATS, MACRO, SAMPLES_HEADER, root_missing_reason
 
 ROOT_CONFIG = config.get("root", {})
 _root_missing = root_missing_reason()
 ROOT_OK = ROOT_CONFIG.get("enabled", False) and _root_missing is None
-if not ROOT_CONFIG.get("enabled", False):
-    NOT_RUN["ttree-*"] = "TTree-fed runs are off in the config (root.enabled)"
-elif _root_missing:
-    NOT_RUN["ttree-*"] = _root_missing
-    logger.warning(f"not run: ttree-*: {_root_missing}")
+for _fmt in FORMATS:
+    if not ROOT_CONFIG.get("enabled", False):
+        NOT_RUN[f"{_fmt}-*"] = "ROOT-fed runs are off in the config (root.enabled)"
+    elif _root_missing:
+        NOT_RUN[f"{_fmt}-*"] = _root_missing
+        logger.warning(f"not run: {_fmt}-*: {_root_missing}")
 
-# One TTree-fed run per input x engine (rowmajor-arena) x the training runs' batches, threads and
-# repetitions: each has a file-fed twin in MNIST_RECORDS.
+# One ROOT-fed run per input x engine (rowmajor-arena) x batch (root.batch, else the training
+# runs') x the training runs' threads and repetitions: each has a file-fed twin in MNIST_RECORDS.
 ROOT_ENGINES = [
     e for e in ROOT_CONFIG.get("engines", ["clad", "manual"]) if e in config["engines"] and (e != "clad" or CLAD_OK)
 ]
 ROOT_RECORDS = (
     expand(
         f"{RESULTS}/runs/root/{{input}}/cpu-{{engine}}-rowmajor-arena-b{{batch}}-t{{threads}}-r{{rep}}.json",
-        input=ROOT_CONFIG.get("inputs", ["ttree-macro", "ttree-pyroot"]),
+        input=ROOT_CONFIG.get("inputs", ["ttree-macro", "ttree-pyroot", "rntuple-macro", "rntuple-pyroot"]),
         engine=ROOT_ENGINES,
-        batch=config["train"]["batch"],
+        batch=ROOT_CONFIG.get("batch", config["train"]["batch"]),
         threads=config["train"]["threads"],
         rep=range(config["repetitions"]),
     )
     if ROOT_OK
     else []
 )
-ROOT_OUTPUTS = ROOT_RECORDS + (["resources/root/gw.root"] if ROOT_OK else [])
+ROOT_FEED = f"{RESULTS}/tables/root_feed.csv"
+ROOT_OUTPUTS = ROOT_RECORDS + ([ROOT_FEED] if ROOT_OK else [])
+ROOT_CODE = [str(REPO / "src" / "cladbench" / "root.py"), str(SAMPLES_HEADER)]
 
 
-rule ttree_mnist:
+rule root_mnist:
     input:
         data=[f"resources/{name}" for name in MNIST_FILES[config["mnist"]["split"]]],
         test=[f"resources/{name}" for name in MNIST_FILES["t10k"]],
+        code=ROOT_CODE,
     output:
-        "resources/root/mnist.root",
+        "resources/root/mnist-{format}.root",
     log:
-        f"{RESULTS}/logs/ttree_mnist.log",
+        f"{RESULTS}/logs/root_mnist-{{format}}.log",
+    wildcard_constraints:
+        format="|".join(FORMATS),
     conda:
         "../../envs/root.yaml"
     params:
         ranges="--train-range {0}:{1} ".format(*config["mnist"]["train_range"])
         + "--test-range {0}:{1}".format(*config["mnist"]["test_range"]),
     shell:
-        "cladbench root trees-mnist --images {input.data[0]} --labels {input.data[1]} --test-images {input.test[0]} "
-        "--test-labels {input.test[1]} {params.ranges} --out {output} 2> {log}"
+        "cladbench root write-mnist --format {wildcards.format} --images {input.data[0]} --labels {input.data[1]} "
+        "--test-images {input.test[0]} --test-labels {input.test[1]} {params.ranges} --out {output} 2> {log}"
 
 
-rule ttree_gw:
+rule root_gw:
     input:
         data=GW_DATA,
         real="resources/gw/gw150914-windows.h5",
+        code=ROOT_CODE,
     output:
-        "resources/root/gw.root",
+        "resources/root/gw-{format}.root",
     log:
-        f"{RESULTS}/logs/ttree_gw.log",
+        f"{RESULTS}/logs/root_gw-{{format}}.log",
+    wildcard_constraints:
+        format="|".join(FORMATS),
     conda:
         "../../envs/root.yaml"
     shell:
-        "cladbench root trees-gw --data {input.data} --real {input.real} --out {output} 2> {log}"
+        "cladbench root write-gw --format {wildcards.format} --data {input.data} --real {input.real} --out {output} "
+        "2> {log}"
+
+
+# Timed: alone on the machine (TIMING_RESOURCES), one thread, as the trainers read.
+rule root_feed:
+    input:
+        data=[f"resources/{name}" for name in MNIST_FILES[config["mnist"]["split"]]],
+        mnist=expand("resources/root/mnist-{format}.root", format=FORMATS),
+        gw_data=GW_DATA,
+        gw=expand("resources/root/gw-{format}.root", format=FORMATS),
+        code=ROOT_CODE,
+    output:
+        table=ROOT_FEED,
+    log:
+        f"{RESULTS}/logs/root_feed.log",
+    conda:
+        "../../envs/root.yaml"
+    threads: 1
+    resources:
+        **TIMING_RESOURCES,
+        runtime=30,
+        mem_mb=6000,
+    params:
+        train_range="{0}:{1}".format(*config["mnist"]["train_range"]),
+        repetitions=ROOT_CONFIG.get("feed_repetitions", 5),
+    shell:
+        "cladbench root feed --images {input.data[0]} --labels {input.data[1]} --train-range {params.train_range} "
+        "--mnist {input.mnist} --gw-data {input.gw_data} --gw {input.gw} --repetitions {params.repetitions} "
+        "--out {output.table} 2> {log}"
 
 
 rule build_capi:
@@ -82,21 +122,22 @@ rule build_capi:
 PYTHON_PACKAGE = REPO / "src" / "cladbench"
 
 
-rule train_ttree:
+rule train_root:
     input:
-        trees="resources/root/mnist.root",
+        data="resources/root/mnist-{format}.root",
         # what the run runs: the macro and the C ABI, or PyROOT and the Python module
         code=lambda wildcards: (
-            [str(MACRO), f"{BUILD}/libcladbench_c.so"]
-            if wildcards.input == "ttree-macro"
-            else [str(PYTHON_PACKAGE / "root.py"), *map(str, PYTHON_PACKAGE.glob("_core*.so"))]
+            [str(MACRO), str(SAMPLES_HEADER), f"{BUILD}/libcladbench_c.so"]
+            if wildcards.reader == "macro"
+            else [*ROOT_CODE, *map(str, PYTHON_PACKAGE.glob("_core*.so"))]
         ),
     output:
-        f"{RESULTS}/runs/root/{{input}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
+        f"{RESULTS}/runs/root/{{format}}-{{reader}}/{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.json",
     log:
-        f"{RESULTS}/logs/train_ttree/{{input}}-{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.log",
+        f"{RESULTS}/logs/train_root/{{format}}-{{reader}}-{{variant}}-b{{batch}}-t{{threads}}-r{{rep}}.log",
     wildcard_constraints:
-        input="ttree-macro|ttree-pyroot",
+        format="|".join(FORMATS),
+        reader="macro|pyroot",
         variant=variant_pattern(CPP_ENGINES, ["cpu"]),
     conda:
         "../../envs/root.yaml"
@@ -109,8 +150,8 @@ rule train_ttree:
         engine=engine_flags,
         args=f"{MNIST_ARGS} --epochs {config['train']['epochs']}",
     shell:
-        "cladbench root train --input {wildcards.input} --trees {input.trees} {params.engine} {params.args} "
-        "--batch {wildcards.batch} --threads {wildcards.threads} --repetition {wildcards.rep} --out {output} 2> {log}"
+        "cladbench root train --input {wildcards.format}-{wildcards.reader} --data {input.data} {params.engine} "
+        "{params.args} --batch {wildcards.batch} --threads {wildcards.threads} --repetition {wildcards.rep} --out {output} 2> {log}"
 
 
 # The ROOT stage alone: `snakemake root`.

@@ -36,25 +36,26 @@ from .figures import (  # noqa: E402
     fig_gw_roc,
     fig_loss_curves,
     fig_op_cost,
+    fig_root_feed,
     fig_speedup,
     fig_step_time,
     fig_throughput,
 )
-from .latex import gw_tex, headline_tex, op_cost_tex, targets_tex, ttree_tex  # noqa: E402
+from .latex import gw_tex, headline_tex, op_cost_tex, root_fed_tex, targets_tex  # noqa: E402
 from .provenance import provenance_md, timing_summary  # noqa: E402
 from .style import RC, save  # noqa: E402
 from .tables import TABLES, file_fed, read_table, targets_table, timing_runs, untimed_note  # noqa: E402
 
 
 def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None = None) -> list[Path]:
-    """Every figure (PDF, PNG), headline.tex, targets.tex/.csv, gw.tex, ttree.tex, op_cost.tex and
+    """Every figure (PDF, PNG), headline.tex, targets.tex/.csv, gw.tex, root_fed.tex, op_cost.tex and
     provenance.md from the tables in tables_dir (runs.csv required); returns the files written.
     `only`: one figure's name, or "tables" for the LaTeX tables and the provenance page (so the
     workflow can remake one output alone)."""
     tables_dir, out_dir = Path(tables_dir), Path(out_dir)
     if not (tables_dir / "runs.csv").exists():
         raise FileNotFoundError(f"{tables_dir / 'runs.csv'}: the report needs at least the runs table")
-    all_runs, epochs, scores, trace, not_run, op_cost = (read_table(tables_dir, name) for name in TABLES)
+    all_runs, epochs, scores, trace, not_run, op_cost, feed = (read_table(tables_dir, name) for name in TABLES)
     runs = file_fed(all_runs[all_runs["engine"].isin(ENGINES)])  # figures: an unknown engine would have no colour
     out_dir.mkdir(parents=True, exist_ok=True)
     timed = timing_runs(runs)
@@ -73,6 +74,7 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
         "gw_roc": lambda: fig_gw_roc(scores),
         "gw150914_trace": lambda: fig_gw150914_trace(trace),
         "op_cost": lambda: fig_op_cost(op_cost),
+        "root_feed": lambda: fig_root_feed(feed, not_run),
     }
     assert list(figures) == FIGURES
     if only is not None and only != "tables" and only not in figures:
@@ -96,10 +98,11 @@ def build_report(tables_dir: str | Path, out_dir: str | Path, only: str | None =
     (out_dir / "targets.tex").write_text(targets_tex(timed))
     targets_table(timed).to_csv(out_dir / "targets.csv", index=False)
     (out_dir / "gw.tex").write_text(gw_tex(runs))
-    (out_dir / "ttree.tex").write_text(ttree_tex(all_runs[all_runs["engine"].isin(ENGINES)], all_epochs, not_run))
+    fed = all_runs[all_runs["engine"].isin(ENGINES)]
+    (out_dir / "root_fed.tex").write_text(root_fed_tex(fed, all_epochs, not_run))
     (out_dir / "op_cost.tex").write_text(op_cost_tex(op_cost))
     (out_dir / "provenance.md").write_text(provenance_md(all_runs, not_run, notes, timing_summary(runs)))
-    tables = ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "ttree.tex", "op_cost.tex", "provenance.md")
+    tables = ("headline.tex", "targets.tex", "targets.csv", "gw.tex", "root_fed.tex", "op_cost.tex", "provenance.md")
     return written + [out_dir / name for name in tables]
 
 

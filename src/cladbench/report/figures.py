@@ -20,6 +20,7 @@ from .style import (
     COLORS,
     DASHES,
     NOISY_HANDLE,
+    PANEL_W,
     batch_axis,
     dodge,
     engine_legend,
@@ -36,6 +37,7 @@ from .tables import (
     MIN_SNR,
     NO_BENCH_RUNS,
     NO_OP_COST,
+    NO_ROOT_FEED,
     PANEL,
     ablation_table,
     allocation_table,
@@ -59,6 +61,7 @@ FIGURES = [
     "gw_roc",
     "gw150914_trace",
     "op_cost",
+    "root_feed",
 ]
 TIMING_FIGURES = ["step_time", "throughput", "speedup", "floor", "ablation"]  # drawn from bench runs only
 
@@ -376,4 +379,34 @@ def fig_op_cost(op_cost: pd.DataFrame) -> Figure:
     fig = facets(table, ["model", "threads"], draw)
     handles = [Line2D([], [], color="0.3", ls="--", label="as fast as the fused op")]
     engine_legend(fig, table["engine"], handles + ([NOISY_HANDLE] if table["ratio_noisy"].any() else []))
+    return fig
+
+
+FEED_COLORS = {"idx": "0.45", "hdf5": "0.45", "ttree": "#1f77b4", "rntuple": "#d62728"}
+
+
+def fig_root_feed(feed: pd.DataFrame, not_run: pd.DataFrame) -> Figure:
+    """How fast each format and reader brings a dataset's training samples into memory (cladbench
+    root feed): samples/s from the median read, with the quartiles, a panel per dataset; each bar
+    says the file's bytes per sample."""
+    if feed.empty:
+        why = [r.reason for r in not_run.itertuples(index=False) if str(r.variant).startswith(("ttree", "rntuple"))]
+        return placeholder(NO_ROOT_FEED + (f": {why[0]}" if why else ""))
+    datasets = list(dict.fromkeys(feed["dataset"]))
+    bars = feed.groupby("dataset", sort=False).size()
+    fig = Figure(figsize=(PANEL_W * 2.2, 0.9 + 0.28 * len(feed) + 0.5 * len(datasets)), layout="constrained")
+    axes = fig.subplots(len(datasets), 1, squeeze=False, sharex=True, height_ratios=list(bars + 1))[:, 0]
+    for ax, dataset in zip(axes, datasets):
+        rows = feed[feed["dataset"].eq(dataset)].iloc[::-1]
+        rate = rows["samples"] / rows["seconds_median"]
+        low, high = rows["samples"] / rows["seconds_q3"], rows["samples"] / rows["seconds_q1"]
+        y = np.arange(len(rows))
+        ax.barh(y, rate, xerr=[rate - low, high - rate], color=[FEED_COLORS.get(f, "0.6") for f in rows["format"]])
+        ax.set_yticks(y, [f"{f} · {r}" for f, r in zip(rows["format"], rows["reader"])])
+        for yi, value, row in zip(y, rate, rows.itertuples(index=False)):
+            ax.text(value, yi, f"  {row.file_bytes / row.samples / 1024:.1f} KiB/sample", va="center", fontsize=7)
+        ax.set_xscale("log")
+        ax.set_title(f"{dataset}: {int(rows['features'].iloc[0])} floats a sample", fontsize=9)
+    axes[-1].set_xlim(right=axes[-1].get_xlim()[1] * 6)  # room for the labels
+    axes[-1].set_xlabel("samples/s into memory (median read, quartiles)")
     return fig

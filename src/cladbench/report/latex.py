@@ -1,5 +1,5 @@
 """The report's LaTeX tables (booktabs): escaping text, formatting numbers (a dagger on a noisy
-cell), the tabular writer, and each table: headline.tex, targets.tex, gw.tex, ttree.tex and op_cost.tex."""
+cell), the tabular writer, and each table: headline.tex, targets.tex, gw.tex, root_fed.tex and op_cost.tex."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from .tables import (
     TARGET_THREADS,
     headline_table,
     op_cost_table,
+    root_fed_table,
     targets_table,
-    ttree_table,
 )
 
 TEX_ESCAPES = {
@@ -75,8 +75,8 @@ def _firm(value, fmt: str, is_noisy) -> str:
     return num(value, fmt) + (DAGGER if is_noisy and not pd.isna(value) else "")
 
 
-def ttree_tex(runs: pd.DataFrame, epochs: pd.DataFrame, not_run: pd.DataFrame) -> str:
-    table = ttree_table(runs, epochs)
+def root_fed_tex(runs: pd.DataFrame, epochs: pd.DataFrame, not_run: pd.DataFrame) -> str:
+    table = root_fed_table(runs, epochs)
     header = ["input", "engine", "batch", "rep.", "epochs", "final loss", "max rel. loss diff."]
     rows = [
         [
@@ -90,13 +90,13 @@ def ttree_tex(runs: pd.DataFrame, epochs: pd.DataFrame, not_run: pd.DataFrame) -
         ]
         for r in table.itertuples(index=False)
     ]
-    why = [r.reason for r in not_run.itertuples(index=False) if str(r.variant).startswith("ttree")]
-    empty = "no TTree-fed runs in this study" + (": " + tex(why[0]) if why else "")
+    why = [r.reason for r in not_run.itertuples(index=False) if str(r.variant).startswith(("ttree", "rntuple"))]
+    empty = "no ROOT-fed runs in this study" + (": " + tex(why[0]) if why else "")
     return tabular(
         header,
         rows,
         "llrrrrr",
-        "TTree-fed runs (ROOT macro, PyROOT) against the file-fed run with the "
+        "TTree- and RNTuple-fed runs (ROOT macro, PyROOT) against the file-fed run with the "
         "same variant, batch and seed: largest relative difference of the per-epoch training losses",
         empty=empty,
     )

@@ -2,7 +2,7 @@
 cladbench.records.aggregate) and the op bench's table (op_cost.csv, cladbench.bench.op_bench): reading
 them (TABLES, read_table), which runs each figure uses (timing_runs, headline_runs, file_fed), and each
 computed table: step time, GEMM floor, speedup (within each repetition), the performance targets,
-ablation, allocations, ROC, the headline, the TTree-fed comparison and what composability costs.
+ablation, allocations, ROC, the headline, the ROOT-fed comparison, ROOT feeding and what composability costs.
 Pure pandas; no drawing."""
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import pandas as pd
 from ..bench.timing import OP_COST_COLUMNS, noisy, ok_runs, spread
 from ..matrix import BASELINES, ENGINES, KERNEL_ENGINES
 from ..records.aggregate import TABLE_COLUMNS
+from ..root import FEED_COLUMNS
 
 PANEL = ["dataset", "model", "device", "threads"]  # one panel of the timing figures
 MIN_SNR = 10  # ROC: signals with SNR >= 10 against all noise, as the records' roc_auc
 NO_BENCH_RUNS = "no successful bench runs in this study (training runs are not timed)"
 NO_OP_COST = "no op bench table in this study (op_cost.csv: the workflow's rule op_bench)"
+NO_ROOT_FEED = "no feeding table in this study (root_feed.csv: the workflow's rule root_feed, where ROOT is installed)"
 
 # The numeric columns of each table (cladbench.records.aggregate.TABLE_COLUMNS has them all); the rest
 # stay text ("3.10" is not 3.1).
@@ -51,8 +53,10 @@ NUMERIC = {
     "gw150914_trace": ["batch", "repetition", "t_rel_s", "score"],
     "not_run": [],
     "op_cost": ["batch", "threads", "warmup", "steps", "repetition", "fused_s", "composable_s"],
+    "root_feed": [c for c in FEED_COLUMNS if c not in ("dataset", "format", "reader")],
 }
-COLUMNS = {**TABLE_COLUMNS, "op_cost": OP_COST_COLUMNS}  # the aggregated tables and the op bench's
+# The aggregated tables, the op bench's and the feeding table (cladbench.root)
+COLUMNS = {**TABLE_COLUMNS, "op_cost": OP_COST_COLUMNS, "root_feed": FEED_COLUMNS}
 TABLES = {name: (COLUMNS[name], NUMERIC[name]) for name in COLUMNS}  # name: (columns, numeric columns)
 INTEGERS = ["batch", "threads", "repetition", "epoch", "label", "warmup", "steps"]
 
@@ -110,8 +114,8 @@ def headline_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def file_fed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of runs whose batches came from the data files (the figures' runs; TTree-fed runs are
-    compared with them in ttree.tex). Tables from before the input column count as file-fed."""
+    """Rows of runs whose batches came from the data files (the figures' runs; ROOT-fed runs are
+    compared with them in root_fed.tex). Tables from before the input column count as file-fed."""
     return frame[frame["input"].fillna("file").eq("file")]
 
 
@@ -369,11 +373,11 @@ def headline_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-TTREE_MATCH = ["variant", "dataset", "model", "batch", "threads", "repetition", "purpose"]
+ROOT_FED_MATCH = ["variant", "dataset", "model", "batch", "threads", "repetition", "purpose"]
 
 
-def ttree_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """Each TTree-fed run beside its file-fed twin (same variant, data, model, batch, threads,
+def root_fed_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Each TTree- or RNTuple-fed run beside its file-fed twin (same variant, data, model, batch, threads,
     repetition): the largest relative difference of their per-epoch training losses. (No step-time
     ratio: these are training runs, which share the machine with other jobs and are not timed.)"""
     runs = ok_runs(runs)
@@ -381,11 +385,11 @@ def ttree_table(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in fed.itertuples(index=False):
         r = r._asdict()
-        twin = files[np.logical_and.reduce([files[k].eq(r[k]) for k in [*TTREE_MATCH, "seed"]])]
+        twin = files[np.logical_and.reduce([files[k].eq(r[k]) for k in [*ROOT_FED_MATCH, "seed"]])]
         row = {k: r[k] for k in ["input", "engine", "layout", "alloc", "batch", "threads", "repetition"]}
         row.update(epochs=np.nan, loss_max_rel_diff=np.nan, final_loss=r["final_loss"])
         if len(twin):
-            keys = {k: r[k] for k in TTREE_MATCH if k in epochs}
+            keys = {k: r[k] for k in ROOT_FED_MATCH if k in epochs}
             mine, theirs = (
                 epochs[
                     np.logical_and.reduce([epochs[k].eq(v) for k, v in keys.items()]) & epochs["input"].eq(i)
