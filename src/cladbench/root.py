@@ -23,6 +23,7 @@ commands stop with a message saying so.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import platform
@@ -286,8 +287,7 @@ def feed_benchmark(
     from .core import core
 
     def idx():
-        x, y = (t.numpy() for t in core.load_mnist(*mnist))
-        return x, y
+        return tuple(t.numpy() for t in core.load_mnist(*mnist))
 
     def hdf5():
         windows = core.load_gw_windows(gw_data)
@@ -297,7 +297,7 @@ def feed_benchmark(
     for dataset, files, name in (("mnist", mnist_files, "train"), ("gw", gw_files, "windows")):
         for fmt, path in files.items():
             for reader in [r for r in READERS if r != "rntuple" or fmt == "rntuple"]:
-                read = lambda path=path, name=name, reader=reader: read_samples(path, name, reader)  # noqa: E731
+                read = functools.partial(read_samples, path, name, reader)
                 cases.append((dataset, fmt, READERS[reader], read, Path(path)))
     reference = {"mnist": idx(), "gw": hdf5()}
     a, b = train_range
