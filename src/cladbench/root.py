@@ -43,6 +43,7 @@ from .paths import REPO, alloc_counter_library, build_dir
 
 MACRO = REPO / "cpp" / "root" / "train_mnist.C"
 SAMPLES_HEADER = REPO / "cpp" / "root" / "samples.h"
+MINUIT2_HESSIAN_HEADER = REPO / "cpp" / "root" / "minuit2_hessian.h"
 FORMATS = ("ttree", "rntuple")
 INPUTS = tuple(f"{fmt}-{where}" for fmt in FORMATS for where in ("macro", "pyroot"))
 # How a ROOT file can be read into memory (cladbench.root.read_samples), as the feeding table names them.
@@ -108,11 +109,16 @@ def import_root():
     return ROOT
 
 
-def samples_api():
-    """cpp/root/samples.h, declared to ROOT's interpreter: the readers and the RNTuple writer."""
+def declared(header: Path):
+    """The namespace cladbench_root with a header of cpp/root/ declared to ROOT's interpreter."""
     ROOT = import_root()
-    ROOT.gInterpreter.Declare(f'#include "{SAMPLES_HEADER}"')  # once: the header has #pragma once
+    ROOT.gInterpreter.Declare(f'#include "{header}"')  # once: the headers have #pragma once
     return ROOT.cladbench_root
+
+
+def samples_api():
+    """cpp/root/samples.h: the readers and the RNTuple writer."""
+    return declared(SAMPLES_HEADER)
 
 
 def _fill_tree(ROOT, name: str, title: str, columns: dict[str, np.ndarray]) -> None:

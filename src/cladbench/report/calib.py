@@ -239,15 +239,24 @@ def cost_tex(cost: pd.DataFrame) -> str:
     )
 
 
+HESSIAN_LABELS = {  # calib_hessian.csv's methods, as the table names them
+    "clad": "Clad (clad::hessian)",
+    "finite-differences": "differences of the gradient",
+    "minuit2-hesse-clad": "Minuit2 HESSE fed Clad's",
+    "minuit2-hesse": "Minuit2 HESSE, own differences",
+}
+
+
 def hessian_tex(hessian: pd.DataFrame) -> str:
     """The Hessian behind the uncertainties: Clad's and the finite-difference one, their cost, how far
-    apart they are, and how far Minuit2's HESSE errors are from the errors of the one used."""
+    apart they are; Minuit2's HESSE fed Clad's and by its own differences, and how far its errors are
+    from those of the Hessian used."""
     if hessian.empty:
         return "% no calib_hessian.csv: run `cladbench calib run`\n"
     rows = [
         [
             str(row.regions),
-            tex(row.method),
+            tex(HESSIAN_LABELS.get(row.method, row.method)),
             f"{row.seconds * 1e3:.1f}",
             str(int(row.evaluations)),
             num(row.rel_diff, ".1e"),
