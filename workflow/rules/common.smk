@@ -180,6 +180,9 @@ def bench_data_flags(model):
 # so a timing job starts only when nothing else runs and nothing starts beside it. On SLURM each
 # gets a node of its own (sbatch --exclusive).
 TIMING_RESOURCES = dict(machine=100, slurm_extra="--exclusive")
+# The other jobs share the cores. The longest chain of them (gw_simulate, then train_gw, then the GW
+# search's scans) goes first (their `priority`), so that the rest fills the other core beside it
+# rather than leaving one idle while the chain runs alone at the end.
 
 
 # On SLURM, before the first submission: a job that no node of its partition can hold would pend

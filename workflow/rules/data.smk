@@ -29,6 +29,7 @@ rule gw_simulate:
         "resources/gw/simulated-n{n}-seed{seed}.h5",
     log:
         "results/logs/gw_simulate_n{n}_seed{seed}.log",
+    priority: 3  # the head of the run's longest chain (gw_simulate, train_gw, the search: workflow/rules/common.smk)
     conda:
         "../../envs/data.yaml"
     params:

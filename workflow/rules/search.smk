@@ -36,6 +36,7 @@ rule gw_search_real:
         f"{RESULTS}/logs/gw_search_real.log",
     benchmark:
         f"{RESULTS}/benchmarks/gw_search_real.tsv"
+    priority: 2  # the longest scan first (see gw_simulate)
     conda:
         "../../envs/search.yaml"
     threads: 1
@@ -66,6 +67,7 @@ rule gw_search_simulated:
     wildcard_constraints:
         kind="background|foreground",
         chunk=r"\d+",
+    priority: 1
     conda:
         "../../envs/search.yaml"
     threads: 1

@@ -48,6 +48,7 @@ rule train_gw:
         f"{RESULTS}/logs/train_gw/{{variant}}-r{{rep}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_gw/{{variant}}-r{{rep}}.tsv"
+    priority: 2  # the longest chain of the run, first (see gw_simulate)
     conda:
         "../../envs/train.yaml"
     threads: 1
