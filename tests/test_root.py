@@ -26,7 +26,7 @@ from cladbench.paths import REPO
 from cladbench.records import aggregate
 from cladbench.report import build_report
 from cladbench.report.tables import read_table, root_fed_table
-from cladbench.root import FORMATS, INPUTS, READERS, root_missing_reason
+from cladbench.root import FORMATS, INPUTS, readers_of, root_missing_reason
 
 RECORD_SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "run_record.schema.yaml").read_text())
 TRAIN, TEST = (0, 1536), (9000, 10000)
@@ -288,9 +288,8 @@ def test_root_files_read_back_as_the_trainers_see_the_data(mnist, root_files, tm
     gw.simulate(simulated, n_windows=8, seed=4)
     sim = core.load_gw_windows(str(simulated))
     for fmt in FORMATS:
-        readers = [r for r in READERS if r != "rntuple" or fmt == "rntuple"]
         gw_file = write_gw(str(simulated), "", tmp_path / f"gw-{fmt}.root", fmt)
-        for reader in readers:
+        for reader in readers_of(fmt):
             for name, (a, b) in (("train", TRAIN), ("test", TEST)):
                 tx, ty = read_samples(root_files[fmt], name, reader)
                 np.testing.assert_array_equal(tx, x[a:b], err_msg=f"{fmt} {reader} {name}")

@@ -69,6 +69,16 @@ TRAINING_READER = {"ttree": "dataframe", "rntuple": "rntuple"}
 MNIST_CLASSES = 10
 
 
+def readers_of(fmt: str) -> list[str]:
+    """The READERS that can read a file of this format (RNTupleReader reads RNTuples only)."""
+    return [r for r in READERS if r != "rntuple" or fmt == "rntuple"]
+
+
+def training_reader(input: str) -> str:
+    """The reader a ROOT-fed run (INPUTS: <format>-macro, <format>-pyroot) trains from."""
+    return TRAINING_READER[input.split("-")[0]]
+
+
 class RootMissing(RuntimeError):
     """ROOT (PyROOT or root.exe) is not installed."""
 
@@ -248,7 +258,7 @@ def train_pyroot(input: str, data: Path, engine: str, layout: str, alloc: str, f
     in the seed's order. `flags`: cladbench-train's. Returns the exit status (0 trained, 3 failed)."""
     from .core import core
 
-    reader = TRAINING_READER[input.split("-")[0]]
+    reader = training_reader(input)
     x, y = read_samples(data, "train", reader)
     test_x, test_y = read_samples(data, "test", reader)
     ROOT = import_root()
@@ -302,7 +312,7 @@ def feed_benchmark(
     cases = [("mnist", "idx", LOADER, idx, Path(mnist[0])), ("gw", "hdf5", LOADER, hdf5, Path(gw_data))]
     for dataset, files, name in (("mnist", mnist_files, "train"), ("gw", gw_files, "windows")):
         for fmt, path in files.items():
-            for reader in [r for r in READERS if r != "rntuple" or fmt == "rntuple"]:
+            for reader in readers_of(fmt):
                 read = functools.partial(read_samples, path, name, reader)
                 cases.append((dataset, fmt, READERS[reader], read, Path(path)))
     reference = {"mnist": idx(), "gw": hdf5()}
@@ -359,7 +369,7 @@ def macro_command(
     exe = root_exe()
     if exe is None:
         raise RootMissing(root_missing_reason())
-    reader = TRAINING_READER[input.split("-")[0]]
+    reader = training_reader(input)
     args = ", ".join(f'"{a}"' for a in (data, out, " ".join(flags), engine, layout, alloc, input, reader))
     env = counted_env()
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(build_dir()), env.get("LD_LIBRARY_PATH")]))
